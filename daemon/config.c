@@ -1,0 +1,238 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { T_STR, T_INT, T_MODE } key_type_t;
+
+typedef struct key_def {
+    const char *section; /* "daemon", or "kind" for [postgres] and [redis] alike */
+    const char *key;
+    key_type_t type;
+    size_t offset; /* in config_t, or in kind_cfg_t for "kind" keys */
+    size_t size;   /* for T_STR */
+    int min, max;  /* for T_INT */
+    const char *def;
+} key_def_t;
+
+#define D(key, type, field, min, max, def)                                                         \
+    {"daemon", key, type, offsetof(config_t, field), sizeof(((config_t *)0)->field), min, max, def}
+#define K(key, type, field, min, max, def)                                                         \
+    {"kind", key, type, offsetof(kind_cfg_t, field), sizeof(((kind_cfg_t *)0)->field), min, max, def}
+
+static const key_def_t keys[] = {
+    D("socket", T_STR, socket, 0, 0, ""),
+    D("state_dir", T_STR, state_dir, 0, 0, ""),
+    D("cache_dir", T_STR, cache_dir, 0, 0, ""),
+    D("run_as", T_STR, run_as, 0, 0, ""),
+    D("socket_mode", T_MODE, socket_mode, 0, 0777, "0660"),
+    D("socket_group", T_STR, socket_group, 0, 0, ""),
+    D("metrics_listen", T_STR, metrics_listen, 0, 0, ""),
+    D("log_level", T_STR, log_level, 0, 0, "info"),
+    D("max_databases", T_INT, max_databases, 1, 100000, "200"),
+    D("max_clients", T_INT, max_clients, 1, 100000, "1024"),
+    D("default_ttl_s", T_INT, default_ttl_s, 1, 31536000, "900"),
+    D("max_ttl_s", T_INT, max_ttl_s, 1, 31536000, "86400"),
+    D("default_wait_ms", T_INT, default_wait_ms, 0, 600000, "10000"),
+    D("shutdown_timeout_s", T_INT, shutdown_timeout_s, 1, 3600, "10"),
+    K("runtime", T_STR, runtime, 0, 0, "process"),
+    K("bin_dir", T_STR, bin_dir, 0, 0, ""),
+    K("image", T_STR, image, 0, 0, ""),
+    K("command", T_STR, command, 0, 0, ""),
+    K("docker_host", T_STR, docker_host, 0, 0, ""),
+    K("url", T_STR, url, 0, 0, ""),
+    K("isolation", T_STR, isolation, 0, 0, ""),
+    K("min_ready", T_INT, min_ready, 0, 100000, "4"),
+    K("max_total", T_INT, max_total, 1, 100000, "32"),
+    K("max_connections", T_INT, server_max_connections, 10, 100000, "300"),
+    K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
+};
+
+static void *field_ptr(config_t *cfg, const char *section, const key_def_t *k)
+{
+    char *base;
+    if (strcmp(k->section, "daemon") == 0)
+        base = (char *)cfg;
+    else if (strcmp(section, "postgres") == 0)
+        base = (char *)&cfg->postgres;
+    else
+        base = (char *)&cfg->redis;
+    return base + k->offset;
+}
+
+static const key_def_t *find_key(const char *section, const char *key)
+{
+    bool is_kind = strcmp(section, "postgres") == 0 || strcmp(section, "redis") == 0;
+    if (!is_kind && strcmp(section, "daemon") != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        if (strcmp(keys[i].section, is_kind ? "kind" : "daemon") == 0 &&
+            strcmp(keys[i].key, key) == 0)
+            return &keys[i];
+    }
+    return NULL;
+}
+
+static int set_value(void *ptr, const key_def_t *k, const char *value, char *err, size_t errlen)
+{
+    char *end;
+    long v;
+    switch (k->type) {
+    case T_STR:
+        if (strlen(value) >= k->size) {
+            snprintf(err, errlen, "%s is too long (at most %zu bytes)", k->key, k->size - 1);
+            return -1;
+        }
+        strcpy(ptr, value);
+        return 0;
+    case T_INT:
+    case T_MODE:
+        errno = 0;
+        v = strtol(value, &end, k->type == T_MODE ? 8 : 10);
+        if (errno || end == value || *end || v < k->min || v > k->max) {
+            if (k->type == T_MODE)
+                snprintf(err, errlen, "%s must be an octal mode such as 0660, got '%s'", k->key,
+                         value);
+            else
+                snprintf(err, errlen, "%s must be an integer from %d to %d, got '%s'", k->key,
+                         k->min, k->max, value);
+            return -1;
+        }
+        *(int *)ptr = (int)v;
+        return 0;
+    }
+    return -1;
+}
+
+void config_defaults(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char err[256];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const key_def_t *k = &keys[i];
+        if (strcmp(k->section, "daemon") == 0) {
+            set_value(field_ptr(cfg, "daemon", k), k, k->def, err, sizeof err);
+        } else {
+            set_value(field_ptr(cfg, "postgres", k), k, k->def, err, sizeof err);
+            set_value(field_ptr(cfg, "redis", k), k, k->def, err, sizeof err);
+        }
+    }
+    strcpy(cfg->postgres.isolation, "database");
+    strcpy(cfg->redis.isolation, "instance");
+}
+
+typedef struct load_ctx {
+    config_t *cfg;
+    char *err;
+    size_t errlen;
+} load_ctx_t;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value)
+{
+    load_ctx_t *lc = user;
+    if (strncmp(section, "template.", 9) == 0) {
+        snprintf(lc->err, lc->errlen,
+                 "[%s]: template sections are not supported by this version; remove the section",
+                 section);
+        return 0;
+    }
+    const key_def_t *k = find_key(section, name);
+    if (!k) {
+        if (strcmp(section, "daemon") && strcmp(section, "postgres") && strcmp(section, "redis"))
+            snprintf(lc->err, lc->errlen,
+                     "unknown section [%s]; known: [daemon], [postgres], [redis]", section);
+        else
+            snprintf(lc->err, lc->errlen, "unknown key '%s' in [%s]", name, section);
+        return 0;
+    }
+    return set_value(field_ptr(lc->cfg, section, k), k, value, lc->err, lc->errlen) == 0;
+}
+
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "cannot open config file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    char msg[512] = "";
+    load_ctx_t lc = {cfg, msg, sizeof msg};
+    int line = ini_parse_file(f, on_ini, &lc);
+    fclose(f);
+    if (line != 0) {
+        if (!msg[0])
+            snprintf(msg, sizeof msg, "syntax error (expected [section] or key = value)");
+        snprintf(err, errlen, "%s:%d: %s", path, line, msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *cfg, char *err,
+                         size_t errlen)
+{
+    if (strcmp(k->runtime, "process") != 0) {
+        snprintf(err, errlen,
+                 "[%s] runtime = %s is not supported by this version; use runtime = process",
+                 name, k->runtime);
+        return -1;
+    }
+    if (k->min_ready > k->max_total) {
+        snprintf(err, errlen, "[%s] min_ready (%d) must not exceed max_total (%d)", name,
+                 k->min_ready, k->max_total);
+        return -1;
+    }
+    if (k->min_ready > cfg->max_databases) {
+        snprintf(err, errlen, "[%s] min_ready (%d) must not exceed [daemon] max_databases (%d)",
+                 name, k->min_ready, cfg->max_databases);
+        return -1;
+    }
+    return 0;
+}
+
+int config_validate(const config_t *cfg, char *err, size_t errlen)
+{
+    if (strcmp(cfg->postgres.isolation, "database") != 0) {
+        snprintf(err, errlen,
+                 "[postgres] isolation = %s is not supported by this version; use database",
+                 cfg->postgres.isolation);
+        return -1;
+    }
+    if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
+        strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error")) {
+        snprintf(err, errlen, "[daemon] log_level must be debug, info, warn or error, got '%s'",
+                 cfg->log_level);
+        return -1;
+    }
+    if (cfg->default_ttl_s > cfg->max_ttl_s) {
+        snprintf(err, errlen, "[daemon] default_ttl_s (%d) must not exceed max_ttl_s (%d)",
+                 cfg->default_ttl_s, cfg->max_ttl_s);
+        return -1;
+    }
+    return validate_kind("postgres", &cfg->postgres, cfg, err, errlen);
+}
+
+void config_dump(const config_t *cfg, void *file)
+{
+    FILE *f = file;
+    const char *sections[] = {"daemon", "postgres", "redis"};
+    for (size_t s = 0; s < 3; s++) {
+        fprintf(f, "%s[%s]\n", s ? "\n" : "", sections[s]);
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            const key_def_t *k = &keys[i];
+            if ((s == 0) != (strcmp(k->section, "daemon") == 0))
+                continue;
+            const void *p = field_ptr((config_t *)cfg, sections[s], k);
+            if (k->type == T_STR)
+                fprintf(f, "%s = %s\n", k->key, (const char *)p);
+            else if (k->type == T_MODE)
+                fprintf(f, "%s = %04o\n", k->key, *(const int *)p);
+            else
+                fprintf(f, "%s = %d\n", k->key, *(const int *)p);
+        }
+    }
+}

@@ -1,0 +1,56 @@
+/* Daemon configuration: built-in defaults, an optional INI file, then the
+ * command line. One static table (config.c) drives parsing, defaults and
+ * --check-config's listing. */
+#ifndef DBL_CONFIG_H
+#define DBL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CFG_STR 256
+#define CFG_PATH 4096
+
+/* Keys shared by [postgres] and [redis]. */
+typedef struct kind_cfg {
+    char runtime[16];   /* process | docker | external */
+    char bin_dir[CFG_PATH];
+    char image[CFG_STR];
+    char command[CFG_PATH];
+    char docker_host[CFG_STR];
+    char url[CFG_PATH];
+    char isolation[16];
+    int min_ready;
+    int max_total;
+    int server_max_connections; /* postgres max_connections per instance */
+    int start_timeout_s;
+} kind_cfg_t;
+
+typedef struct config {
+    char socket[108]; /* sun_path */
+    char state_dir[CFG_PATH];
+    char cache_dir[CFG_PATH]; /* initialised data dirs, reusable across runs */
+    char run_as[64];
+    char socket_group[64];
+    char metrics_listen[64];
+    char log_level[8];
+    int socket_mode;
+    int max_databases;
+    int max_clients;
+    int default_ttl_s;
+    int max_ttl_s;
+    int default_wait_ms;
+    int shutdown_timeout_s;
+    kind_cfg_t postgres;
+    kind_cfg_t redis;
+} config_t;
+
+/* Fill every key with its built-in default. */
+void config_defaults(config_t *cfg);
+/* Apply an INI file over cfg. 0, or -1 with a message naming file and line. */
+int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
+/* Check cross-key rules (limits, supported runtimes). 0 or -1 with message. */
+int config_validate(const config_t *cfg, char *err, size_t errlen);
+/* Print the effective configuration as INI (for --check-config). */
+void config_dump(const config_t *cfg, void *file);
+
+#endif

@@ -1,0 +1,57 @@
+/* The daemon's one top-level object and forward types, so modules include
+ * this instead of each other. */
+#ifndef DBL_DBLD_H
+#define DBL_DBLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "config.h"
+#include "list.h"
+#include "pool.h"
+
+typedef struct sess sess_t;
+typedef struct lease lease_t;
+typedef struct inst inst_t;
+
+typedef struct dbld_counters {
+    uint64_t leases_granted, leases_released, leases_expired, leases_disconnected;
+    uint64_t connections;
+} dbld_counters_t;
+
+typedef struct dbld {
+    uv_loop_t *loop;
+    config_t cfg;
+    char config_path[CFG_PATH];
+    char self_exe[CFG_PATH]; /* re-exec'd to tie servers to our life */
+    uid_t uid;          /* the daemon's own */
+    uid_t run_uid;      /* servers run as this user */
+    gid_t run_gid;
+    char run_user[64];
+    int64_t started_at; /* Unix seconds */
+
+    uv_pipe_t listener;
+    bool listening;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t janitor;
+    int lock_fd;
+
+    pool_limits_t limits;
+    pool_t *pg_pool; /* the built-in "default" template */
+    inst_t *pg;      /* the PostgreSQL instance behind it */
+
+    list_t sessions;
+    list_t leases;
+    dbld_counters_t counters;
+    bool stopping;
+} dbld_t;
+
+/* Begin an orderly stop: refuse new work, end leases, stop servers; the
+ * loop ends when the last handle closes. */
+void dbld_shutdown(dbld_t *d, const char *why);
+/* Is this peer allowed admin operations? (our uid, or root) */
+bool dbld_is_admin(const dbld_t *d, uid_t peer);
+
+#endif

@@ -1,0 +1,209 @@
+#include "inst.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "pg_engine.h"
+#include "rt_process.h"
+#include "util.h"
+
+#define RESTART_MIN_MS 500
+#define RESTART_MAX_MS 30000
+
+static const char *const state_names[INST__COUNT] = {
+    [INST_STARTING] = "starting", [INST_RUNNING] = "running", [INST_STOPPING] = "stopping",
+    [INST_STOPPED] = "stopped",   [INST_FAILED] = "failed",
+};
+
+static const unsigned allowed[INST__COUNT] = {
+    [INST_STARTING] = 1u << INST_RUNNING | 1u << INST_FAILED | 1u << INST_STOPPING,
+    [INST_RUNNING] = 1u << INST_FAILED | 1u << INST_STOPPING,
+    [INST_STOPPING] = 1u << INST_STOPPED,
+    [INST_STOPPED] = 1u << INST_STARTING,
+    [INST_FAILED] = 1u << INST_STARTING | 1u << INST_STOPPING,
+};
+
+const char *inst_state_name(inst_state_t s)
+{
+    return s < INST__COUNT ? state_names[s] : "?";
+}
+
+void inst_set_state(inst_t *i, inst_state_t to)
+{
+    if (!(allowed[i->state] & (1u << to))) {
+        log_error("inst", "impossible transition %s -> %s for %s", inst_state_name(i->state),
+                  inst_state_name(to), i->name);
+        abort();
+    }
+    log_debug("inst", "%s: %s -> %s", i->name, inst_state_name(i->state), inst_state_name(to));
+    i->state = to;
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    inst_t *i = h->data;
+    if (--i->open_handles == 0)
+        free(i);
+}
+
+inst_t *inst_new(dbld_t *d, const char *bindir, int major)
+{
+    static int next_id = 1;
+    inst_t *i = calloc(1, sizeof *i);
+    if (!i)
+        return NULL;
+    i->d = d;
+    i->id = next_id++;
+    snprintf(i->name, sizeof i->name, "pg-%d", i->id);
+    i->kind = "postgres";
+    i->runtime = "process";
+    snprintf(i->bindir, sizeof i->bindir, "%s", bindir);
+    i->major = major;
+    i->state = INST_STOPPED;
+    uv_timer_init(d->loop, &i->timer);
+    i->timer.data = i;
+    i->open_handles = 1;
+    return i;
+}
+
+void inst_start(inst_t *i)
+{
+    inst_set_state(i, INST_STARTING);
+    i->last_error[0] = '\0';
+    i->deadline_ms = util_now_ms() + (uint64_t)i->d->cfg.postgres.start_timeout_s * 1000u;
+    rt_pg_start(i);
+}
+
+static void restart_cb(uv_timer_t *t)
+{
+    inst_t *i = t->data;
+    if (i->state == INST_FAILED && !i->d->stopping) {
+        log_info("inst", "%s: restarting (attempt %d)", i->name, i->restarts);
+        inst_start(i);
+    }
+}
+
+/* Called whenever a process of ours exits: finish a stop, or plan a restart. */
+void inst_settle(inst_t *i)
+{
+    if (i->proc_running || i->helper_running)
+        return;
+    if (i->state == INST_STOPPING) {
+        uv_timer_stop(&i->timer);
+        inst_set_state(i, INST_STOPPED);
+        util_rm_rf(i->dir);
+        dbld_inst_stopped(i->d, i);
+    } else if (i->state == INST_FAILED && !i->d->stopping) {
+        uint64_t delay = RESTART_MIN_MS << (i->restarts < 6 ? i->restarts : 6);
+        if (delay > RESTART_MAX_MS)
+            delay = RESTART_MAX_MS;
+        i->restarts++;
+        uv_timer_start(&i->timer, restart_cb, delay, 0);
+    }
+}
+
+/* Common path to FAILED: pools stop using it, leases hear about it. */
+static void go_down(inst_t *i)
+{
+    bool was_running = i->state == INST_RUNNING;
+    inst_set_state(i, INST_FAILED);
+    uv_timer_stop(&i->timer);
+    if (was_running)
+        dbld_inst_down(i->d, i);
+    pg_engine_close(i);
+}
+
+void inst_start_failed(inst_t *i, const char *fmt, ...)
+{
+    if (i->state != INST_STARTING)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(i->last_error, sizeof i->last_error, fmt, ap);
+    va_end(ap);
+    log_error("inst", "%s: start failed: %s", i->name, i->last_error);
+    go_down(i);
+    rt_pg_stop(i, true);
+    inst_settle(i);
+}
+
+void inst_spawned(inst_t *i)
+{
+    pg_engine_probe(i);
+}
+
+void inst_ready(inst_t *i)
+{
+    if (i->state != INST_STARTING)
+        return;
+    inst_set_state(i, INST_RUNNING);
+    i->restarts = 0;
+    log_info("inst", "%s: ready on %s:%d", i->name, i->host, i->port);
+    dbld_inst_running(i->d, i);
+}
+
+void inst_exited(inst_t *i, int64_t status, int signal)
+{
+    if (i->state == INST_STARTING || i->state == INST_RUNNING) {
+        snprintf(i->last_error, sizeof i->last_error,
+                 "postgres exited unexpectedly (status %lld, signal %d); see %.150s/server.log",
+                 (long long)status, signal, i->dir);
+        log_error("inst", "%s: %s", i->name, i->last_error);
+        go_down(i);
+        rt_pg_stop(i, true); /* stray backends of a dead postmaster */
+    }
+    inst_settle(i);
+}
+
+static void stop_deadline(uv_timer_t *t)
+{
+    inst_t *i = t->data;
+    log_warn("inst", "%s: did not stop in time; killing it", i->name);
+    rt_pg_stop(i, true);
+}
+
+void inst_stop(inst_t *i)
+{
+    if (i->state == INST_STOPPED || i->state == INST_STOPPING) {
+        if (i->state == INST_STOPPED)
+            dbld_inst_stopped(i->d, i);
+        return;
+    }
+    bool was_running = i->state == INST_RUNNING;
+    inst_set_state(i, INST_STOPPING);
+    uv_timer_stop(&i->timer);
+    if (was_running)
+        dbld_inst_down(i->d, i);
+    pg_engine_close(i);
+    rt_pg_stop(i, false);
+    uv_timer_start(&i->timer, stop_deadline, (uint64_t)i->d->cfg.shutdown_timeout_s * 1000u, 0);
+    inst_settle(i);
+}
+
+void inst_free(inst_t *i)
+{
+    if (!i)
+        return;
+    i->closing = true;
+    pg_engine_close(i);
+    uv_close((uv_handle_t *)&i->timer, on_timer_closed);
+}
+
+json_object *inst_status_json(const inst_t *i)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(i->name));
+    json_object_object_add(o, "kind", json_object_new_string(i->kind));
+    json_object_object_add(o, "runtime", json_object_new_string(i->runtime));
+    json_object_object_add(o, "state", json_object_new_string(inst_state_name(i->state)));
+    json_object_object_add(o, "host", json_object_new_string(i->host));
+    json_object_object_add(o, "port", json_object_new_int(i->port));
+    json_object_object_add(o, "pid", json_object_new_int(i->pid));
+    json_object_object_add(o, "version", json_object_new_int(i->major));
+    if (i->last_error[0])
+        json_object_object_add(o, "last_error", json_object_new_string(i->last_error));
+    return o;
+}

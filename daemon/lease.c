@@ -1,0 +1,143 @@
+#include "lease.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "session.h"
+#include "util.h"
+
+static const char *const reason_names[] = {
+    [LEASE_RELEASED] = "released",
+    [LEASE_DISCONNECTED] = "client disconnected",
+    [LEASE_EXPIRED] = "ttl expired",
+    [LEASE_INSTANCE_DOWN] = "instance down",
+    [LEASE_SHUTDOWN] = "daemon stopping",
+};
+
+lease_t *lease_new(dbld_t *d, slot_t *slot, sess_t *sess, bool detached, int ttl_s)
+{
+    lease_t *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    memcpy(l->id, "L-", 2);
+    if (util_random_hex(l->id + 2, 8) < 0) {
+        free(l);
+        return NULL;
+    }
+    l->d = d;
+    l->slot = slot;
+    l->sess = sess;
+    l->uid = sess->uid;
+    l->pid = sess->pid;
+    snprintf(l->client, sizeof l->client, "%s", sess->client);
+    l->created_ms = util_now_ms();
+    l->expires_at = util_unix_now() + ttl_s;
+    l->detached = detached;
+    slot->lease = l;
+    list_append(&d->leases, &l->node);
+    list_append(&sess->leases, &l->sess_node);
+    d->counters.leases_granted++;
+    log_info("lease", "lease %s: %s to uid %d pid %d%s", l->id, slot->dbname, (int)l->uid,
+             (int)l->pid, detached ? " (detached)" : "");
+    return l;
+}
+
+lease_t *lease_find(dbld_t *d, const char *id)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        lease_t *l = list_entry(it, lease_t, node);
+        if (strcmp(l->id, id) == 0)
+            return l;
+    }
+    return NULL;
+}
+
+void lease_end(lease_t *l, lease_end_reason_t why, bool clean)
+{
+    dbld_t *d = l->d;
+    log_info("lease", "lease %s ended: %s", l->id, reason_names[why]);
+    if (l->sess) {
+        if (why == LEASE_EXPIRED || why == LEASE_INSTANCE_DOWN) {
+            json_object *ev =
+                dbl_event_new(why == LEASE_EXPIRED ? "lease_expired" : "instance_down");
+            json_object_object_add(ev, "lease", json_object_new_string(l->id));
+            if (why == LEASE_INSTANCE_DOWN)
+                json_object_object_add(ev, "kind", json_object_new_string(l->slot->pool->kind));
+            sess_send(l->sess, ev);
+        }
+        list_remove(&l->sess->leases, &l->sess_node);
+    }
+    list_remove(&d->leases, &l->node);
+    switch (why) {
+    case LEASE_RELEASED:
+        d->counters.leases_released++;
+        break;
+    case LEASE_EXPIRED:
+        d->counters.leases_expired++;
+        break;
+    case LEASE_DISCONNECTED:
+        d->counters.leases_disconnected++;
+        break;
+    default:
+        break;
+    }
+    slot_t *s = l->slot;
+    free(l);
+    pool_give_back(s, clean && why == LEASE_RELEASED, util_now_ms());
+}
+
+void lease_reap_expired(dbld_t *d, int64_t now)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        lease_t *l = list_entry(it, lease_t, node);
+        if (l->expires_at <= now)
+            lease_end(l, LEASE_EXPIRED, false);
+    }
+}
+
+json_object *lease_to_json(const lease_t *l)
+{
+    const slot_t *s = l->slot;
+    char url[512];
+    snprintf(url, sizeof url, "postgresql://%s:%s@%s:%d/%s", s->dbname, s->password, l->host,
+             l->port, s->dbname);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(l->id));
+    json_object_object_add(o, "kind", json_object_new_string(s->pool->kind));
+    json_object_object_add(o, "template", json_object_new_string(s->pool->template_name));
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "host", json_object_new_string(l->host));
+    json_object_object_add(o, "port", json_object_new_int(l->port));
+    json_object_object_add(o, "dbname", json_object_new_string(s->dbname));
+    json_object_object_add(o, "user", json_object_new_string(s->dbname));
+    json_object_object_add(o, "password", json_object_new_string(s->password));
+    json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
+    json_object_object_add(o, "ttl_s",
+                           json_object_new_int64(l->expires_at - util_unix_now()));
+    json_object_object_add(o, "detached", json_object_new_boolean(l->detached));
+    return o;
+}
+
+json_object *lease_status_json(const lease_t *l, uint64_t now_ms)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(l->id));
+    json_object_object_add(o, "kind", json_object_new_string(l->slot->pool->kind));
+    json_object_object_add(o, "template", json_object_new_string(l->slot->pool->template_name));
+    json_object_object_add(o, "dbname", json_object_new_string(l->slot->dbname));
+    json_object *owner = json_object_new_object();
+    json_object_object_add(owner, "pid", json_object_new_int(l->pid));
+    json_object_object_add(owner, "uid", json_object_new_int64((int64_t)l->uid));
+    json_object_object_add(owner, "client", json_object_new_string(l->client));
+    json_object_object_add(o, "owner", owner);
+    json_object_object_add(o, "age_s", json_object_new_double((double)(now_ms - l->created_ms) / 1000.0));
+    json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
+    json_object_object_add(o, "detached", json_object_new_boolean(l->detached));
+    return o;
+}

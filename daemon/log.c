@@ -1,0 +1,54 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static log_level_t min_level = LOG_INFO;
+static const char *const names[] = {"debug", "info", "warn", "error"};
+
+void log_set_level(log_level_t level)
+{
+    min_level = level;
+}
+
+int log_level_parse(const char *name, log_level_t *out)
+{
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(name, names[i]) == 0) {
+            *out = (log_level_t)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+void log_msg(log_level_t level, const char *comp, const char *fmt, ...)
+{
+    if (level < min_level)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+
+    /* Quote the message so a line stays one logfmt record. */
+    char quoted[2100];
+    size_t o = 0;
+    for (const char *p = msg; *p && o < sizeof quoted - 3; p++) {
+        if (*p == '"' || *p == '\\')
+            quoted[o++] = '\\';
+        quoted[o++] = (*p == '\n') ? ' ' : *p;
+    }
+    quoted[o] = '\0';
+
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    fprintf(stderr, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s msg=\"%s\"\n",
+            tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, names[level], comp, quoted);
+}

@@ -1,0 +1,327 @@
+/* dbleased: command line, start-up checks, and the event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "dbl_proto.h"
+#include "dbl_version.h"
+#include "dbld.h"
+#include "inst.h"
+#include "lease.h"
+#include "log.h"
+#include "pg_engine.h"
+#include "rt_process.h"
+#include "runas.h"
+#include "server.h"
+#include "util.h"
+
+#define EX_USAGE 64
+#define EX_CONFIG 78
+#define JANITOR_MS 100
+
+typedef struct args {
+    const char *config, *socket, *state_dir;
+    bool foreground, check_config;
+} args_t;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: dbleased [--config FILE] [--socket PATH] [--state-dir DIR] [--foreground]\n"
+            "                [--check-config] [--help] [--version]\n"
+            "\n"
+            "Keeps a warm pool of PostgreSQL databases and leases them over a Unix socket.\n"
+            "  --config FILE     INI configuration (every key has a built-in default)\n"
+            "  --socket PATH     listen here (default $DBLEASE_SOCKET, $XDG_RUNTIME_DIR/dblease/\n"
+            "                    dblease.sock, /run/dblease/dblease.sock as root, else\n"
+            "                    /tmp/dblease-$UID/dblease.sock)\n"
+            "  --state-dir DIR   data dirs, caches and locks (default: <socket dir>/state)\n"
+            "  --foreground      stay attached and log to stderr; without it dbleased\n"
+            "                    returns once the first database is ready\n"
+            "  --check-config    validate the configuration, print it, and exit\n");
+}
+
+static int parse_args(int argc, char **argv, args_t *a)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"socket", required_argument, NULL, 's'},
+        {"state-dir", required_argument, NULL, 'd'}, {"foreground", no_argument, NULL, 'f'},
+        {"check-config", no_argument, NULL, 'C'}, {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0},
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "c:s:d:fh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case 's': a->socket = optarg; break;
+        case 'd': a->state_dir = optarg; break;
+        case 'f': a->foreground = true; break;
+        case 'C': a->check_config = true; break;
+        case 'h': usage(stdout); exit(0);
+        case 'V': printf("dbleased %s (protocol %d)\n", DBL_VERSION, DBL_PROTO_VERSION); exit(0);
+        default:
+            fprintf(stderr, "dbleased: try 'dbleased --help'\n");
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dbleased: unexpected argument '%s'; try 'dbleased --help'\n",
+                argv[optind]);
+        return -1;
+    }
+    return 0;
+}
+
+/* Defaults that depend on the environment, then the command line. */
+static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
+{
+    config_t *cfg = &d->cfg;
+    config_defaults(cfg);
+    if (a->config && config_load(cfg, a->config, err, errlen) < 0)
+        return -1;
+    if (a->socket)
+        snprintf(cfg->socket, sizeof cfg->socket, "%s", a->socket);
+    if (a->state_dir)
+        snprintf(cfg->state_dir, sizeof cfg->state_dir, "%s", a->state_dir);
+    if (!cfg->socket[0] && !dbl_default_socket_path(cfg->socket, sizeof cfg->socket, getuid())) {
+        snprintf(err, errlen, "the default socket path is too long; pass --socket");
+        return -1;
+    }
+    if (!cfg->state_dir[0]) {
+        char dir[sizeof cfg->socket];
+        snprintf(dir, sizeof dir, "%s", cfg->socket);
+        util_path(cfg->state_dir, sizeof cfg->state_dir, "%s/state", dirname(dir));
+    }
+    if (!cfg->cache_dir[0])
+        util_path(cfg->cache_dir, sizeof cfg->cache_dir, "%s/cache", cfg->state_dir);
+    if (cfg->state_dir[0] != '/') {
+        char cwd[CFG_PATH], rel[CFG_PATH];
+        snprintf(rel, sizeof rel, "%s", cfg->state_dir);
+        if (!getcwd(cwd, sizeof cwd) ||
+            util_path(cfg->state_dir, sizeof cfg->state_dir, "%s/%s", cwd, rel) < 0) {
+            snprintf(err, errlen, "cannot make --state-dir absolute; pass an absolute path");
+            return -1;
+        }
+    }
+    return config_validate(cfg, err, errlen);
+}
+
+static int lock_state_dir(dbld_t *d, char *err, size_t errlen)
+{
+    int rc = util_mkdir_p(d->cfg.state_dir, 0711);
+    if (rc == 0 && chmod(d->cfg.state_dir, 0711) < 0)
+        rc = -errno;
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create state dir %s: %s", d->cfg.state_dir, strerror(-rc));
+        return -1;
+    }
+    char path[CFG_PATH];
+    util_path(path, sizeof path, "%s/dbleased.lock", d->cfg.state_dir);
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errlen,
+                 "state dir %s is in use by another dbleased (%s); stop it or pass another "
+                 "--state-dir",
+                 d->cfg.state_dir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* After daemonising: the pid that holds the lock is the one to signal. */
+static void record_pid(dbld_t *d)
+{
+    char pid[32];
+    snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(d->lock_fd, 0) < 0 || pwrite(d->lock_fd, pid, strlen(pid), 0) < 0)
+        log_warn("daemon", "cannot record our pid in the state dir's lock file");
+}
+
+/* ---- daemonising: the parent returns once the first lease can be served */
+
+static int ready_fd = -1;
+
+static void tell_parent(const char *msg)
+{
+    if (ready_fd < 0)
+        return;
+    ssize_t w = write(ready_fd, msg, strlen(msg));
+    (void)w;
+    close(ready_fd);
+    ready_fd = -1;
+}
+
+static int daemonize(const char *state_dir)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0) {
+        close(p[1]);
+        char buf[1024];
+        ssize_t n, len = 0;
+        while (len < (ssize_t)sizeof buf - 1 &&
+               ((n = read(p[0], buf + len, sizeof buf - 1 - (size_t)len)) > 0 ||
+                (n < 0 && errno == EINTR)))
+            len += n > 0 ? n : 0;
+        buf[len] = '\0';
+        if (strcmp(buf, "ok") == 0)
+            _exit(0);
+        fprintf(stderr, "dbleased: %s\n", len ? buf : "exited during start-up; run it with "
+                                                      "--foreground to see why");
+        _exit(1);
+    }
+    close(p[0]);
+    ready_fd = p[1];
+    setsid();
+    char log[CFG_PATH];
+    util_path(log, sizeof log, "%s/dbleased.log", state_dir);
+    int null = open("/dev/null", O_RDWR);
+    int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (null >= 0)
+        dup2(null, 0);
+    if (lf >= 0) {
+        dup2(lf, 1);
+        dup2(lf, 2);
+        close(lf);
+    }
+    if (null > 2)
+        close(null);
+    return 0;
+}
+
+/* ---- the loop -------------------------------------------------------- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    dbld_t *d = h->data;
+    if (signum == SIGHUP) {
+        log_info("daemon", "SIGHUP: configuration reload is not supported yet; restart to apply");
+        return;
+    }
+    dbld_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static void on_janitor(uv_timer_t *t)
+{
+    dbld_t *d = t->data;
+    if (d->stopping)
+        return;
+    lease_reap_expired(d, util_unix_now());
+    pool_refill(d->pg_pool, util_now_ms());
+    if (ready_fd >= 0 && pool_count(d->pg_pool, SLOT_READY) > 0)
+        tell_parent("ok");
+    if (ready_fd >= 0 && d->pg->state == INST_FAILED) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "PostgreSQL did not start: %s", d->pg->last_error);
+        tell_parent(msg);
+    }
+}
+
+static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errlen)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    d->loop = &loop;
+    list_init(&d->sessions);
+    list_init(&d->leases);
+    pool_limits_init(&d->limits, d->cfg.max_databases);
+    d->started_at = util_unix_now();
+    if (server_listen(d, err, errlen) < 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return -1;
+    }
+    d->pg = inst_new(d, bindir, major);
+    d->pg_pool = pool_new(&d->limits, "postgres", "default", "dbl_", d->cfg.postgres.min_ready,
+                          d->cfg.postgres.max_total, &pg_slot_ops, d->pg);
+    uv_signal_init(&loop, &d->sig_term);
+    uv_signal_init(&loop, &d->sig_int);
+    uv_signal_init(&loop, &d->sig_hup);
+    d->sig_term.data = d->sig_int.data = d->sig_hup.data = d;
+    uv_signal_start(&d->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&d->sig_int, on_signal, SIGINT);
+    uv_signal_start(&d->sig_hup, on_signal, SIGHUP);
+    uv_timer_init(&loop, &d->janitor);
+    d->janitor.data = d;
+    uv_timer_start(&d->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
+    inst_start(d->pg);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop);
+    if (rc != 0)
+        log_warn("daemon", "event loop closed with handles open: %s", uv_strerror(rc));
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1 && strcmp(argv[1], "--exec-child") == 0)
+        return rt_exec_child(argc, argv);
+
+    args_t a = {0};
+    if (parse_args(argc, argv, &a) < 0)
+        return EX_USAGE;
+    static dbld_t d; /* large (paths); lives for the whole run */
+    d.uid = getuid();
+    d.lock_fd = -1;
+    char err[3 * CFG_PATH];
+    if (resolve_config(&d, &a, err, sizeof err) < 0) {
+        fprintf(stderr, "dbleased: %s\n", err);
+        return EX_CONFIG;
+    }
+    log_level_t level = LOG_INFO;
+    log_level_parse(d.cfg.log_level, &level);
+    log_set_level(level);
+    if (a.check_config) {
+        config_dump(&d.cfg, stdout);
+        fprintf(stderr, "dbleased: configuration is valid\n");
+        return 0;
+    }
+    signal(SIGPIPE, SIG_IGN);
+
+    ssize_t n = readlink("/proc/self/exe", d.self_exe, sizeof d.self_exe - 1);
+    if (n <= 0) {
+        fprintf(stderr, "dbleased: cannot find our own executable: %s\n", strerror(errno));
+        return 1;
+    }
+    d.self_exe[n] = '\0';
+    char bindir[CFG_PATH];
+    int major = 0;
+    if (runas_resolve(&d, err, sizeof err) < 0 ||
+        runas_check_dir(&d, d.cfg.state_dir, err, sizeof err) < 0 ||
+        runas_check_dir(&d, d.cfg.cache_dir, err, sizeof err) < 0 ||
+        rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
+                        sizeof err) < 0 ||
+        lock_state_dir(&d, err, sizeof err) < 0) {
+        fprintf(stderr, "dbleased: %s\n", err);
+        return 1;
+    }
+    if (!a.foreground && daemonize(d.cfg.state_dir) < 0) {
+        fprintf(stderr, "dbleased: cannot daemonise: %s\n", strerror(errno));
+        return 1;
+    }
+    record_pid(&d);
+    log_info("daemon", "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
+             "from %s", DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
+    rt_pg_cleanup_leftovers(d.cfg.state_dir);
+    int rc = run(&d, bindir, major, err, sizeof err);
+    if (rc < 0) {
+        log_error("daemon", "%s", err);
+        tell_parent(err);
+    }
+    tell_parent("stopped before the first database was ready; see the log");
+    close(d.lock_fd);
+    return rc < 0 ? 1 : 0;
+}

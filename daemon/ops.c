@@ -1,0 +1,289 @@
+#include "ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dbl_version.h"
+#include "inst.h"
+#include "lease.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+#define MAX_WAIT_MS 600000
+
+/* A lease request queued until a database is ready or wait_ms passes. */
+typedef struct pending {
+    list_node_t node; /* in sess->pending */
+    sess_t *sess;
+    json_object *id;
+    pool_waiter_t waiter;
+    uv_timer_t timer;
+    int ttl_s;
+    bool detach;
+} pending_t;
+
+typedef void (*op_fn)(sess_t *s, dbl_request_t *req);
+
+#define ARG_FAIL(s, req, err) sess_reply_error((s), (req)->id, DBL_E_BAD_REQUEST, "%s", (err))
+
+static void op_hello(sess_t *s, dbl_request_t *req)
+{
+    char err[256];
+    int64_t proto = DBL_PROTO_VERSION;
+    const char *client = NULL;
+    if (dbl_arg_int(req, "proto", INT32_MIN, INT32_MAX, &proto, err, sizeof err) < 0 ||
+        dbl_arg_string(req, "client", &client, err, sizeof err) < 0) {
+        ARG_FAIL(s, req, err);
+        return;
+    }
+    if (proto != DBL_PROTO_VERSION) {
+        sess_reply_error(s, req->id, DBL_E_PROTO_VERSION,
+                         "this dbleased speaks protocol %d, not %lld; upgrade the client or "
+                         "the daemon so they match",
+                         DBL_PROTO_VERSION, (long long)proto);
+        return;
+    }
+    if (client)
+        snprintf(s->client, sizeof s->client, "%s", client);
+    json_object *r = dbl_reply_ok(req->id);
+    json_object_object_add(r, "daemon", json_object_new_string("dbleased"));
+    json_object_object_add(r, "version", json_object_new_string(DBL_VERSION));
+    json_object_object_add(r, "proto", json_object_new_int(DBL_PROTO_VERSION));
+    json_object *srv = json_object_new_object();
+    json_object_object_add(srv, "pid", json_object_new_int(getpid()));
+    json_object_object_add(srv, "uid", json_object_new_int64((int64_t)s->d->uid));
+    json_object_object_add(srv, "started_at", json_object_new_int64(s->d->started_at));
+    json_object_object_add(r, "server", srv);
+    sess_send(s, r);
+}
+
+static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl_s)
+{
+    lease_t *l = lease_new(s->d, slot, s, detach, ttl_s);
+    if (!l) {
+        pool_give_back(slot, false, util_now_ms());
+        sess_reply_error(s, id, DBL_E_INTERNAL, "out of memory; retry");
+        return;
+    }
+    snprintf(l->host, sizeof l->host, "%s", s->d->pg->host);
+    l->port = s->d->pg->port;
+    json_object *r = dbl_reply_ok(id);
+    json_object_object_add(r, "lease", lease_to_json(l));
+    sess_send(s, r);
+}
+
+static void pending_closed(uv_handle_t *h)
+{
+    pending_t *p = h->data;
+    json_object_put(p->id);
+    free(p);
+}
+
+static void pending_finish(pending_t *p)
+{
+    pool_cancel_wait(&p->waiter);
+    list_remove(&p->sess->pending, &p->node);
+    uv_timer_stop(&p->timer);
+    uv_close((uv_handle_t *)&p->timer, pending_closed);
+}
+
+static void on_slot_for_waiter(pool_waiter_t *w, slot_t *slot)
+{
+    pending_t *p = w->ud;
+    sess_t *s = p->sess;
+    json_object *id = json_object_get(p->id);
+    bool detach = p->detach;
+    int ttl = p->ttl_s;
+    pending_finish(p);
+    grant(s, id, slot, detach, ttl);
+    json_object_put(id);
+}
+
+static void on_wait_timeout(uv_timer_t *t)
+{
+    pending_t *p = t->data;
+    sess_t *s = p->sess;
+    pool_t *pool = p->waiter.pool;
+    json_object *id = json_object_get(p->id);
+    pending_finish(p);
+    if (pool && pool->last_error[0])
+        sess_reply_error(s, id, DBL_E_TIMEOUT,
+                         "no database became ready in time; the pool reports: %s",
+                         pool->last_error);
+    else
+        sess_reply_error(s, id, DBL_E_TIMEOUT,
+                         "no database became ready in time (all %d in use or being prepared); "
+                         "raise wait_ms or max_total, or release leases",
+                         pool ? pool->max_total : 0);
+    json_object_put(id);
+}
+
+void ops_cancel_pending(sess_t *s)
+{
+    while (!list_empty(&s->pending))
+        pending_finish(list_entry(list_first(&s->pending), pending_t, node));
+}
+
+static void op_lease(sess_t *s, dbl_request_t *req)
+{
+    dbld_t *d = s->d;
+    char err[256];
+    const char *kind = "postgres", *tmpl = NULL;
+    int64_t ttl = d->cfg.default_ttl_s, wait_ms = d->cfg.default_wait_ms;
+    bool detach = false;
+    if (dbl_arg_string(req, "kind", &kind, err, sizeof err) < 0 ||
+        dbl_arg_string(req, "template", &tmpl, err, sizeof err) < 0 ||
+        dbl_arg_int(req, "ttl_s", 1, d->cfg.max_ttl_s, &ttl, err, sizeof err) < 0 ||
+        dbl_arg_int(req, "wait_ms", 0, MAX_WAIT_MS, &wait_ms, err, sizeof err) < 0 ||
+        dbl_arg_bool(req, "detach", &detach, err, sizeof err) < 0) {
+        ARG_FAIL(s, req, err);
+        return;
+    }
+    if (strcmp(kind, "postgres") != 0) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
+                         "kind must be \"postgres\"%s; got \"%s\"",
+                         strcmp(kind, "redis") == 0 ? " (redis is not available in this version)"
+                                                    : "",
+                         kind);
+        return;
+    }
+    if (tmpl && strcmp(tmpl, "default") != 0) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "no template named \"%s\"; omit template for an empty database", tmpl);
+        return;
+    }
+    if (d->stopping) {
+        sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN,
+                         "dbleased is shutting down; retry when it is back");
+        return;
+    }
+    pool_t *pool = d->pg_pool;
+    slot_t *slot = pool_take(pool);
+    if (slot) {
+        grant(s, req->id, slot, detach, (int)ttl);
+        pool_refill(pool, util_now_ms());
+        return;
+    }
+    if (wait_ms == 0) {
+        sess_reply_error(s, req->id, DBL_E_POOL_EXHAUSTED,
+                         "no database is ready right now (%d leased of max_total %d); pass "
+                         "wait_ms to queue, or raise min_ready",
+                         (int)pool_count(pool, SLOT_LEASED), pool->max_total);
+        pool_refill(pool, util_now_ms());
+        return;
+    }
+    pending_t *p = calloc(1, sizeof *p);
+    if (!p) {
+        sess_reply_error(s, req->id, DBL_E_INTERNAL, "out of memory; retry");
+        return;
+    }
+    p->sess = s;
+    p->id = req->id ? json_object_get(req->id) : NULL;
+    p->ttl_s = (int)ttl;
+    p->detach = detach;
+    uv_timer_init(d->loop, &p->timer);
+    p->timer.data = p;
+    list_append(&s->pending, &p->node);
+    pool_wait(pool, &p->waiter, on_slot_for_waiter, p);
+    uv_timer_start(&p->timer, on_wait_timeout, (uint64_t)wait_ms, 0);
+    pool_refill(pool, util_now_ms());
+}
+
+/* Find the lease named in the request and check the caller may act on it. */
+static lease_t *owned_lease(sess_t *s, dbl_request_t *req, bool force)
+{
+    char err[256];
+    const char *id = NULL;
+    if (dbl_arg_string(req, "lease", &id, err, sizeof err) < 0 || !id) {
+        ARG_FAIL(s, req, id ? err : "lease (the lease id, \"L-…\") is required");
+        return NULL;
+    }
+    lease_t *l = lease_find(s->d, id);
+    if (!l) {
+        sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
+                         "no lease %s (it may have expired or been released already)", id);
+        return NULL;
+    }
+    if (force) {
+        if (!dbld_is_admin(s->d, s->uid)) {
+            sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                             "force is for the daemon's own user and root only");
+            return NULL;
+        }
+        return l;
+    }
+    bool mine = l->detached ? l->uid == s->uid : l->sess == s;
+    if (!mine) {
+        sess_reply_error(s, req->id, DBL_E_NOT_OWNER,
+                         "lease %s belongs to another client%s", id,
+                         l->detached ? "" : " connection (attached leases end with it)");
+        return NULL;
+    }
+    return l;
+}
+
+static void op_release(sess_t *s, dbl_request_t *req)
+{
+    char err[256];
+    bool clean = false, force = false;
+    if (dbl_arg_bool(req, "clean", &clean, err, sizeof err) < 0 ||
+        dbl_arg_bool(req, "force", &force, err, sizeof err) < 0) {
+        ARG_FAIL(s, req, err);
+        return;
+    }
+    lease_t *l = owned_lease(s, req, force);
+    if (!l)
+        return;
+    lease_end(l, LEASE_RELEASED, clean);
+    sess_send(s, dbl_reply_ok(req->id));
+}
+
+static void op_renew(sess_t *s, dbl_request_t *req)
+{
+    char err[256];
+    int64_t ttl = s->d->cfg.default_ttl_s;
+    if (dbl_arg_int(req, "ttl_s", 1, s->d->cfg.max_ttl_s, &ttl, err, sizeof err) < 0) {
+        ARG_FAIL(s, req, err);
+        return;
+    }
+    lease_t *l = owned_lease(s, req, false);
+    if (!l)
+        return;
+    l->expires_at = util_unix_now() + ttl;
+    json_object *r = dbl_reply_ok(req->id);
+    json_object_object_add(r, "expires_at", json_object_new_int64(l->expires_at));
+    sess_send(s, r);
+}
+
+static void op_status(sess_t *s, dbl_request_t *req)
+{
+    json_object *r = dbl_reply_ok(req->id);
+    status_fill(s->d, r);
+    sess_send(s, r);
+}
+
+static const struct {
+    const char *name;
+    op_fn fn;
+} op_table[] = {
+    {"hello", op_hello},
+    {"lease", op_lease},
+    {"release", op_release},
+    {"renew", op_renew},
+    {"status", op_status},
+};
+
+void ops_dispatch(sess_t *s, dbl_request_t *req)
+{
+    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
+        if (strcmp(op_table[i].name, req->op) == 0) {
+            op_table[i].fn(s, req);
+            return;
+        }
+    }
+    sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
+                     "unknown op \"%.64s\"; known: hello, lease, release, renew, status",
+                     req->op);
+}

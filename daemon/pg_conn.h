@@ -1,0 +1,35 @@
+/* An asynchronous libpq connection driven by the libuv loop: nothing here
+ * ever blocks. Statements queue and run one at a time, in order. */
+#ifndef DBL_PG_CONN_H
+#define DBL_PG_CONN_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <uv.h>
+
+typedef struct pgc pgc_t;
+
+/* Connected (err 0) or failed/broken (err < 0, msg says why). Called once
+ * for the connect outcome and once more if an open connection breaks. */
+typedef void (*pgc_status_cb)(pgc_t *c, int err, const char *msg, void *ud);
+/* A sequence finished: err 0, or < 0 with the server's message. res is the
+ * last statement's result (NULL on error); it is freed after the callback. */
+typedef void (*pgc_done_cb)(void *ud, int err, const char *msg, const PGresult *res);
+
+/* Start connecting. NULL with *err set if libpq could not even start (then
+ * the callback is never called). */
+pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
+                   const char **err);
+/* Queue statements to run in order, each on its own (so CREATE DATABASE,
+ * which refuses multi-statement strings, works); stops at the first error.
+ * The strings are copied. 0, or -ENOTCONN/-ENOMEM (callback not called). */
+int pgc_exec(pgc_t *c, const char *const *sql, int n, pgc_done_cb cb, void *ud);
+/* Fail queued work with -ECANCELED (callbacks run), close, free later. */
+void pgc_close(pgc_t *c);
+
+bool pgc_is_up(const pgc_t *c);
+size_t pgc_queue_len(const pgc_t *c);
+/* For libpq helpers that need a connection (escaping, password hashing). */
+PGconn *pgc_raw(pgc_t *c);
+
+#endif

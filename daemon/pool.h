@@ -1,0 +1,122 @@
+/* Pools of prepared databases ("slots") for one (kind, template) pair.
+ *
+ * A slot's state is the list it sits on; slot_set_state() is the only place
+ * that moves it. The pool decides what to prepare and who gets what; the
+ * SQL (or Redis commands) behind create/drop/rotate lives in an engine that
+ * reports back through pool_slot_done(). Pure logic: no loop, no clock
+ * (callers pass the time in), so unit tests drive it directly. */
+#ifndef DBL_POOL_H
+#define DBL_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "list.h"
+
+typedef struct pool pool_t;
+typedef struct slot slot_t;
+typedef struct pool_waiter pool_waiter_t;
+
+typedef enum slot_state {
+    SLOT_CREATING, /* engine is cloning it */
+    SLOT_READY,    /* can be handed out */
+    SLOT_LEASED,
+    SLOT_ROTATING, /* clean release: new password, sessions ended */
+    SLOT_DROPPING, /* being destroyed; freed when the engine is done */
+    SLOT_FAILED,   /* creation failed; cleaned up after a back-off */
+    SLOT__COUNT
+} slot_state_t;
+
+struct slot {
+    list_node_t node;
+    pool_t *pool;
+    slot_state_t state;
+    uint64_t seq;
+    char dbname[64]; /* also the role name: pg_hba "sameuser" pins one to the other */
+    char password[33];
+    void *lease;     /* owner while LEASED */
+    void *engine;    /* engine's per-slot data, if any */
+};
+
+/* Engine hooks. Each starts async work and returns 0, later calling
+ * pool_slot_done() exactly once; or returns < 0 and never calls it. */
+typedef struct slot_ops {
+    int (*create)(slot_t *s, void *ud);
+    int (*drop)(slot_t *s, void *ud);
+    int (*rotate)(slot_t *s, void *ud);
+} slot_ops_t;
+
+/* Shared by every pool: the global database cap ([daemon] max_databases). */
+typedef struct pool_limits {
+    int total; /* slots in any state, all pools */
+    int max;
+    list_t pools;
+} pool_limits_t;
+
+typedef void (*pool_wait_cb)(pool_waiter_t *w, slot_t *s);
+
+struct pool_waiter {
+    list_node_t node;
+    pool_t *pool;
+    pool_wait_cb cb;
+    void *ud;
+};
+
+typedef struct pool_counters {
+    uint64_t created, create_failures, dropped, rotated, drop_failures;
+} pool_counters_t;
+
+struct pool {
+    list_node_t node; /* in limits->pools */
+    char kind[16];
+    char template_name[64];
+    char prefix[16]; /* database names: <prefix><seq> */
+    int min_ready;
+    int max_total;
+    int max_parallel; /* creates in flight at once */
+    bool up;          /* its server can take work */
+    list_t slots[SLOT__COUNT];
+    list_t waiters; /* first come, first served */
+    pool_limits_t *limits;
+    const slot_ops_t *ops;
+    void *ops_ud;
+    uint64_t next_seq;
+    uint64_t retry_at_ms; /* back-off after a failed create */
+    uint64_t backoff_ms;
+    uint64_t backoff_seq; /* creates from this seq on are a new attempt */
+    char last_error[256];
+    pool_counters_t counters;
+};
+
+void pool_limits_init(pool_limits_t *l, int max);
+pool_t *pool_new(pool_limits_t *limits, const char *kind, const char *template_name,
+                 const char *prefix, int min_ready, int max_total, const slot_ops_t *ops,
+                 void *ops_ud);
+/* Free a pool whose slots have all been dropped (pool_total() == 0). */
+void pool_free(pool_t *p);
+
+const char *slot_state_name(slot_state_t s);
+void slot_set_state(slot_t *s, slot_state_t to);
+size_t pool_count(const pool_t *p, slot_state_t s);
+int pool_total(const pool_t *p);
+
+/* Start creates (and clean up failed slots) as needed. now_ms: monotonic. */
+void pool_refill(pool_t *p, uint64_t now_ms);
+/* Mark the server usable or not. Going down fails nothing by itself. */
+void pool_set_up(pool_t *p, bool up, uint64_t now_ms);
+
+/* The oldest ready slot, now LEASED, or NULL. */
+slot_t *pool_take(pool_t *p);
+/* Queue for the next slot that becomes ready; cb runs with it LEASED. */
+void pool_wait(pool_t *p, pool_waiter_t *w, pool_wait_cb cb, void *ud);
+void pool_cancel_wait(pool_waiter_t *w);
+
+/* A lease ended: clean → ROTATING, else DROPPING. */
+void pool_give_back(slot_t *s, bool clean, uint64_t now_ms);
+/* Drop every READY and FAILED slot (shutdown, template eviction). */
+void pool_drain(pool_t *p, uint64_t now_ms);
+
+/* Engine report for the op in flight on s. err 0 or < 0 with msg. */
+void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms);
+
+#endif

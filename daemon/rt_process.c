@@ -1,0 +1,464 @@
+#include "rt_process.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+/* ---- finding the binaries -------------------------------------------- */
+
+static bool has_pg_bins(const char *dir)
+{
+    char p[CFG_PATH];
+    if (util_path(p, sizeof p, "%s/initdb", dir) < 0 || access(p, X_OK) < 0)
+        return false;
+    return util_path(p, sizeof p, "%s/postgres", dir) == 0 && access(p, X_OK) == 0;
+}
+
+static int read_major(const char *dir)
+{
+    char cmd[CFG_PATH + 32];
+    if (util_path(cmd, sizeof cmd, "'%s/postgres' --version", dir) < 0)
+        return -1;
+    FILE *f = popen(cmd, "r");
+    if (!f)
+        return -1;
+    char line[256] = "";
+    char *got = fgets(line, sizeof line, f);
+    pclose(f);
+    char *v = got ? strstr(line, ") ") : NULL; /* "postgres (PostgreSQL) 15.20" */
+    return v ? atoi(v + 2) : -1;
+}
+
+static bool from_pg_config(char *out, size_t len)
+{
+    FILE *f = popen("pg_config --bindir 2>/dev/null", "r");
+    if (!f)
+        return false;
+    char line[CFG_PATH] = "";
+    char *got = fgets(line, sizeof line, f);
+    pclose(f);
+    if (!got)
+        return false;
+    line[strcspn(line, "\n")] = '\0';
+    if (!has_pg_bins(line))
+        return false;
+    return util_path(out, len, "%s", line) == 0;
+}
+
+static bool from_usr_lib(char *out, size_t len)
+{
+    DIR *dir = opendir("/usr/lib/postgresql");
+    if (!dir)
+        return false;
+    int best = -1;
+    struct dirent *e;
+    while ((e = readdir(dir))) {
+        int v = atoi(e->d_name);
+        char p[CFG_PATH];
+        if (v > best && util_path(p, sizeof p, "/usr/lib/postgresql/%s/bin", e->d_name) == 0 &&
+            has_pg_bins(p)) {
+            best = v;
+            util_path(out, len, "%s", p);
+        }
+    }
+    closedir(dir);
+    return best >= 0;
+}
+
+static bool from_path(char *out, size_t len)
+{
+    const char *path = getenv("PATH");
+    char buf[CFG_PATH];
+    if (!path || util_path(buf, sizeof buf, "%s", path) < 0)
+        return false;
+    for (char *save, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        if (has_pg_bins(d))
+            return util_path(out, len, "%s", d) == 0;
+    }
+    return false;
+}
+
+int rt_pg_find_bins(const char *configured, char *out, size_t outlen, int *major, char *err,
+                    size_t errlen)
+{
+    if (configured && *configured) {
+        if (!has_pg_bins(configured)) {
+            snprintf(err, errlen,
+                     "[postgres] bin_dir = %s has no initdb and postgres; point it at the "
+                     "server's bin directory (e.g. /usr/lib/postgresql/15/bin)",
+                     configured);
+            return -1;
+        }
+        util_path(out, outlen, "%s", configured);
+    } else if (!from_pg_config(out, outlen) && !from_usr_lib(out, outlen) &&
+               !from_path(out, outlen)) {
+        snprintf(err, errlen,
+                 "no PostgreSQL server binaries found (looked at pg_config --bindir, "
+                 "/usr/lib/postgresql/*/bin, PATH); install them (apt-get install postgresql) "
+                 "or set [postgres] bin_dir");
+        return -1;
+    }
+    *major = read_major(out);
+    if (*major <= 0) {
+        snprintf(err, errlen, "cannot tell the version of %s/postgres; is it a PostgreSQL server?",
+                 out);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- spawning -------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    inst_t *i = h->data;
+    free(h);
+    i->open_handles--;
+    if (i->closing && i->open_handles == 0)
+        free(i);
+}
+
+/* Spawn args[0] with stdout/stderr to the instance log; as run_as if asked. */
+static int spawn(inst_t *i, uv_process_t **out, char **args, bool as_server, uv_exit_cb cb)
+{
+    uv_process_t *proc = calloc(1, sizeof *proc);
+    if (!proc)
+        return -ENOMEM;
+    char log_path[CFG_PATH];
+    util_path(log_path, sizeof log_path, "%s/server.log", i->dir);
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || (fchown(fd, i->d->run_uid, i->d->run_gid) < 0 && errno != EPERM)) {
+        int e = -errno;
+        if (fd >= 0)
+            close(fd);
+        free(proc);
+        return e;
+    }
+    uv_stdio_container_t stdio[3] = {
+        {.flags = UV_IGNORE},
+        {.flags = UV_INHERIT_FD, .data.fd = fd},
+        {.flags = UV_INHERIT_FD, .data.fd = fd},
+    };
+    char *env[] = {"LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
+    uv_process_options_t o = {
+        .exit_cb = cb,
+        .file = args[0],
+        .args = args,
+        .env = env,
+        .cwd = i->dir,
+        .stdio_count = 3,
+        .stdio = stdio,
+        /* Own process group, so stopping it reaches its backends too. */
+        .flags = UV_PROCESS_DETACHED,
+    };
+    if (as_server && i->d->uid == 0) {
+        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        o.uid = i->d->run_uid;
+        o.gid = i->d->run_gid;
+    }
+    proc->data = i;
+    int rc = uv_spawn(i->d->loop, proc, &o);
+    close(fd);
+    i->open_handles++;
+    if (rc < 0) {
+        uv_close((uv_handle_t *)proc, on_handle_closed);
+        return rc;
+    }
+    *out = proc;
+    return 0;
+}
+
+static void start_server(inst_t *i);
+static void copy_cache(inst_t *i);
+
+static void cache_path(const inst_t *i, char *out, size_t len, const char *suffix)
+{
+    util_path(out, len, "%s/pg%d%s", i->d->cfg.cache_dir, i->major, suffix);
+}
+
+/* Several daemons may share a cache dir: each builds in its own temp dir. */
+static void cache_tmp_path(const inst_t *i, char *out, size_t len)
+{
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, ".tmp.%d", (int)getpid());
+    cache_path(i, out, len, suffix);
+}
+
+static void on_helper_exit(uv_process_t *p, int64_t status, int sig)
+{
+    inst_t *i = p->data;
+    i->helper_running = false;
+    i->helper = NULL;
+    uv_close((uv_handle_t *)p, on_handle_closed);
+    if (i->state != INST_STARTING) {
+        inst_settle(i);
+        return;
+    }
+    if (status != 0 || sig != 0) {
+        inst_start_failed(i, "%s failed (exit %lld, signal %d); see %s/server.log",
+                          i->helper_initdb ? "initdb" : "copying the data dir",
+                          (long long)status, sig, i->dir);
+        return;
+    }
+    if (i->helper_initdb) { /* publish the cache for every later start */
+        char tmp[CFG_PATH], dst[CFG_PATH];
+        cache_tmp_path(i, tmp, sizeof tmp);
+        cache_path(i, dst, sizeof dst, "");
+        if (rename(tmp, dst) < 0) {
+            int e = errno;
+            if (e != EEXIST && e != ENOTEMPTY) {
+                inst_start_failed(i, "cannot move %s to %s: %s", tmp, dst, strerror(e));
+                return;
+            }
+            util_rm_rf(tmp); /* another daemon published first; theirs is as good */
+        }
+        i->helper_initdb = false;
+        copy_cache(i);
+        return;
+    }
+    start_server(i);
+}
+
+static void run_initdb(inst_t *i)
+{
+    char tmp[CFG_PATH], initdb[CFG_PATH];
+    cache_tmp_path(i, tmp, sizeof tmp);
+    util_rm_rf(tmp);
+    if (mkdir(tmp, 0700) < 0 || chown(tmp, i->d->run_uid, i->d->run_gid) < 0) {
+        inst_start_failed(i, "cannot create %s: %s", tmp, strerror(errno));
+        return;
+    }
+    util_path(initdb, sizeof initdb, "%s/initdb", i->bindir);
+    char *args[] = {initdb, "-D", tmp, "-U", "dblease", "-A", "trust", "-E", "UTF8",
+                    "--locale=C", "--no-sync", NULL};
+    log_info("process", "initialising a PostgreSQL %d data dir once (cached in %s)", i->major,
+             i->d->cfg.cache_dir);
+    i->helper_initdb = true;
+    int rc = spawn(i, &i->helper, args, true, on_helper_exit);
+    if (rc < 0) {
+        inst_start_failed(i, "cannot run %s: %s", initdb, uv_strerror(rc));
+        return;
+    }
+    i->helper_running = true;
+}
+
+static void copy_cache(inst_t *i)
+{
+    char src[CFG_PATH];
+    cache_path(i, src, sizeof src, "");
+    char *args[] = {"/bin/cp", "-a", src, i->datadir, NULL};
+    int rc = spawn(i, &i->helper, args, false, on_helper_exit);
+    if (rc < 0) {
+        inst_start_failed(i, "cannot run cp: %s", uv_strerror(rc));
+        return;
+    }
+    i->helper_running = true;
+}
+
+static const char hba[] =
+    "# Written by dbleased. The Unix socket sits in a 0700 dir only the daemon\n"
+    "# reaches; leases come over loopback TCP, and a role may open only the\n"
+    "# database of the same name.\n"
+    "local all all trust\n"
+    "host sameuser all 127.0.0.1/32 scram-sha-256\n"
+    "host sameuser all ::1/128 scram-sha-256\n";
+
+static void on_server_exit(uv_process_t *p, int64_t status, int sig)
+{
+    inst_t *i = p->data;
+    i->proc_running = false;
+    i->proc = NULL;
+    i->pid = 0;
+    uv_close((uv_handle_t *)p, on_handle_closed);
+    inst_exited(i, status, sig);
+}
+
+static void start_server(inst_t *i)
+{
+    char path[CFG_PATH];
+    util_path(path, sizeof path, "%s/pg_hba.conf", i->datadir);
+    int rc = util_write_file(path, hba, 0600, i->d->run_uid, i->d->run_gid);
+    if (rc == 0 && (mkdir(i->sockdir, 0700) < 0 ||
+                    chown(i->sockdir, i->d->run_uid, i->d->run_gid) < 0))
+        rc = -errno;
+    if (rc < 0) {
+        inst_start_failed(i, "cannot prepare %s: %s", i->dir, strerror(-rc));
+        return;
+    }
+    int port = util_free_port();
+    if (port < 0) {
+        inst_start_failed(i, "no free TCP port on 127.0.0.1: %s", strerror(-port));
+        return;
+    }
+    i->port = port;
+    snprintf(i->host, sizeof i->host, "127.0.0.1");
+
+    char ppid[16], uid[16], gid[16], postgres[CFG_PATH], portstr[16], maxconn[32];
+    char *self = i->d->self_exe;
+    snprintf(ppid, sizeof ppid, "%d", (int)getpid());
+    snprintf(uid, sizeof uid, "%u", (unsigned)i->d->run_uid);
+    snprintf(gid, sizeof gid, "%u", (unsigned)i->d->run_gid);
+    util_path(postgres, sizeof postgres, "%s/postgres", i->bindir);
+    snprintf(portstr, sizeof portstr, "%d", port);
+    snprintf(maxconn, sizeof maxconn, "max_connections=%d", i->d->cfg.postgres.server_max_connections);
+    /* Test databases trade durability for speed: nothing here must survive
+     * a crash, and the daemon rebuilds everything at start. */
+    char *args[] = {self, "--exec-child", ppid, uid, gid, postgres, "-D", i->datadir, "-k", i->sockdir,
+                    "-p", portstr, "-c", "listen_addresses=127.0.0.1",
+                    "-c", "unix_socket_permissions=0700", "-c", maxconn,
+                    "-c", "fsync=off", "-c", "synchronous_commit=off",
+                    "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
+                    "-c", "log_min_messages=warning", "-c", "max_wal_size=1GB",
+                    NULL};
+    rc = spawn(i, &i->proc, args, false, on_server_exit); /* the wrapper switches user */
+    if (rc < 0) {
+        inst_start_failed(i, "cannot start %s: %s", postgres, uv_strerror(rc));
+        return;
+    }
+    i->proc_running = true;
+    i->pid = i->proc->pid;
+    log_info("process", "started postgres %d (pid %d) on 127.0.0.1:%d", i->major, i->pid, port);
+    inst_spawned(i);
+}
+
+void rt_pg_start(inst_t *i)
+{
+    dbld_t *d = i->d;
+    util_path(i->dir, sizeof i->dir, "%s/instances/%s", d->cfg.state_dir, i->name);
+    util_path(i->datadir, sizeof i->datadir, "%s/data", i->dir);
+    util_path(i->sockdir, sizeof i->sockdir, "%s/sock", i->dir);
+    util_rm_rf(i->dir);
+    char parent[CFG_PATH];
+    util_path(parent, sizeof parent, "%s/instances", d->cfg.state_dir);
+    if (util_mkdir_p(parent, 0711) < 0 || util_mkdir_p(d->cfg.cache_dir, 0711) < 0 ||
+        mkdir(i->dir, 0700) < 0 || chown(i->dir, d->run_uid, d->run_gid) < 0) {
+        inst_start_failed(i, "cannot create %s: %s", i->dir, strerror(errno));
+        return;
+    }
+    char marker[CFG_PATH];
+    cache_path(i, marker, sizeof marker, "/PG_VERSION");
+    if (access(marker, F_OK) == 0)
+        copy_cache(i);
+    else
+        run_initdb(i);
+}
+
+void rt_pg_stop(inst_t *i, bool force)
+{
+    if (i->helper_running)
+        uv_process_kill(i->helper, SIGKILL);
+    if (i->proc_running) {
+        /* SIGINT is PostgreSQL's fast shutdown; the group kill reaches backends. */
+        if (force)
+            kill(-i->pid, SIGKILL);
+        else
+            uv_process_kill(i->proc, SIGINT);
+    }
+}
+
+/* ---- leftovers of a crashed daemon ----------------------------------- */
+
+static void wait_gone(pid_t pid)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        poll(&pfd, 1, 10000); /* readable once the process has exited */
+        close(fd);
+        return;
+    }
+    for (int n = 0; n < 1000 && kill(pid, 0) == 0; n++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static void kill_leftover(const char *instdir)
+{
+    char pidfile[CFG_PATH], data[CFG_PATH], cwd_link[64], cwd[CFG_PATH];
+    util_path(pidfile, sizeof pidfile, "%s/data/postmaster.pid", instdir);
+    util_path(data, sizeof data, "%s/data", instdir);
+    FILE *f = fopen(pidfile, "r");
+    if (!f)
+        return;
+    long pid = 0;
+    if (fscanf(f, "%ld", &pid) != 1)
+        pid = 0;
+    fclose(f);
+    if (pid <= 1)
+        return;
+    /* Only kill it if it really is that server: a postmaster's cwd is its
+     * data dir. A recycled pid belongs to someone else. */
+    snprintf(cwd_link, sizeof cwd_link, "/proc/%ld/cwd", pid);
+    char real[PATH_MAX];
+    ssize_t n = readlink(cwd_link, cwd, sizeof cwd - 1);
+    if (n <= 0 || !realpath(data, real))
+        return;
+    cwd[n] = '\0';
+    if (strcmp(cwd, real) != 0)
+        return;
+    log_warn("process", "killing postgres pid %ld left by a previous dbleased", pid);
+    kill(-(pid_t)pid, SIGKILL);
+    kill((pid_t)pid, SIGKILL);
+    wait_gone((pid_t)pid);
+}
+
+void rt_pg_cleanup_leftovers(const char *state_dir)
+{
+    char dir[CFG_PATH];
+    util_path(dir, sizeof dir, "%s/instances", state_dir);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return;
+    struct dirent *e;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char sub[CFG_PATH];
+        if (util_path(sub, sizeof sub, "%s/%s", dir, e->d_name) == 0)
+            kill_leftover(sub);
+    }
+    closedir(dh);
+    int rc = util_rm_rf(dir);
+    if (rc < 0)
+        log_warn("process", "cannot remove %s: %s", dir, strerror(-rc));
+}
+
+int rt_exec_child(int argc, char **argv)
+{
+    if (argc < 6)
+        return 2;
+    pid_t parent = (pid_t)atoi(argv[2]);
+    uid_t uid = (uid_t)strtoul(argv[3], NULL, 10);
+    gid_t gid = (gid_t)strtoul(argv[4], NULL, 10);
+    /* Drop privileges here rather than in libuv: we are still root while
+     * the kernel loads us, so our own binary may sit anywhere. */
+    if (uid != getuid() && (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)) {
+        fprintf(stderr, "dbleased: cannot switch to uid %u: %s\n", (unsigned)uid,
+                strerror(errno));
+        return 1;
+    }
+    /* After the uid change, which would clear it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        return 1;
+    if (getppid() != parent) /* the daemon died before we got here */
+        return 1;
+    execv(argv[5], argv + 5);
+    fprintf(stderr, "dbleased: cannot exec %s: %s\n", argv[5], strerror(errno));
+    return 127;
+}

@@ -1,0 +1,30 @@
+/* Small helpers with no state: randomness, clocks, files, ports. */
+#ifndef DBL_UTIL_H
+#define DBL_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* n random bytes as 2n lowercase hex digits plus NUL into out (2n+1 bytes). */
+int util_random_hex(char *out, size_t nbytes);
+/* A password of len alphanumerics (URL-safe: no escaping anywhere). */
+int util_random_password(char *out, size_t len);
+
+uint64_t util_now_ms(void); /* monotonic */
+int64_t util_unix_now(void);
+
+/* mkdir -p with mode for each created component. 0 or -errno. */
+int util_mkdir_p(const char *path, mode_t mode);
+/* rm -rf; 0 or -errno. Refuses "" and "/". */
+int util_rm_rf(const char *path);
+/* Write a whole file (0600 unless mode), owned by uid/gid when they are not -1. */
+int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, gid_t gid);
+
+/* A TCP port on 127.0.0.1 free right now (bound then released). >0 or -errno. */
+int util_free_port(void);
+
+/* snprintf that reports truncation as -ENAMETOOLONG. */
+int util_path(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#endif
