@@ -1,0 +1,53 @@
+/* dblease CLI: what the subcommand files share. */
+#ifndef DBL_CLI_H
+#define DBL_CLI_H
+
+#include <getopt.h>
+
+#include "dblease.h"
+
+/* Exit codes (sysexits.h values where one fits). */
+enum {
+    CLI_OK = 0,
+    CLI_FAILED = 1,
+    CLI_USAGE = 2,
+    CLI_UNAVAILABLE = 69, /* EX_UNAVAILABLE: daemon not reachable */
+    CLI_TEMPFAIL = 75,    /* EX_TEMPFAIL: pool exhausted or timed out */
+};
+
+/* Options given before the subcommand. */
+typedef struct cli_global {
+    const char *socket_path; /* NULL: the library's default */
+} cli_global_t;
+
+/* Option value shared by every subcommand's option table: --socket is also
+ * accepted after the subcommand, where people tend to type it. */
+#define CLI_OPT_SOCKET 0x100
+#define CLI_OPT_HELP 'h'
+
+/* Prints "dblease: <message>; try 'dblease --help'" and returns CLI_USAGE. */
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Handles what getopt_long() returned that the subcommand did not:
+ * --socket, --help, unknown options, missing arguments. Returns -1 to go
+ * on parsing, or an exit code. */
+int cli_common_opt(cli_global_t *g, int c, char **argv);
+/* Parses a decimal integer in [min, max] for option opt; 0 or CLI_USAGE. */
+int cli_parse_int(const char *opt, const char *arg, long min, long max, int *out);
+
+/* Connects and says hello; on failure prints why and returns NULL with
+ * *rc set to the exit code. */
+dbl_ctx_t *cli_connect(const cli_global_t *g, const char *client_name, int *rc);
+/* Prints ctx's error as one line and returns the exit code it maps to. */
+int cli_fail(const dbl_ctx_t *ctx);
+int cli_exit_code(const dbl_ctx_t *ctx);
+
+/* "2024-05-01T12:00:00Z" into buf (at least 21 bytes). */
+const char *cli_iso_time(int64_t t, char *buf, size_t len);
+
+int cli_cmd_lease(cli_global_t *g, int argc, char **argv);
+int cli_cmd_release(cli_global_t *g, int argc, char **argv);
+int cli_cmd_renew(cli_global_t *g, int argc, char **argv);
+int cli_cmd_status(cli_global_t *g, int argc, char **argv);
+int cli_cmd_run(cli_global_t *g, int argc, char **argv);
+
+#endif

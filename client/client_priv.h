@@ -1,0 +1,59 @@
+/* libdblease internals shared by the library's files and the dblease CLI.
+ * Not installed: nothing here is part of the public API, and the version
+ * script keeps these symbols out of libdblease.so. */
+#ifndef DBL_CLIENT_PRIV_H
+#define DBL_CLIENT_PRIV_H
+
+#include <stdarg.h>
+#include <stdint.h>
+
+#include <json-c/json.h>
+
+#include "dbl_proto.h"
+#include "dblease.h"
+
+#define DBL__DEFAULT_TIMEOUT_MS 30000
+/* PROTOCOL.md: a client SHOULD accept reply lines of at least 16 MiB (a big
+ * status) and MUST NOT apply the 64 KiB request limit to what it reads. */
+#define DBL__MAX_REPLY_LINE (16 * 1024 * 1024)
+/* Longest wait_ms the protocol allows (PROTOCOL.md, `lease`). */
+#define DBL__MAX_WAIT_MS 600000
+/* Lease requests we gave up waiting for; see dbl__call(). */
+#define DBL__MAX_ABANDONED 16
+
+struct dbl_ctx_priv {
+    int fd;              /* -1 when not connected */
+    int timeout_ms;
+    int64_t next_id;
+    dbl_decoder_t dec;
+    char *socket_path;
+    char *daemon_version;
+    int default_wait_ms; /* from hello; -1 if the daemon did not say */
+    int64_t abandoned[DBL__MAX_ABANDONED];
+    size_t n_abandoned;
+};
+
+/* Sets err and a formatted errstr; clears code. */
+void dbl__set_err(dbl_ctx_t *ctx, dbl_err_t err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void dbl__clear_err(dbl_ctx_t *ctx);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t dbl__now_ms(void);
+/* Closes the connection after a failure that leaves it unusable. */
+void dbl__disconnect(dbl_ctx_t *ctx);
+
+/* A new request {"id": N, "op": op}; *id gets N. NULL on ENOMEM. */
+json_object *dbl__request(dbl_ctx_t *ctx, const char *op, int64_t *id);
+/* Sends req (consumed) and waits up to timeout_ms + extra_ms for the reply
+ * carrying id. 0 with *reply filled for a success reply (dbl_reply_free()
+ * it); -1 with ctx->err set otherwise, DBL_ERR_REMOTE for an error reply. */
+int dbl__call(dbl_ctx_t *ctx, json_object *req, int64_t id, int64_t extra_ms,
+              dbl_reply_t *reply);
+
+/* dbl_lease() that can also hand back the daemon's lease object as received
+ * (a new reference in *raw, when raw is not NULL), so the CLI prints fields
+ * this version of the struct does not know. */
+int dbl__lease_raw(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **out,
+                   json_object **raw);
+
+#endif

@@ -1,0 +1,85 @@
+/* libdblease — lease isolated databases from a dbleased daemon.
+ *
+ * A blocking client: one context is one connection to the daemon. Leases
+ * taken without `detach` end when the context is freed or the process dies.
+ * Every call returns 0 on success and -1 on failure, with ctx->err and
+ * ctx->errstr set (and ctx->code for errors the daemon reported).
+ * Not thread-safe: use one context per thread. */
+#ifndef DBLEASE_H
+#define DBLEASE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DBL_ERRSTR_LEN 128
+
+typedef enum dbl_err {
+    DBL_ERR_NONE = 0,
+    DBL_ERR_UNAVAILABLE, /* cannot reach the daemon (no socket, refused) */
+    DBL_ERR_IO,          /* the connection failed or closed mid-request */
+    DBL_ERR_TIMEOUT,     /* no reply within timeout_ms */
+    DBL_ERR_PROTOCOL,    /* the daemon sent something we cannot parse */
+    DBL_ERR_REMOTE,      /* the daemon refused: see ctx->code */
+    DBL_ERR_USAGE,       /* bad arguments to this library */
+    DBL_ERR_OOM,
+} dbl_err_t;
+
+typedef struct dbl_options {
+    const char *socket_path; /* NULL: $DBLEASE_SOCKET or the default path */
+    int timeout_ms;          /* per request, not counting wait_ms; 0: 30000 */
+    const char *client_name; /* shown in status, e.g. "pytest gw3"; may be NULL */
+} dbl_options_t;
+
+typedef struct dbl_ctx {
+    int err;                     /* dbl_err_t */
+    char errstr[DBL_ERRSTR_LEN]; /* human text, says what to do */
+    char code[32];               /* protocol error code when err == DBL_ERR_REMOTE */
+    struct dbl_ctx_priv *priv;
+} dbl_ctx_t;
+
+typedef struct dbl_lease_opts {
+    const char *kind;          /* "postgres" (NULL) or "redis" */
+    const char *template_name; /* NULL: the built-in empty template */
+    int ttl_s;                 /* 0: the daemon's default */
+    int wait_ms;               /* <0: the daemon's default; 0: fail at once */
+    bool detach;               /* survive this connection */
+} dbl_lease_opts_t;
+
+typedef struct dbl_lease {
+    char *id;       /* "L-…" */
+    char *kind;     /* "postgres" | "redis" */
+    char *template_name;
+    char *url;      /* postgresql://… or redis://… */
+    char *host;     /* NULL when only a socket is given */
+    int port;
+    char *socket;   /* NULL unless the lease is reached over a Unix socket */
+    char *dbname;   /* postgres */
+    int db;         /* redis database number */
+    char *user;
+    char *password;
+    int64_t expires_at; /* Unix seconds */
+} dbl_lease_t;
+
+/* Connect and say hello. Always returns a context (NULL only on ENOMEM):
+ * check ctx->err, then dbl_free() it either way. */
+dbl_ctx_t *dbl_connect(const dbl_options_t *opts);
+void dbl_free(dbl_ctx_t *ctx);
+
+int dbl_lease(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **out);
+void dbl_lease_free(dbl_lease_t *lease);
+int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean);
+int dbl_renew(dbl_ctx_t *ctx, const char *lease_id, int ttl_s, int64_t *expires_at);
+/* The daemon's status object as a JSON string; free() it. */
+int dbl_status(dbl_ctx_t *ctx, char **json);
+
+/* The daemon's version string from hello ("0.1.0"). */
+const char *dbl_daemon_version(const dbl_ctx_t *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
