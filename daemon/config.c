@@ -46,6 +46,7 @@ static const key_def_t keys[] = {
     K("docker_host", T_STR, docker_host, 0, 0, ""),
     K("url", T_STR, url, 0, 0, ""),
     K("isolation", T_STR, isolation, 0, 0, ""),
+    K("clone_strategy", T_STR, clone_strategy, 0, 0, "file_copy"),
     K("min_ready", T_INT, min_ready, 0, 100000, "4"),
     K("max_total", T_INT, max_total, 1, 100000, "32"),
     K("max_connections", T_INT, server_max_connections, 10, 100000, "300"),
@@ -95,8 +96,9 @@ static int set_value(void *ptr, const key_def_t *k, const char *value, char *err
         v = strtol(value, &end, k->type == T_MODE ? 8 : 10);
         if (errno || end == value || *end || v < k->min || v > k->max) {
             if (k->type == T_MODE)
-                snprintf(err, errlen, "%s must be an octal mode such as 0660, got '%s'", k->key,
-                         value);
+                snprintf(err, errlen,
+                         "%s must be an octal mode from 0000 to %04o such as 0660, got '%s'",
+                         k->key, k->max, value);
             else
                 snprintf(err, errlen, "%s must be an integer from %d to %d, got '%s'", k->key,
                          k->min, k->max, value);
@@ -127,13 +129,52 @@ void config_defaults(config_t *cfg)
 
 typedef struct load_ctx {
     config_t *cfg;
+    FILE *f;
+    int line;     /* the line inih is on */
+    int err_line; /* of the first error found here, 0 if none */
     char *err;
     size_t errlen;
 } load_ctx_t;
 
+/* inih's line reader, doing what the library cannot be configured to do
+ * at run time (it is built with multi-line values on, a 200-byte line
+ * buffer and no stop on the first error):
+ * - strip leading blanks, so an indented "key = value" is a key of its own
+ *   and not a continuation that silently becomes the previous key's value;
+ * - refuse lines longer than the buffer, which inih would split into a
+ *   truncated value and a bogus next line (long comments are just skipped);
+ * - count lines, and stop once an error is recorded, so the message kept
+ *   is the first one and names its own line. */
+static char *read_line(char *str, int num, void *stream)
+{
+    load_ctx_t *lc = stream;
+    if (lc->err_line || !fgets(str, num, lc->f))
+        return NULL;
+    lc->line++;
+    size_t len = strlen(str);
+    if (len > 0 && len == (size_t)num - 1 && str[len - 1] != '\n') {
+        bool longer = false; /* the newline alone may not have fitted */
+        for (int c; (c = fgetc(lc->f)) != EOF && c != '\n';)
+            longer = true;
+        char first = str[strspn(str, " \t")];
+        if (longer && (first != ';' && first != '#')) {
+            lc->err_line = lc->line;
+            snprintf(lc->err, lc->errlen,
+                     "line is longer than %d characters, the most the INI parser reads; "
+                     "shorten it",
+                     num - 1);
+            return NULL;
+        }
+    }
+    size_t blanks = strspn(str, " \t");
+    memmove(str, str + blanks, strlen(str + blanks) + 1);
+    return str;
+}
+
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     load_ctx_t *lc = user;
+    lc->err_line = lc->line; /* cleared below if all is well */
     if (strncmp(section, "template.", 9) == 0) {
         snprintf(lc->err, lc->errlen,
                  "[%s]: template sections are not supported by this version; remove the section",
@@ -142,14 +183,22 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     }
     const key_def_t *k = find_key(section, name);
     if (!k) {
-        if (strcmp(section, "daemon") && strcmp(section, "postgres") && strcmp(section, "redis"))
+        if (!section[0])
+            snprintf(lc->err, lc->errlen,
+                     "'%s' is outside any section; put it under [daemon], [postgres] or [redis]",
+                     name);
+        else if (strcmp(section, "daemon") && strcmp(section, "postgres") &&
+                 strcmp(section, "redis"))
             snprintf(lc->err, lc->errlen,
                      "unknown section [%s]; known: [daemon], [postgres], [redis]", section);
         else
             snprintf(lc->err, lc->errlen, "unknown key '%s' in [%s]", name, section);
         return 0;
     }
-    return set_value(field_ptr(lc->cfg, section, k), k, value, lc->err, lc->errlen) == 0;
+    if (set_value(field_ptr(lc->cfg, section, k), k, value, lc->err, lc->errlen) < 0)
+        return 0;
+    lc->err_line = 0;
+    return 1;
 }
 
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
@@ -160,12 +209,20 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         return -1;
     }
     char msg[512] = "";
-    load_ctx_t lc = {cfg, msg, sizeof msg};
-    int line = ini_parse_file(f, on_ini, &lc);
+    load_ctx_t lc = {.cfg = cfg, .f = f, .err = msg, .errlen = sizeof msg};
+    int rc = ini_parse_stream(read_line, &lc, on_ini, &lc);
     fclose(f);
-    if (line != 0) {
-        if (!msg[0])
-            snprintf(msg, sizeof msg, "syntax error (expected [section] or key = value)");
+    int line = lc.err_line;
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot parse: out of memory", path);
+        return -1;
+    }
+    /* inih reports its own (syntax) errors only by line number. */
+    if (rc > 0 && (!line || rc < line)) {
+        line = rc;
+        snprintf(msg, sizeof msg, "syntax error (expected [section] or key = value)");
+    }
+    if (line) {
         snprintf(err, errlen, "%s:%d: %s", path, line, msg);
         return -1;
     }
@@ -196,6 +253,12 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
 
 int config_validate(const config_t *cfg, char *err, size_t errlen)
 {
+    if (strcmp(cfg->postgres.clone_strategy, "file_copy") != 0 &&
+        strcmp(cfg->postgres.clone_strategy, "wal_log") != 0) {
+        snprintf(err, errlen, "[postgres] clone_strategy must be file_copy or wal_log, got '%s'",
+                 cfg->postgres.clone_strategy);
+        return -1;
+    }
     if (strcmp(cfg->postgres.isolation, "database") != 0) {
         snprintf(err, errlen,
                  "[postgres] isolation = %s is not supported by this version; use database",
@@ -213,7 +276,10 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
                  cfg->default_ttl_s, cfg->max_ttl_s);
         return -1;
     }
-    return validate_kind("postgres", &cfg->postgres, cfg, err, errlen);
+    /* [redis] is not served yet, but its limits must already make sense. */
+    if (validate_kind("postgres", &cfg->postgres, cfg, err, errlen) < 0)
+        return -1;
+    return validate_kind("redis", &cfg->redis, cfg, err, errlen);
 }
 
 void config_dump(const config_t *cfg, void *file)

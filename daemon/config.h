@@ -19,6 +19,7 @@ typedef struct kind_cfg {
     char docker_host[CFG_STR];
     char url[CFG_PATH];
     char isolation[16];
+    char clone_strategy[16]; /* postgres 15+: file_copy | wal_log */
     int min_ready;
     int max_total;
     int server_max_connections; /* postgres max_connections per instance */

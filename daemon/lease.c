@@ -134,9 +134,9 @@ json_object *lease_status_json(const lease_t *l, uint64_t now_ms)
     json_object *owner = json_object_new_object();
     json_object_object_add(owner, "pid", json_object_new_int(l->pid));
     json_object_object_add(owner, "uid", json_object_new_int64((int64_t)l->uid));
-    json_object_object_add(owner, "client", json_object_new_string(l->client));
+    json_object_object_add(owner, "client", l->client[0] ? json_object_new_string(l->client) : NULL);
     json_object_object_add(o, "owner", owner);
-    json_object_object_add(o, "age_s", json_object_new_double((double)(now_ms - l->created_ms) / 1000.0));
+    json_object_object_add(o, "age_s", json_object_new_int64((int64_t)((now_ms - l->created_ms) / 1000)));
     json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
     json_object_object_add(o, "detached", json_object_new_boolean(l->detached));
     return o;

@@ -56,6 +56,11 @@ static void op_hello(sess_t *s, dbl_request_t *req)
     json_object_object_add(srv, "uid", json_object_new_int64((int64_t)s->d->uid));
     json_object_object_add(srv, "started_at", json_object_new_int64(s->d->started_at));
     json_object_object_add(r, "server", srv);
+    json_object *defs = json_object_new_object();
+    json_object_object_add(defs, "wait_ms", json_object_new_int(s->d->cfg.default_wait_ms));
+    json_object_object_add(defs, "ttl_s", json_object_new_int(s->d->cfg.default_ttl_s));
+    json_object_object_add(defs, "max_ttl_s", json_object_new_int(s->d->cfg.max_ttl_s));
+    json_object_object_add(r, "defaults", defs);
     sess_send(s, r);
 }
 

@@ -324,6 +324,8 @@ static void start_server(inst_t *i)
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
                     "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
                     "-c", "log_min_messages=warning", "-c", "max_wal_size=1GB",
+                    /* statements carry lease passwords: never log them */
+                    "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     NULL};
     rc = spawn(i, &i->proc, args, false, on_server_exit); /* the wrapper switches user */
     if (rc < 0) {
