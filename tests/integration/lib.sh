@@ -1,0 +1,130 @@
+# Shared helpers for the integration suite: start a real dbleased with real
+# PostgreSQL in a private directory, talk to it, and check what it leaves.
+# Each test script sources this, defines test_* functions and calls run_tests.
+set -euo pipefail
+
+: "${DBLEASED:?set by meson: path to dbleased}"
+: "${DBLEASE:?set by meson: path to dblease}"
+
+# Exit 77 (meson: skipped) only when the server binaries are truly absent.
+if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null; then
+    echo "SKIP: no PostgreSQL server binaries (apt-get install postgresql)"
+    exit 77
+fi
+for tool in psql socat jq; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is required"; exit 1; }
+done
+
+# Memory-backed when the machine has it: cloning a database on tmpfs is
+# several times faster than on disk. Reachable by the unprivileged user the
+# servers run as when we are root.
+if [ -z "${DBLEASE_TEST_TMP:-}" ]; then
+    DBLEASE_TEST_TMP=/tmp
+    [ -d /dev/shm ] && [ -w /dev/shm ] && DBLEASE_TEST_TMP=/dev/shm
+fi
+T=$(mktemp -d "$DBLEASE_TEST_TMP/dblease-it.XXXXXX")
+chmod 0755 "$T"
+SOCK="$T/dblease.sock"
+STATE="$T/state"
+# One initdb for the whole suite: daemons share the cache dir.
+CACHE="${DBLEASE_TEST_CACHE:-$DBLEASE_TEST_TMP/dblease-test-cache}"
+mkdir -p "$CACHE" && chmod 0755 "$CACHE"
+export DBLEASE_SOCKET="$SOCK"
+DAEMON_PID=
+FAILS=0
+
+cleanup() {
+    stop_daemon || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "FAIL: $*" >&2
+    return 1
+}
+
+# Start the daemon; extra INI lines for the config come as arguments.
+# dbleased (not --foreground) returns once the first database is ready.
+start_daemon() {
+    {
+        echo "[daemon]"
+        echo "cache_dir = $CACHE"
+        echo "log_level = debug"
+        for line in "$@"; do echo "$line"; done
+    } > "$T/dbleased.ini"
+    "$DBLEASED" --config "$T/dbleased.ini" --socket "$SOCK" --state-dir "$STATE" \
+        || { cat "$STATE/dbleased.log" >&2 || true; fail "dbleased did not start"; }
+    DAEMON_PID=$(cat "$STATE/dbleased.lock")
+}
+
+# SIGTERM, then wait for exit: the daemon holds the lock until its last moment.
+stop_daemon() {
+    [ -n "$DAEMON_PID" ] || return 0
+    kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    timeout 30 flock "$STATE/dbleased.lock" true || fail "dbleased did not exit after SIGTERM"
+    DAEMON_PID=
+    check_sanitizers
+}
+
+# ASan/UBSan report into the daemon's log; any report fails the test.
+check_sanitizers() {
+    if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$STATE/dbleased.log" >&2; then
+        fail "sanitizer report in the daemon log"
+    fi
+}
+
+# Send request lines, print the reply lines (one connection).
+rpc() {
+    printf '%s\n' "$@" | socat -t 5 - "UNIX-CONNECT:$SOCK"
+}
+
+lease_url() { # extra CLI args…
+    "$DBLEASE" lease "$@"
+}
+
+# Run SQL through a lease URL; prints the single value.
+sql() { # url sql
+    psql "$1" -XAtq -v ON_ERROR_STOP=1 -c "$2"
+}
+
+# Wait up to $1 seconds for a command to succeed, re-checking every 20 ms.
+# For conditions with no event to wait on (a database dropped in the server).
+wait_until() {
+    local deadline=$(( $(date +%s%N) + $1 * 1000000000 )); shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || return 1
+        sleep 0.02
+    done
+}
+
+postgres_procs() { # processes running from our state dir
+    pgrep -f -- "-D $STATE/" || true
+}
+
+# Run every test_* function in its own subshell (errexit active there: the
+# subshell is not a condition), report TAP-like lines, fail if any failed.
+run_tests() {
+    local t rc
+    for t in $(declare -F | awk '{print $3}' | grep '^test_'); do
+        echo "--- $t"
+        set +e
+        ( set -e; "$t" )
+        rc=$?
+        set -e
+        # Tests that start their own daemon must not leave it to the next.
+        if [ -z "$DAEMON_PID" ] && [ -s "$STATE/dbleased.lock" ] &&
+            ! flock -n "$STATE/dbleased.lock" true; then
+            DAEMON_PID=$(cat "$STATE/dbleased.lock")
+            stop_daemon || rc=1
+        fi
+        if [ "$rc" -eq 0 ]; then
+            echo "ok: $t"
+        else
+            echo "not ok: $t"
+            FAILS=$((FAILS + 1))
+        fi
+    done
+    stop_daemon || FAILS=$((FAILS + 1))
+    [ "$FAILS" -eq 0 ]
+}
