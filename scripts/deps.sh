@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install what building and testing dblease needs, from Debian 12's packages.
+# Idempotent: does nothing when everything is there already.
+set -euo pipefail
+
+packages=(
+    gcc pkg-config meson ninja-build            # toolchain
+    libuv1-dev libpq-dev libjson-c-dev libinih-dev libcmocka-dev  # libraries
+    postgresql                                  # server binaries for the process runtime
+    postgresql-client socat jq util-linux procps # clients the integration suite drives
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
