@@ -10,4 +10,14 @@ if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false -Dwerror=true
 fi
 meson compile -C "$build"
-meson test -C "$build" --print-errorlogs --num-processes "$(nproc)" "$@"
+rc=0
+meson test -C "$build" --print-errorlogs --num-processes "$(nproc)" "$@" || rc=$?
+# One summary line in the form every CI reader understands.
+log="$build/meson-logs/testlog.json"
+if [ -f "$log" ]; then
+    passed=$(jq -s '[.[] | select(.result == "OK" or .result == "EXPECTEDFAIL")] | length' "$log")
+    failed=$(jq -s '[.[] | select(.result != "OK" and .result != "EXPECTEDFAIL" and .result != "SKIP")] | length' "$log")
+    skipped=$(jq -s '[.[] | select(.result == "SKIP")] | length' "$log")
+    echo "$passed passed, $failed failed, $skipped skipped"
+fi
+exit "$rc"
