@@ -25,7 +25,8 @@ typedef struct dbld {
     uv_loop_t *loop;
     config_t cfg;
     char config_path[CFG_PATH];
-    char self_exe[CFG_PATH]; /* re-exec'd to tie servers to our life */
+    char self_exe[CFG_PATH];    /* re-exec'd to tie servers to our life */
+    char server_root[CFG_PATH]; /* instances/ live here: the state dir if run_as reaches it */
     uid_t uid;          /* the daemon's own */
     uid_t run_uid;      /* servers run as this user */
     gid_t run_gid;

@@ -101,8 +101,6 @@ static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
         snprintf(dir, sizeof dir, "%s", cfg->socket);
         util_path(cfg->state_dir, sizeof cfg->state_dir, "%s/state", dirname(dir));
     }
-    if (!cfg->cache_dir[0])
-        util_path(cfg->cache_dir, sizeof cfg->cache_dir, "%s/cache", cfg->state_dir);
     if (cfg->state_dir[0] != '/') {
         char cwd[CFG_PATH], rel[CFG_PATH];
         snprintf(rel, sizeof rel, "%s", cfg->state_dir);
@@ -300,8 +298,7 @@ int main(int argc, char **argv)
     char bindir[CFG_PATH];
     int major = 0;
     if (runas_resolve(&d, err, sizeof err) < 0 ||
-        runas_check_dir(&d, d.cfg.state_dir, err, sizeof err) < 0 ||
-        runas_check_dir(&d, d.cfg.cache_dir, err, sizeof err) < 0 ||
+        runas_pick_server_root(&d, err, sizeof err) < 0 ||
         rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
                         sizeof err) < 0 ||
         lock_state_dir(&d, err, sizeof err) < 0) {
@@ -315,8 +312,13 @@ int main(int argc, char **argv)
     record_pid(&d);
     log_info("daemon", "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
              "from %s", DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
-    rt_pg_cleanup_leftovers(d.cfg.state_dir);
+    if (strcmp(d.server_root, d.cfg.state_dir) != 0)
+        log_info("daemon", "user %s cannot reach the state dir, so server data lives in %s",
+                 d.run_user, d.server_root);
+    rt_pg_cleanup_leftovers(d.server_root);
     int rc = run(&d, bindir, major, err, sizeof err);
+    if (strcmp(d.server_root, d.cfg.state_dir) != 0)
+        util_rm_rf(d.server_root); /* a fallback dir of ours: nothing in it outlives us */
     if (rc < 0) {
         log_error("daemon", "%s", err);
         tell_parent(err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/shm.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -324,6 +325,9 @@ static void start_server(inst_t *i)
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
                     "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
                     "-c", "log_min_messages=warning", "-c", "max_wal_size=1GB",
+                    /* shared memory in files inside the data dir, so a
+                     * killed server leaves nothing in /dev/shm */
+                    "-c", "dynamic_shared_memory_type=mmap",
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     NULL};
@@ -341,12 +345,12 @@ static void start_server(inst_t *i)
 void rt_pg_start(inst_t *i)
 {
     dbld_t *d = i->d;
-    util_path(i->dir, sizeof i->dir, "%s/instances/%s", d->cfg.state_dir, i->name);
+    util_path(i->dir, sizeof i->dir, "%s/instances/%s", d->server_root, i->name);
     util_path(i->datadir, sizeof i->datadir, "%s/data", i->dir);
     util_path(i->sockdir, sizeof i->sockdir, "%s/sock", i->dir);
     util_rm_rf(i->dir);
     char parent[CFG_PATH];
-    util_path(parent, sizeof parent, "%s/instances", d->cfg.state_dir);
+    util_path(parent, sizeof parent, "%s/instances", d->server_root);
     if (util_mkdir_p(parent, 0711) < 0 || util_mkdir_p(d->cfg.cache_dir, 0711) < 0 ||
         mkdir(i->dir, 0700) < 0 || chown(i->dir, d->run_uid, d->run_gid) < 0) {
         inst_start_failed(i, "cannot create %s: %s", i->dir, strerror(errno));
@@ -390,40 +394,77 @@ static void wait_gone(pid_t pid)
     }
 }
 
+/* Kill every process running in data (a postmaster's and its backends'
+ * cwd is their data dir): after the daemon died, backends can outlive their
+ * postmaster for a moment, still attached to its shared memory. Matching on
+ * cwd, not on a pid from a file, never hits a recycled pid. */
+static void kill_procs_in(const char *data)
+{
+    char real[PATH_MAX];
+    if (!realpath(data, real))
+        return;
+    DIR *proc = opendir("/proc");
+    if (!proc)
+        return;
+    pid_t victims[256];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(proc)) && n < (int)(sizeof victims / sizeof victims[0])) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        char link[64], cwd[PATH_MAX];
+        if (pid <= 1)
+            continue;
+        snprintf(link, sizeof link, "/proc/%d/cwd", (int)pid);
+        ssize_t len = readlink(link, cwd, sizeof cwd - 1);
+        if (len <= 0)
+            continue;
+        cwd[len] = '\0';
+        if (strcmp(cwd, real) == 0 && kill(pid, SIGKILL) == 0)
+            victims[n++] = pid;
+    }
+    closedir(proc);
+    if (n)
+        log_warn("process", "killed %d postgres processes left by a previous dbleased in %s", n,
+                 data);
+    for (int k = 0; k < n; k++)
+        wait_gone(victims[k]);
+}
+
+/* A killed postmaster leaves its (tiny) SysV segment behind; remove it if it
+ * is still the one its pid file names and nobody is attached. */
+static void remove_segment(long key, long id)
+{
+    struct shmid_ds ds;
+    if (id < 0 || shmctl((int)id, IPC_STAT, &ds) < 0)
+        return;
+    if ((long)ds.shm_perm.__key == key && ds.shm_nattch == 0)
+        shmctl((int)id, IPC_RMID, NULL);
+}
+
 static void kill_leftover(const char *instdir)
 {
-    char pidfile[CFG_PATH], data[CFG_PATH], cwd_link[64], cwd[CFG_PATH];
+    char pidfile[CFG_PATH], data[CFG_PATH];
     util_path(pidfile, sizeof pidfile, "%s/data/postmaster.pid", instdir);
     util_path(data, sizeof data, "%s/data", instdir);
     FILE *f = fopen(pidfile, "r");
     if (!f)
         return;
-    long pid = 0;
-    if (fscanf(f, "%ld", &pid) != 1)
-        pid = 0;
+    /* postmaster.pid, line 7: the SysV segment as "key id". */
+    long shm_key = 0, shm_id = -1;
+    char line[256];
+    for (int n = 1; fgets(line, sizeof line, f); n++) {
+        if (n == 7 && sscanf(line, "%ld %ld", &shm_key, &shm_id) != 2)
+            shm_id = -1;
+    }
     fclose(f);
-    if (pid <= 1)
-        return;
-    /* Only kill it if it really is that server: a postmaster's cwd is its
-     * data dir. A recycled pid belongs to someone else. */
-    snprintf(cwd_link, sizeof cwd_link, "/proc/%ld/cwd", pid);
-    char real[PATH_MAX];
-    ssize_t n = readlink(cwd_link, cwd, sizeof cwd - 1);
-    if (n <= 0 || !realpath(data, real))
-        return;
-    cwd[n] = '\0';
-    if (strcmp(cwd, real) != 0)
-        return;
-    log_warn("process", "killing postgres pid %ld left by a previous dbleased", pid);
-    kill(-(pid_t)pid, SIGKILL);
-    kill((pid_t)pid, SIGKILL);
-    wait_gone((pid_t)pid);
+    kill_procs_in(data);
+    remove_segment(shm_key, shm_id);
 }
 
-void rt_pg_cleanup_leftovers(const char *state_dir)
+void rt_pg_cleanup_leftovers(const char *server_root)
 {
     char dir[CFG_PATH];
-    util_path(dir, sizeof dir, "%s/instances", state_dir);
+    util_path(dir, sizeof dir, "%s/instances", server_root);
     DIR *dh = opendir(dir);
     if (!dh)
         return;

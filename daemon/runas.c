@@ -1,5 +1,7 @@
 #include "runas.h"
 
+#include "util.h"
+
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -83,4 +85,60 @@ int runas_check_dir(const dbld_t *d, const char *path, char *err, size_t errlen)
         buf[k] = saved;
     }
     return 0;
+}
+
+/* FNV-1a: a short, stable name for a state dir's fallback server root. */
+static unsigned long long fnv1a(const char *s)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Create (or reuse) dir as ours: a real directory, owned by us, not a link
+ * someone planted in a shared /tmp. */
+static int own_dir(const dbld_t *d, const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0711) < 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != d->uid) {
+        snprintf(err, errlen, "%s exists but is not a directory of ours; remove it", dir);
+        return -1;
+    }
+    return chmod(dir, 0711) < 0 ? -1 : 0;
+}
+
+int runas_pick_server_root(dbld_t *d, char *err, size_t errlen)
+{
+    char why[CFG_PATH * 2], cache[CFG_PATH];
+    int rc;
+    if (runas_check_dir(d, d->cfg.state_dir, why, sizeof why) == 0) {
+        snprintf(d->server_root, sizeof d->server_root, "%s", d->cfg.state_dir);
+        rc = util_path(cache, sizeof cache, "%s/cache", d->server_root);
+    } else {
+        /* A root-only state dir (mktemp -d) is fine for us but not for the
+         * servers: their data goes to a private dir they can reach, named
+         * after the state dir so a restart finds what a crash left, and the
+         * cache is shared by every such daemon of ours. */
+        const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+        snprintf(d->server_root, sizeof d->server_root, "%s/dblease-%016llx", base,
+                 fnv1a(d->cfg.state_dir));
+        if (own_dir(d, d->server_root, err, errlen) < 0)
+            return -1;
+        rc = util_path(cache, sizeof cache, "%s/dblease-cache-%u", base, (unsigned)d->uid);
+        if (rc == 0 && !d->cfg.cache_dir[0] && own_dir(d, cache, err, errlen) < 0)
+            return -1;
+    }
+    if (!d->cfg.cache_dir[0]) {
+        if (rc < 0) {
+            snprintf(err, errlen, "the cache dir path is too long; set [daemon] cache_dir");
+            return -1;
+        }
+        snprintf(d->cfg.cache_dir, sizeof d->cfg.cache_dir, "%s", cache);
+    }
+    return runas_check_dir(d, d->cfg.cache_dir, err, errlen);
 }

@@ -15,4 +15,9 @@ int runas_resolve(dbld_t *d, char *err, size_t errlen);
  * message saying what to chmod. */
 int runas_check_dir(const dbld_t *d, const char *path, char *err, size_t errlen);
 
+/* Choose d->server_root (where server data dirs live) and default the cache
+ * dir under it. The state dir when run_as can reach it, else a private dir
+ * in /dev/shm (or /tmp) named after the state dir. */
+int runas_pick_server_root(dbld_t *d, char *err, size_t errlen);
+
 #endif

@@ -20,6 +20,8 @@ test_sigkilled_daemon_leaves_no_server_and_restarts_clean() {
     start_daemon
     url=$("$DBLEASE" lease)
     old_pids=$(postgres_procs)
+    # The postmaster's SysV segment id: line 7 of postmaster.pid is "key id".
+    shmid=$(sed -n 7p "$STATE"/instances/*/data/postmaster.pid | awk '{print $2}')
     kill -9 "$DAEMON_PID"
     DAEMON_PID=
     # Servers are tied to the daemon's life (parent-death signal).
@@ -29,8 +31,25 @@ test_sigkilled_daemon_leaves_no_server_and_restarts_clean() {
     for p in $old_pids; do
         if alive "$p"; then fail "old server pid $p alive after restart: $(ps -o pid=,ppid=,args= -p "$p"); old: $old_pids"; fi
     done
+    if [ -n "$shmid" ] && ipcs -m | awk -v id="$shmid" '$2 == id {found=1} END {exit !found}'; then
+        fail "shared memory segment $shmid of the killed server is still there"
+    fi
     sql "$("$DBLEASE" lease)" "SELECT 1" >/dev/null
     stop_daemon
+}
+
+test_root_only_state_dir_gets_server_data_elsewhere_and_cleans_it() {
+    [ "$(id -u)" = 0 ] || return 0 # the servers run as another user only under root
+    private="$T/private"
+    mkdir -m 0700 "$private"
+    "$DBLEASED" --socket "$T/p.sock" --state-dir "$private/state"
+    pid=$(cat "$private/state/dbleased.lock")
+    root=$(sed -n 's/.*server data lives in \([^"]*\)".*/\1/p' "$private/state/dbleased.log")
+    [ -d "$root/instances" ] || fail "no fallback server dir announced in the log"
+    sql "$(DBLEASE_SOCKET="$T/p.sock" "$DBLEASE" lease)" "SELECT 1" >/dev/null
+    kill -TERM "$pid"
+    timeout 30 flock "$private/state/dbleased.lock" true
+    [ ! -e "$root" ] || fail "fallback dir $root left behind"
 }
 
 test_second_daemon_on_the_same_state_dir_is_refused() {
