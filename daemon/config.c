@@ -53,6 +53,15 @@ static const key_def_t keys[] = {
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
 };
 
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+bool config_name_ok(const char *name, size_t max)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= max && strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_.-") == n;
+}
+
 static void *field_ptr(config_t *cfg, const char *section, const key_def_t *k)
 {
     char *base;
@@ -171,15 +180,84 @@ static char *read_line(char *str, int num, void *stream)
     return str;
 }
 
+static tpl_cfg_t *template_section(load_ctx_t *lc, const char *name)
+{
+    config_t *cfg = lc->cfg;
+    for (int i = 0; i < cfg->n_templates; i++)
+        if (strcmp(cfg->templates[i].name, name) == 0)
+            return &cfg->templates[i];
+    if (!config_name_ok(name, 63)) {
+        snprintf(lc->err, lc->errlen,
+                 "[template.%s]: a template name is 1 to 63 of A-Z a-z 0-9 _ . -", name);
+        return NULL;
+    }
+    if (cfg->n_templates == CFG_MAX_TEMPLATES) {
+        snprintf(lc->err, lc->errlen, "too many templates (at most %d)", CFG_MAX_TEMPLATES);
+        return NULL;
+    }
+    tpl_cfg_t *t = &cfg->templates[cfg->n_templates++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    strcpy(t->kind, "postgres");
+    return t;
+}
+
+static int on_template_key(load_ctx_t *lc, const char *section, const char *name,
+                           const char *value)
+{
+    tpl_cfg_t *t = template_section(lc, section + 9);
+    if (!t)
+        return 0;
+    if (strcmp(name, "kind") == 0 || strcmp(name, "sql_dir") == 0) {
+        char *dst = name[0] == 'k' ? t->kind : t->sql_dir;
+        size_t size = name[0] == 'k' ? sizeof t->kind : sizeof t->sql_dir;
+        if (strlen(value) >= size) {
+            snprintf(lc->err, lc->errlen, "%s is too long (at most %zu bytes)", name, size - 1);
+            return 0;
+        }
+        strcpy(dst, value);
+        return 1;
+    }
+    for (size_t i = 0; i < N_KEYS; i++) {
+        if (strcmp(keys[i].section, "kind") == 0 && strcmp(keys[i].key, name) == 0) {
+            if (set_value((char *)&t->k + keys[i].offset, &keys[i], value, lc->err,
+                          lc->errlen) < 0)
+                return 0;
+            t->set |= 1ull << i;
+            return 1;
+        }
+    }
+    snprintf(lc->err, lc->errlen,
+             "unknown key '%s' in [%s]; a template takes kind, sql_dir and the [postgres] keys",
+             name, section);
+    return 0;
+}
+
+/* Keys a template section did not give come from its kind's section,
+ * wherever that section stands in the file. */
+static void inherit_template_keys(config_t *cfg)
+{
+    for (int t = 0; t < cfg->n_templates; t++) {
+        tpl_cfg_t *tc = &cfg->templates[t];
+        const kind_cfg_t *from = strcmp(tc->kind, "redis") == 0 ? &cfg->redis : &cfg->postgres;
+        for (size_t i = 0; i < N_KEYS; i++) {
+            if (strcmp(keys[i].section, "kind") != 0 || (tc->set & (1ull << i)))
+                continue;
+            memcpy((char *)&tc->k + keys[i].offset, (const char *)from + keys[i].offset,
+                   keys[i].size);
+        }
+    }
+}
+
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     load_ctx_t *lc = user;
     lc->err_line = lc->line; /* cleared below if all is well */
     if (strncmp(section, "template.", 9) == 0) {
-        snprintf(lc->err, lc->errlen,
-                 "[%s]: template sections are not supported by this version; remove the section",
-                 section);
-        return 0;
+        if (!on_template_key(lc, section, name, value))
+            return 0;
+        lc->err_line = 0;
+        return 1;
     }
     const key_def_t *k = find_key(section, name);
     if (!k) {
@@ -190,7 +268,9 @@ static int on_ini(void *user, const char *section, const char *name, const char 
         else if (strcmp(section, "daemon") && strcmp(section, "postgres") &&
                  strcmp(section, "redis"))
             snprintf(lc->err, lc->errlen,
-                     "unknown section [%s]; known: [daemon], [postgres], [redis]", section);
+                     "unknown section [%s]; known: [daemon], [postgres], [redis], "
+                     "[template.NAME]",
+                     section);
         else
             snprintf(lc->err, lc->errlen, "unknown key '%s' in [%s]", name, section);
         return 0;
@@ -226,6 +306,7 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s:%d: %s", path, line, msg);
         return -1;
     }
+    inherit_template_keys(cfg);
     return 0;
 }
 
@@ -251,6 +332,40 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
     return 0;
 }
 
+static int validate_templates(const config_t *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_templates; i++) {
+        const tpl_cfg_t *t = &cfg->templates[i];
+        char section[80];
+        snprintf(section, sizeof section, "template.%s", t->name);
+        if (strcmp(t->kind, "postgres") != 0) {
+            snprintf(err, errlen, "[%s] kind = %s: only postgres templates exist; use kind = "
+                                  "postgres",
+                     section, t->kind);
+            return -1;
+        }
+        if (strcmp(t->name, "default") == 0) {
+            snprintf(err, errlen, "[%s]: \"default\" names the built-in empty template; pick "
+                                  "another name",
+                     section);
+            return -1;
+        }
+        if (strcmp(t->k.isolation, "database") != 0 && strcmp(t->k.isolation, "schema") != 0) {
+            snprintf(err, errlen, "[%s] isolation must be database or schema, got '%s'", section,
+                     t->k.isolation);
+            return -1;
+        }
+        if (t->sql_dir[0] && t->sql_dir[0] != '/') {
+            snprintf(err, errlen, "[%s] sql_dir must be an absolute path, got '%s'", section,
+                     t->sql_dir);
+            return -1;
+        }
+        if (validate_kind(section, &t->k, cfg, err, errlen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int config_validate(const config_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->postgres.clone_strategy, "file_copy") != 0 &&
@@ -259,9 +374,9 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
                  cfg->postgres.clone_strategy);
         return -1;
     }
-    if (strcmp(cfg->postgres.isolation, "database") != 0) {
-        snprintf(err, errlen,
-                 "[postgres] isolation = %s is not supported by this version; use database",
+    if (strcmp(cfg->postgres.isolation, "database") != 0 &&
+        strcmp(cfg->postgres.isolation, "schema") != 0) {
+        snprintf(err, errlen, "[postgres] isolation must be database or schema, got '%s'",
                  cfg->postgres.isolation);
         return -1;
     }
@@ -277,9 +392,10 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
         return -1;
     }
     /* [redis] is not served yet, but its limits must already make sense. */
-    if (validate_kind("postgres", &cfg->postgres, cfg, err, errlen) < 0)
+    if (validate_kind("postgres", &cfg->postgres, cfg, err, errlen) < 0 ||
+        validate_kind("redis", &cfg->redis, cfg, err, errlen) < 0)
         return -1;
-    return validate_kind("redis", &cfg->redis, cfg, err, errlen);
+    return validate_templates(cfg, err, errlen);
 }
 
 void config_dump(const config_t *cfg, void *file)
@@ -297,6 +413,20 @@ void config_dump(const config_t *cfg, void *file)
                 fprintf(f, "%s = %s\n", k->key, (const char *)p);
             else if (k->type == T_MODE)
                 fprintf(f, "%s = %04o\n", k->key, *(const int *)p);
+            else
+                fprintf(f, "%s = %d\n", k->key, *(const int *)p);
+        }
+    }
+    for (int t = 0; t < cfg->n_templates; t++) {
+        const tpl_cfg_t *tc = &cfg->templates[t];
+        fprintf(f, "\n[template.%s]\nkind = %s\nsql_dir = %s\n", tc->name, tc->kind, tc->sql_dir);
+        for (size_t i = 0; i < N_KEYS; i++) {
+            const key_def_t *k = &keys[i];
+            if (strcmp(k->section, "kind") != 0)
+                continue;
+            const void *p = (const char *)&tc->k + k->offset;
+            if (k->type == T_STR)
+                fprintf(f, "%s = %s\n", k->key, (const char *)p);
             else
                 fprintf(f, "%s = %d\n", k->key, *(const int *)p);
         }

@@ -26,6 +26,18 @@ typedef struct kind_cfg {
     int start_timeout_s;
 } kind_cfg_t;
 
+/* A [template.NAME] section: a pool of its own, started from the SQL in
+ * sql_dir (or empty), with any [postgres] key overridden. */
+typedef struct tpl_cfg {
+    char name[64];
+    char kind[16];
+    char sql_dir[CFG_PATH];
+    kind_cfg_t k;
+    unsigned long long set; /* bit i: kind key i was given in this section */
+} tpl_cfg_t;
+
+#define CFG_MAX_TEMPLATES 16
+
 typedef struct config {
     char socket[108]; /* sun_path */
     char state_dir[CFG_PATH];
@@ -43,7 +55,12 @@ typedef struct config {
     int shutdown_timeout_s;
     kind_cfg_t postgres;
     kind_cfg_t redis;
+    tpl_cfg_t templates[CFG_MAX_TEMPLATES];
+    int n_templates;
 } config_t;
+
+/* Is name a valid template (or hash) name: 1–63 of [A-Za-z0-9_.-]? */
+bool config_name_ok(const char *name, size_t max);
 
 /* Fill every key with its built-in default. */
 void config_defaults(config_t *cfg);

@@ -273,13 +273,43 @@ static void test_too_long_string_is_rejected(void **state)
                       "run_as is too long (at most 63 bytes)", NULL);
 }
 
-static void test_template_sections_are_rejected_for_now(void **state)
+static void test_template_section_inherits_postgres_keys_given_after_it(void **state)
 {
     fixture_t *fx = *state;
-    assert_load_fails(fx, "[postgres]\nmin_ready = 1\n[template.app]\nkind = postgres\n",
-                      "[template.app]", "not supported by this version", "remove the section",
-                      NULL);
-    assert_non_null(strstr(fx->err, at(fx, 4)));
+    assert_int_equal(load(fx, "[template.app]\nsql_dir = /srv/app/sql\nmax_total = 7\n"
+                              "[postgres]\nmin_ready = 2\nisolation = schema\n"),
+                     0);
+    assert_int_equal(fx->cfg.n_templates, 1);
+    const tpl_cfg_t *t = &fx->cfg.templates[0];
+    assert_string_equal(t->name, "app");
+    assert_string_equal(t->kind, "postgres");
+    assert_string_equal(t->sql_dir, "/srv/app/sql");
+    assert_int_equal(t->k.max_total, 7);  /* its own */
+    assert_int_equal(t->k.min_ready, 2);  /* from [postgres], which came later */
+    assert_string_equal(t->k.isolation, "schema");
+}
+
+static void test_template_section_with_bad_name_or_key_is_an_error(void **state)
+{
+    fixture_t *fx = *state;
+    assert_load_fails(fx, "[template.no spaces]\nkind = postgres\n", "template name", NULL);
+    assert_load_fails(fx, "[template.app]\nsql_dri = /x\n", "unknown key 'sql_dri'",
+                      "[template.app]", NULL);
+    assert_non_null(strstr(fx->err, at(fx, 2)));
+}
+
+static void test_template_named_default_is_invalid(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load(fx, "[template.default]\nmin_ready = 1\n"), 0);
+    assert_invalid(&fx->cfg, "names the built-in empty template");
+}
+
+static void test_template_with_relative_sql_dir_is_invalid(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load(fx, "[template.app]\nsql_dir = migrations\n"), 0);
+    assert_invalid(&fx->cfg, "sql_dir must be an absolute path");
 }
 
 /* The first problem is the one reported, with its own line: later ones must
@@ -369,11 +399,11 @@ static void test_unsupported_runtime_is_invalid(void **state)
     assert_invalid(c, "runtime = docker is not supported by this version; use runtime = process");
 }
 
-static void test_unsupported_isolation_is_invalid(void **state)
+static void test_unknown_isolation_is_invalid(void **state)
 {
     config_t *c = &((fixture_t *)*state)->cfg;
-    strcpy(c->postgres.isolation, "schema");
-    assert_invalid(c, "[postgres] isolation = schema is not supported");
+    strcpy(c->postgres.isolation, "table");
+    assert_invalid(c, "[postgres] isolation must be database or schema, got 'table'");
 }
 
 static void test_bad_log_level_is_invalid(void **state)
@@ -482,7 +512,10 @@ int main(void)
         T(test_socket_mode_is_octal),
         T(test_socket_mode_rejects_non_octal_and_out_of_range),
         T(test_too_long_string_is_rejected),
-        T(test_template_sections_are_rejected_for_now),
+        T(test_template_section_inherits_postgres_keys_given_after_it),
+        T(test_template_section_with_bad_name_or_key_is_an_error),
+        T(test_template_named_default_is_invalid),
+        T(test_template_with_relative_sql_dir_is_invalid),
         T(test_first_error_is_reported_with_its_line),
         T(test_syntax_error_before_a_bad_key_is_the_one_reported),
         T(test_overlong_line_is_an_error_with_its_line),
@@ -493,7 +526,7 @@ int main(void)
         T(test_min_ready_above_max_databases_is_invalid),
         T(test_default_ttl_above_max_ttl_is_invalid),
         T(test_unsupported_runtime_is_invalid),
-        T(test_unsupported_isolation_is_invalid),
+        T(test_unknown_isolation_is_invalid),
         T(test_bad_log_level_is_invalid),
         T(test_dump_of_defaults_reloads_to_the_same_config),
         T(test_dump_of_every_key_changed_reloads_to_the_same_config),
