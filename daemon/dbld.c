@@ -8,6 +8,7 @@
 #include "lease.h"
 #include "log.h"
 #include "server.h"
+#include "tpl.h"
 #include "session.h"
 #include "util.h"
 
@@ -19,23 +20,25 @@ bool dbld_is_admin(const dbld_t *d, uid_t peer)
 void dbld_inst_running(dbld_t *d, inst_t *i)
 {
     (void)i;
-    pool_set_up(d->pg_pool, true, util_now_ms());
+    tpl_instance_up(d);
 }
 
 void dbld_inst_down(dbld_t *d, inst_t *i)
 {
     (void)i;
-    pool_t *p = d->pg_pool;
-    pool_set_up(p, false, util_now_ms());
-    /* Its databases are gone with it: tell each holder, then forget. */
+    /* Pools first, so nothing refills while the leases are ended. */
     list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+        pool_set_up(list_entry(it, tpl_t, node)->pool, false, util_now_ms());
+    /* Its databases are gone with it: tell each holder, then forget. */
     list_for_each(&d->leases, it, tmp)
     {
         lease_t *l = list_entry(it, lease_t, node);
-        if (l->slot->pool == p)
-            lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
+        lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
     }
-    pool_drain(p, util_now_ms());
+    tpl_instance_down(d);
+    list_for_each(&d->templates, it, tmp)
+        pool_drain(list_entry(it, tpl_t, node)->pool, util_now_ms());
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -45,15 +48,18 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_shutdown(dbld_t *d)
 {
-    pool_drain(d->pg_pool, util_now_ms());
-    if (pool_total(d->pg_pool) != 0) {
-        log_error("daemon", "%d databases still tracked at exit", pool_total(d->pg_pool));
-    } else {
-        pool_free(d->pg_pool);
-        d->pg_pool = NULL;
-    }
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+        pool_drain(list_entry(it, tpl_t, node)->pool, util_now_ms());
+    if (d->limits.total != 0)
+        log_error("daemon", "%d databases still tracked at exit", d->limits.total);
+    else
+        tpl_free_all(d);
     inst_free(d->pg);
     d->pg = NULL;
+    for (int k = 0; k < d->n_watch; k++)
+        uv_close((uv_handle_t *)&d->sql_watch[k], on_handle_closed);
+    uv_close((uv_handle_t *)&d->rescan, on_handle_closed);
     uv_close((uv_handle_t *)&d->janitor, on_handle_closed);
     uv_close((uv_handle_t *)&d->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&d->sig_int, on_handle_closed);

@@ -40,8 +40,11 @@ typedef struct dbld {
     int lock_fd;
 
     pool_limits_t limits;
-    pool_t *pg_pool; /* the built-in "default" template */
-    inst_t *pg;      /* the PostgreSQL instance behind it */
+    inst_t *pg;      /* the PostgreSQL instance */
+    list_t templates; /* tpl_t versions, oldest first; each has its pool */
+    uv_fs_event_t sql_watch[CFG_MAX_TEMPLATES]; /* config templates' sql_dir */
+    int n_watch;
+    uv_timer_t rescan; /* debounces bursts of file events */
 
     list_t sessions;
     list_t leases;

@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "session.h"
+#include "tpl.h"
 #include "util.h"
 
 static const char *const reason_names[] = {
@@ -101,12 +102,22 @@ void lease_reap_expired(dbld_t *d, int64_t now)
     }
 }
 
+/* The database a lease opens: its own, or its template's shared one. */
+static const char *lease_dbname(const lease_t *l)
+{
+    const tpl_t *t = l->slot->pool->ops_ud;
+    return t->schema ? t->shared_db : l->slot->dbname;
+}
+
 json_object *lease_to_json(const lease_t *l)
 {
     const slot_t *s = l->slot;
+    const tpl_t *t = s->pool->ops_ud;
     char url[512];
-    snprintf(url, sizeof url, "postgresql://%s:%s@%s:%d/%s", s->dbname, s->password, l->host,
-             l->port, s->dbname);
+    /* Schema leases land in their schema through libpq's options. */
+    snprintf(url, sizeof url, "postgresql://%s:%s@%s:%d/%s%s%s", s->dbname, s->password, l->host,
+             l->port, lease_dbname(l), t->schema ? "?options=-csearch_path%3D" : "",
+             t->schema ? s->dbname : "");
     json_object *o = json_object_new_object();
     json_object_object_add(o, "id", json_object_new_string(l->id));
     json_object_object_add(o, "kind", json_object_new_string(s->pool->kind));
@@ -114,7 +125,9 @@ json_object *lease_to_json(const lease_t *l)
     json_object_object_add(o, "url", json_object_new_string(url));
     json_object_object_add(o, "host", json_object_new_string(l->host));
     json_object_object_add(o, "port", json_object_new_int(l->port));
-    json_object_object_add(o, "dbname", json_object_new_string(s->dbname));
+    json_object_object_add(o, "dbname", json_object_new_string(lease_dbname(l)));
+    if (t->schema)
+        json_object_object_add(o, "schema", json_object_new_string(s->dbname));
     json_object_object_add(o, "user", json_object_new_string(s->dbname));
     json_object_object_add(o, "password", json_object_new_string(s->password));
     json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
@@ -130,7 +143,9 @@ json_object *lease_status_json(const lease_t *l, uint64_t now_ms)
     json_object_object_add(o, "id", json_object_new_string(l->id));
     json_object_object_add(o, "kind", json_object_new_string(l->slot->pool->kind));
     json_object_object_add(o, "template", json_object_new_string(l->slot->pool->template_name));
-    json_object_object_add(o, "dbname", json_object_new_string(l->slot->dbname));
+    json_object_object_add(o, "dbname", json_object_new_string(lease_dbname(l)));
+    if (((const tpl_t *)l->slot->pool->ops_ud)->schema)
+        json_object_object_add(o, "schema", json_object_new_string(l->slot->dbname));
     json_object *owner = json_object_new_object();
     json_object_object_add(owner, "pid", json_object_new_int(l->pid));
     json_object_object_add(owner, "uid", json_object_new_int64((int64_t)l->uid));

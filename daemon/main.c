@@ -22,6 +22,7 @@
 #include "rt_process.h"
 #include "runas.h"
 #include "server.h"
+#include "tpl.h"
 #include "util.h"
 
 #define EX_USAGE 64
@@ -206,7 +207,8 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     dbld_t *d = h->data;
     if (signum == SIGHUP) {
-        log_info("daemon", "SIGHUP: configuration reload is not supported yet; restart to apply");
+        log_info("daemon", "SIGHUP: re-reading template files (other settings need a restart)");
+        tpl_rescan(d);
         return;
     }
     dbld_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -218,13 +220,51 @@ static void on_janitor(uv_timer_t *t)
     if (d->stopping)
         return;
     lease_reap_expired(d, util_unix_now());
-    pool_refill(d->pg_pool, util_now_ms());
-    if (ready_fd >= 0 && pool_count(d->pg_pool, SLOT_READY) > 0)
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+        pool_refill(list_entry(it, tpl_t, node)->pool, util_now_ms());
+    tpl_janitor(d);
+    tpl_t *def = tpl_current(d, "default");
+    if (ready_fd >= 0 && def && pool_count(def->pool, SLOT_READY) > 0)
         tell_parent("ok");
-    if (ready_fd >= 0 && d->pg->state == INST_FAILED) {
+    /* A first failure may be a port taken between our check and the bind:
+     * the restart gets another. Report when retrying does not help. */
+    if (ready_fd >= 0 && d->pg->state == INST_FAILED && d->pg->restarts >= 2) {
         char msg[512];
         snprintf(msg, sizeof msg, "PostgreSQL did not start: %s", d->pg->last_error);
         tell_parent(msg);
+    }
+}
+
+static void on_rescan(uv_timer_t *t)
+{
+    tpl_rescan(t->data);
+}
+
+static void on_sql_dir_event(uv_fs_event_t *h, const char *file, int events, int status)
+{
+    dbld_t *d = h->data;
+    /* Editors write in bursts (temp file, rename): re-hash once it settles. */
+    uv_timer_start(&d->rescan, on_rescan, 200, 0);
+}
+
+/* A changed migration is noticed without a SIGHUP (inotify on sql_dir). */
+static void watch_sql_dirs(dbld_t *d)
+{
+    uv_timer_init(d->loop, &d->rescan);
+    d->rescan.data = d;
+    for (int k = 0; k < d->cfg.n_templates; k++) {
+        const char *dir = d->cfg.templates[k].sql_dir;
+        if (!dir[0])
+            continue;
+        uv_fs_event_t *h = &d->sql_watch[d->n_watch];
+        uv_fs_event_init(d->loop, h);
+        h->data = d;
+        d->n_watch++;
+        int rc = uv_fs_event_start(h, on_sql_dir_event, dir, 0);
+        if (rc < 0)
+            log_warn("tpl", "cannot watch %s (%s): send SIGHUP after changing it", dir,
+                     uv_strerror(rc));
     }
 }
 
@@ -243,8 +283,10 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         return -1;
     }
     d->pg = inst_new(d, bindir, major);
-    d->pg_pool = pool_new(&d->limits, "postgres", "default", "dbl_", d->cfg.postgres.min_ready,
-                          d->cfg.postgres.max_total, &pg_slot_ops, d->pg);
+    list_init(&d->templates);
+    if (tpl_setup(d, err, errlen) < 0)
+        return -1;
+    watch_sql_dirs(d);
     uv_signal_init(&loop, &d->sig_term);
     uv_signal_init(&loop, &d->sig_int);
     uv_signal_init(&loop, &d->sig_hup);

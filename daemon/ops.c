@@ -7,6 +7,8 @@
 #include "dbl_version.h"
 #include "inst.h"
 #include "lease.h"
+#include "ops_template.h"
+#include "tpl.h"
 #include "log.h"
 #include "status.h"
 #include "util.h"
@@ -20,6 +22,7 @@ typedef struct pending {
     json_object *id;
     pool_waiter_t waiter;
     uv_timer_t timer;
+    char tname[64]; /* by name: the version it waits on may change */
     int ttl_s;
     bool detach;
 } pending_t;
@@ -94,6 +97,12 @@ static void pending_finish(pending_t *p)
     uv_close((uv_handle_t *)&p->timer, pending_closed);
 }
 
+/* Answered: the session may be waiting for that to close. */
+static void pending_answered(sess_t *s)
+{
+    sess_maybe_finish(s);
+}
+
 static void on_slot_for_waiter(pool_waiter_t *w, slot_t *slot)
 {
     pending_t *p = w->ud;
@@ -101,8 +110,18 @@ static void on_slot_for_waiter(pool_waiter_t *w, slot_t *slot)
     json_object *id = json_object_get(p->id);
     bool detach = p->detach;
     int ttl = p->ttl_s;
+    char name[64];
+    snprintf(name, sizeof name, "%s", p->tname);
     pending_finish(p);
-    grant(s, id, slot, detach, ttl);
+    if (slot) {
+        grant(s, id, slot, detach, ttl);
+        pending_answered(s);
+    } else { /* the template failed or was dropped while we waited */
+        tpl_t *t = tpl_current(s->d, name);
+        sess_reply_error(s, id, DBL_E_TEMPLATE_FAILED, "template %s: %s", name,
+                         t && t->error[0] ? t->error : "dropped while waiting; retry");
+        pending_answered(s);
+    }
     json_object_put(id);
 }
 
@@ -117,18 +136,25 @@ static void on_wait_timeout(uv_timer_t *t)
         sess_reply_error(s, id, DBL_E_TIMEOUT,
                          "no database became ready in time; the pool reports: %s",
                          pool->last_error);
+    else if (pool && pool->limits->total >= pool->limits->max)
+        sess_reply_error(s, id, DBL_E_TIMEOUT,
+                         "no database became ready in time: all %d that max_databases allows "
+                         "exist and none could be freed; release leases or raise max_databases",
+                         pool->limits->max);
     else
         sess_reply_error(s, id, DBL_E_TIMEOUT,
                          "no database became ready in time (all %d in use or being prepared); "
                          "raise wait_ms or max_total, or release leases",
                          pool ? pool->max_total : 0);
     json_object_put(id);
+    pending_answered(s);
 }
 
 void ops_cancel_pending(sess_t *s)
 {
     while (!list_empty(&s->pending))
         pending_finish(list_entry(list_first(&s->pending), pending_t, node));
+    ops_template_session_closed(s);
 }
 
 static void op_lease(sess_t *s, dbl_request_t *req)
@@ -154,17 +180,26 @@ static void op_lease(sess_t *s, dbl_request_t *req)
                          kind);
         return;
     }
-    if (tmpl && strcmp(tmpl, "default") != 0) {
-        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
-                         "no template named \"%s\"; omit template for an empty database", tmpl);
-        return;
-    }
     if (d->stopping) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN,
                          "dbleased is shutting down; retry when it is back");
         return;
     }
-    pool_t *pool = d->pg_pool;
+    tpl_t *t = tpl_current(d, tmpl ? tmpl : "default");
+    if (!t) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "no template named \"%.64s\"; define [template.%.64s] in the config, "
+                         "create it with template.ensure, or omit template for an empty database",
+                         tmpl, tmpl);
+        return;
+    }
+    if (t->state == TPL_FAILED) {
+        sess_reply_error(s, req->id, DBL_E_TEMPLATE_FAILED, "template %s: %s", t->name, t->error);
+        return;
+    }
+    t->last_used_ms = util_now_ms();
+    pool_t *pool = t->pool;
+    pool->cold = false;
     slot_t *slot = pool_take(pool);
     if (slot) {
         grant(s, req->id, slot, detach, (int)ttl);
@@ -185,6 +220,7 @@ static void op_lease(sess_t *s, dbl_request_t *req)
         return;
     }
     p->sess = s;
+    snprintf(p->tname, sizeof p->tname, "%s", t->name);
     p->id = req->id ? json_object_get(req->id) : NULL;
     p->ttl_s = (int)ttl;
     p->detach = detach;
@@ -278,6 +314,8 @@ static const struct {
     {"release", op_release},
     {"renew", op_renew},
     {"status", op_status},
+    {"template.ensure", op_template_ensure},
+    {"template.finalize", op_template_finalize},
 };
 
 void ops_dispatch(sess_t *s, dbl_request_t *req)
@@ -289,6 +327,7 @@ void ops_dispatch(sess_t *s, dbl_request_t *req)
         }
     }
     sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
-                     "unknown op \"%.64s\"; known: hello, lease, release, renew, status",
+                     "unknown op \"%.64s\"; known: hello, lease, release, renew, status, "
+                     "template.ensure, template.finalize",
                      req->op);
 }

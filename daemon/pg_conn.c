@@ -46,7 +46,7 @@ static void finish_job(pgc_t *c, int err, const char *msg)
     list_remove(&c->jobs, &j->node);
     PGresult *res = c->last;
     c->last = NULL;
-    j->cb(j->ud, err, msg, err ? NULL : res);
+    j->cb(j->ud, err, msg, res);
     PQclear(res);
     job_free(j);
 }
@@ -193,6 +193,13 @@ static void on_poll(uv_poll_t *h, int status, int events)
     }
 }
 
+/* Server notices ("does not exist, skipping") go to our log, not stderr. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    log_debug("engine", "server notice: %s", message);
+}
+
 pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
                    const char **err)
 {
@@ -216,6 +223,7 @@ pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void
         free(c);
         return NULL;
     }
+    PQsetNoticeProcessor(c->conn, on_notice, NULL);
     c->poll.data = c;
     c->poll_open = true;
     c->state = PGC_CONNECTING;
@@ -259,6 +267,12 @@ void pgc_close(pgc_t *c)
     c->last = NULL;
     uv_poll_stop(&c->poll);
     uv_close((uv_handle_t *)&c->poll, on_closed);
+}
+
+void pgc_set_status_cb(pgc_t *c, pgc_status_cb cb, void *ud)
+{
+    c->status_cb = cb;
+    c->ud = ud;
 }
 
 bool pgc_is_up(const pgc_t *c)

@@ -13,7 +13,8 @@ typedef struct pgc pgc_t;
  * for the connect outcome and once more if an open connection breaks. */
 typedef void (*pgc_status_cb)(pgc_t *c, int err, const char *msg, void *ud);
 /* A sequence finished: err 0, or < 0 with the server's message. res is the
- * last statement's result (NULL on error); it is freed after the callback. */
+ * last statement's result, or the failing one's (for its error fields), or
+ * NULL when the connection failed; it is freed after the callback. */
 typedef void (*pgc_done_cb)(void *ud, int err, const char *msg, const PGresult *res);
 
 /* Start connecting. NULL with *err set if libpq could not even start (then
@@ -27,7 +28,10 @@ int pgc_exec(pgc_t *c, const char *const *sql, int n, pgc_done_cb cb, void *ud);
 /* Fail queued work with -ECANCELED (callbacks run), close, free later. */
 void pgc_close(pgc_t *c);
 
+/* Hand the connection to a new owner (its breakage is reported there). */
+void pgc_set_status_cb(pgc_t *c, pgc_status_cb cb, void *ud);
 bool pgc_is_up(const pgc_t *c);
+
 size_t pgc_queue_len(const pgc_t *c);
 /* For libpq helpers that need a connection (escaping, password hashing). */
 PGconn *pgc_raw(pgc_t *c);

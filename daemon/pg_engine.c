@@ -55,8 +55,13 @@ static void on_admin_status(pgc_t *c, int err, const char *msg, void *ud)
             static const char *const sql[] = {
                 "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC",
                 "REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC",
+                /* pg_hba admits these groups over TCP; what they may open is
+                 * decided by CONNECT grants (template owners migrating,
+                 * schema-isolated leases). */
+                "CREATE ROLE dbl_migrators NOLOGIN",
+                "CREATE ROLE dbl_schema_users NOLOGIN",
             };
-            if (pgc_exec(c, sql, 2, on_bootstrapped, i) < 0)
+            if (pgc_exec(c, sql, 4, on_bootstrapped, i) < 0)
                 inst_start_failed(i, "lost the admin connection while setting up");
         }
         return;
@@ -118,7 +123,7 @@ void pg_engine_close(inst_t *i)
 
 /* ---- slot operations ------------------------------------------------- */
 
-static pgc_t *pick_admin(inst_t *i)
+pgc_t *pg_pick_admin(inst_t *i)
 {
     if (i->state != INST_RUNNING)
         return NULL;
@@ -135,109 +140,20 @@ static pgc_t *pick_admin(inst_t *i)
     return best;
 }
 
-typedef struct slot_job {
-    slot_t *slot;
-    char password[33]; /* the new one, for rotate */
-} slot_job_t;
-
-static void on_slot_done(void *ud, int err, const char *msg, const PGresult *res)
+int pg_admin_exec(inst_t *i, const char *const *sql, int n, pgc_done_cb cb, void *ud)
 {
-    slot_job_t *j = ud;
-    slot_t *s = j->slot;
-    if (err == 0 && s->state == SLOT_ROTATING)
-        memcpy(s->password, j->password, sizeof s->password);
-    free(j);
-    pool_slot_done(s, err, msg, util_now_ms());
+    pgc_t *c = pg_pick_admin(i);
+    return c ? pgc_exec(c, sql, n, cb, ud) : -ENOTCONN;
 }
 
-static int run(inst_t *i, slot_t *s, const char *const *sql, int n, slot_job_t *j)
+pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
 {
-    pgc_t *c = pick_admin(i);
-    if (!c) {
-        free(j);
-        return -ENOTCONN;
-    }
-    int rc = pgc_exec(c, sql, n, on_slot_done, j);
-    if (rc < 0)
-        free(j);
-    return rc;
+    if (i->state != INST_RUNNING)
+        return NULL;
+    char ci[CFG_PATH + 256];
+    const char *e;
+    snprintf(ci, sizeof ci,
+             "host=%s port=%d user=dblease dbname=%s application_name=dbleased connect_timeout=5",
+             i->sockdir, i->port, dbname);
+    return pgc_connect(i->d->loop, ci, cb, ud, &e);
 }
-
-static int pg_create(slot_t *s, void *ud)
-{
-    inst_t *i = ud;
-    slot_job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        return -ENOMEM;
-    j->slot = s;
-    if (util_random_password(s->password, 32) < 0) {
-        free(j);
-        return -EIO;
-    }
-    /* The server hashes the password (SCRAM, 4096 rounds): that CPU is spent
-     * in postgres, not on our loop. It never logs the statement: the server
-     * runs with log_min_error_statement=panic. */
-    char role[512], db[256], revoke[256];
-    snprintf(role, sizeof role,
-             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS",
-             s->dbname, s->password);
-    /* FILE_COPY by default: for a small template on tmpfs one file copy
-     * beats WAL-logging every block (numbers in the README). */
-    const char *strategy = "";
-    if (i->major >= 15)
-        strategy = strcmp(i->d->cfg.postgres.clone_strategy, "wal_log") == 0
-                       ? " STRATEGY WAL_LOG"
-                       : " STRATEGY FILE_COPY";
-    snprintf(db, sizeof db, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE template0%s", s->dbname,
-             s->dbname, strategy);
-    snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
-             s->dbname);
-    const char *sql[] = {role, db, revoke};
-    return run(i, s, sql, 3, j);
-}
-
-static int pg_drop(slot_t *s, void *ud)
-{
-    inst_t *i = ud;
-    slot_job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        return -ENOMEM;
-    j->slot = s;
-    char db[256], role[256];
-    /* FORCE ends the lease's sessions first; a dropped role takes its
-     * password with it, so the old URL can never open the next database. */
-    snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
-    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
-    const char *sql[] = {db, role};
-    return run(i, s, sql, 2, j);
-}
-
-static int pg_rotate(slot_t *s, void *ud)
-{
-    inst_t *i = ud;
-    slot_job_t *j = calloc(1, sizeof *j);
-    if (!j)
-        return -ENOMEM;
-    j->slot = s;
-    if (util_random_password(j->password, 32) < 0) {
-        free(j);
-        return -EIO;
-    }
-    char alter[512], term[512];
-    snprintf(alter, sizeof alter, "ALTER ROLE \"%s\" PASSWORD '%s'", s->dbname, j->password);
-    /* Wait (up to 5 s) for the old holder's sessions to be gone, so the next
-     * holder never shares the database with them. */
-    snprintf(term, sizeof term,
-             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-             "WHERE datname = '%s' AND pid <> pg_backend_pid()",
-             s->dbname);
-    const char *sql[] = {alter, term};
-    return run(i, s, sql, 2, j);
-}
-
-const slot_ops_t pg_slot_ops = {
-    .create = pg_create,
-    .drop = pg_drop,
-    .rotate = pg_rotate,
-};

@@ -13,7 +13,16 @@ void pg_engine_probe(inst_t *i);
 /* Close the admin connections; queued work fails with -ECANCELED. */
 void pg_engine_close(inst_t *i);
 
-/* slot_ops_t for pools served by a PostgreSQL instance (ud: the inst_t). */
+/* The least busy admin (superuser) connection, or NULL. */
+pgc_t *pg_pick_admin(inst_t *i);
+/* Run statements on an admin connection. 0, or -ENOTCONN (cb not called). */
+int pg_admin_exec(inst_t *i, const char *const *sql, int n, pgc_done_cb cb, void *ud);
+/* A superuser connection to another database, over the private socket. */
+pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud);
+
+/* slot_ops_t for template pools (ud: the tpl_t), pg_slots.c: a database of
+ * its own per lease, or a schema in the template's shared database. */
 extern const slot_ops_t pg_slot_ops;
+extern const slot_ops_t pg_schema_slot_ops;
 
 #endif

@@ -157,7 +157,7 @@ void pool_refill(pool_t *p, uint64_t now_ms)
     while (!list_empty(&p->slots[SLOT_FAILED]))
         start_drop(list_entry(list_first(&p->slots[SLOT_FAILED]), slot_t, node));
 
-    int want = p->min_ready + (int)p->waiters.count;
+    int want = (p->cold ? 0 : p->min_ready) + (int)p->waiters.count;
     for (;;) {
         int ready = (int)(pool_count(p, SLOT_READY) + pool_count(p, SLOT_CREATING) +
                           pool_count(p, SLOT_ROTATING));
@@ -205,6 +205,15 @@ void pool_cancel_wait(pool_waiter_t *w)
     w->pool = NULL;
 }
 
+void pool_fail_waiters(pool_t *p)
+{
+    while (!list_empty(&p->waiters)) {
+        pool_waiter_t *w = list_entry(list_first(&p->waiters), pool_waiter_t, node);
+        pool_cancel_wait(w);
+        w->cb(w, NULL);
+    }
+}
+
 /* A slot became ready: the first waiter gets it, else it joins READY. */
 static void slot_became_ready(slot_t *s)
 {
@@ -223,7 +232,7 @@ void pool_give_back(slot_t *s, bool clean, uint64_t now_ms)
 {
     s->lease = NULL;
     pool_t *p = s->pool;
-    if (clean && p->up) {
+    if (clean && p->up && !p->retiring) {
         slot_set_state(s, SLOT_ROTATING);
         if (p->ops->rotate(s, p->ops_ud) == 0)
             return;
@@ -246,7 +255,10 @@ void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms)
     pool_t *p = s->pool;
     switch (s->state) {
     case SLOT_CREATING:
-        if (err == 0) {
+        if (err == 0 && p->retiring) {
+            slot_set_state(s, SLOT_READY);
+            start_drop(s);
+        } else if (err == 0) {
             p->counters.created++;
             p->backoff_ms = 0;
             p->last_error[0] = '\0';

@@ -53,6 +53,8 @@ typedef struct pool_limits {
     list_t pools;
 } pool_limits_t;
 
+/* s is LEASED for the waiter, or NULL when the pool gave up on its waiters
+ * (pool_fail_waiters: its template failed or is gone). */
 typedef void (*pool_wait_cb)(pool_waiter_t *w, slot_t *s);
 
 struct pool_waiter {
@@ -75,6 +77,8 @@ struct pool {
     int max_total;
     int max_parallel; /* creates in flight at once */
     bool up;          /* its server can take work */
+    bool retiring;    /* superseded: returned slots are dropped, never reused */
+    bool cold;        /* evicted for lack of room: keeps nothing ready until used again */
     list_t slots[SLOT__COUNT];
     list_t waiters; /* first come, first served */
     pool_limits_t *limits;
@@ -110,6 +114,8 @@ slot_t *pool_take(pool_t *p);
 /* Queue for the next slot that becomes ready; cb runs with it LEASED. */
 void pool_wait(pool_t *p, pool_waiter_t *w, pool_wait_cb cb, void *ud);
 void pool_cancel_wait(pool_waiter_t *w);
+/* Hand every waiter NULL (each is dequeued before its callback runs). */
+void pool_fail_waiters(pool_t *p);
 
 /* A lease ended: clean → ROTATING, else DROPPING. */
 void pool_give_back(slot_t *s, bool clean, uint64_t now_ms);

@@ -277,7 +277,13 @@ static const char hba[] =
     "# database of the same name.\n"
     "local all all trust\n"
     "host sameuser all 127.0.0.1/32 scram-sha-256\n"
-    "host sameuser all ::1/128 scram-sha-256\n";
+    "host sameuser all ::1/128 scram-sha-256\n"
+    "# Template owners (while a client migrates) and schema-isolated leases:\n"
+    "# CONNECT grants decide which one database each may open.\n"
+    "host all +dbl_migrators 127.0.0.1/32 scram-sha-256\n"
+    "host all +dbl_migrators ::1/128 scram-sha-256\n"
+    "host all +dbl_schema_users 127.0.0.1/32 scram-sha-256\n"
+    "host all +dbl_schema_users ::1/128 scram-sha-256\n";
 
 static void on_server_exit(uv_process_t *p, int64_t status, int sig)
 {

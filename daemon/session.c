@@ -137,9 +137,22 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(chunk, sizeof chunk);
 }
 
+void sess_maybe_finish(sess_t *s)
+{
+    if (s->eof && !s->closing && list_empty(&s->pending) && list_empty(&s->tpl_reqs))
+        close_session(s, true);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     sess_t *s = stream->data;
+    if (nread == UV_EOF && (!list_empty(&s->pending) || !list_empty(&s->tpl_reqs))) {
+        /* The client is done sending (a shell's `printf … | socat`), not
+         * gone: answer what it is waiting for, then close. */
+        s->eof = true;
+        uv_read_stop(stream);
+        return;
+    }
     if (nread < 0) {
         sess_close(s);
         return;
@@ -192,6 +205,7 @@ void sess_accept(dbld_t *d, uv_stream_t *listener)
     s->pipe.data = s;
     list_init(&s->leases);
     list_init(&s->pending);
+    list_init(&s->tpl_reqs);
     dbl_decoder_init(&s->dec, DBL_PROTO_MAX_LINE);
     if (uv_accept(listener, (uv_stream_t *)&s->pipe) < 0) {
         uv_close((uv_handle_t *)&s->pipe, on_closed);

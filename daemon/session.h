@@ -22,8 +22,10 @@ struct sess {
     pid_t pid;
     char client[64];
     list_t leases;  /* leases this connection took and still owns */
-    list_t pending; /* lease requests waiting for a database */
+    list_t pending;   /* lease requests waiting for a database */
+    list_t tpl_reqs;  /* template requests waiting (ops_template.c) */
     bool closing;
+    bool eof; /* the client half-closed; close once its requests are answered */
 };
 
 /* Accept a pending connection on the listener. */
@@ -32,6 +34,9 @@ void sess_accept(dbld_t *d, uv_stream_t *listener);
 void sess_send(sess_t *s, json_object *msg);
 void sess_reply_error(sess_t *s, json_object *id, dbl_errcode_t code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* After a waiting request was answered: close if the client half-closed
+ * and nothing else is outstanding. */
+void sess_maybe_finish(sess_t *s);
 /* Close: attached leases end, waiting requests are cancelled. */
 void sess_close(sess_t *s);
 

@@ -5,6 +5,7 @@
 #include "dbl_version.h"
 #include "inst.h"
 #include "lease.h"
+#include "tpl.h"
 #include "util.h"
 
 static void add_int(json_object *o, const char *k, int64_t v)
@@ -12,11 +13,16 @@ static void add_int(json_object *o, const char *k, int64_t v)
     json_object_object_add(o, k, json_object_new_int64(v));
 }
 
-static json_object *pool_json(const pool_t *p)
+static json_object *pool_json(const tpl_t *t)
 {
+    const pool_t *p = t->pool;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "kind", json_object_new_string(p->kind));
     json_object_object_add(o, "template", json_object_new_string(p->template_name));
+    json_object_object_add(o, "template_hash", json_object_new_string(t->hash));
+    json_object_object_add(o, "template_state", json_object_new_string(tpl_state_name(t->state)));
+    json_object_object_add(o, "isolation",
+                           json_object_new_string(t->schema ? "schema" : "database"));
     add_int(o, "ready", (int64_t)pool_count(p, SLOT_READY));
     add_int(o, "leased", (int64_t)pool_count(p, SLOT_LEASED));
     add_int(o, "resetting",
@@ -42,10 +48,16 @@ void status_fill(dbld_t *d, json_object *obj)
     json_object_object_add(daemon, "state_dir", json_object_new_string(d->cfg.state_dir));
     json_object_object_add(obj, "daemon", daemon);
 
+    json_object *templates = json_object_new_array();
     json_object *pools = json_object_new_array();
     list_node_t *it, *tmp;
-    list_for_each(&d->limits.pools, it, tmp)
-        json_object_array_add(pools, pool_json(list_entry(it, pool_t, node)));
+    list_for_each(&d->templates, it, tmp)
+    {
+        const tpl_t *t = list_entry(it, tpl_t, node);
+        json_object_array_add(templates, tpl_status_json(t));
+        json_object_array_add(pools, pool_json(t));
+    }
+    json_object_object_add(obj, "templates", templates);
     json_object_object_add(obj, "pools", pools);
 
     json_object *insts = json_object_new_array();

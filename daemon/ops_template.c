@@ -1,0 +1,298 @@
+/* template.ensure and template.finalize: client-driven migrations. The
+ * first caller for a name+hash gets a claim (a login into the template
+ * database); others wait for it, first come first served. */
+#include "ops_template.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inst.h"
+#include "log.h"
+#include "tpl.h"
+#include "tpl_build.h"
+
+typedef struct tpl_req {
+    list_node_t node; /* in sess->tpl_reqs */
+    sess_t *sess;
+    json_object *id;
+    tpl_t *t;
+    tpl_waiter_t waiter;
+    uv_timer_t timer;
+    bool ok; /* finalize: freeze (true) or abandon */
+} tpl_req_t;
+
+static void req_closed(uv_handle_t *h)
+{
+    tpl_req_t *r = h->data;
+    json_object_put(r->id);
+    free(r);
+}
+
+static void req_done(tpl_req_t *r)
+{
+    sess_t *s = r->sess;
+    tpl_cancel_wait(&r->waiter);
+    list_remove(&s->tpl_reqs, &r->node);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, req_closed);
+    sess_maybe_finish(s);
+}
+
+static tpl_req_t *req_new(sess_t *s, json_object *id)
+{
+    tpl_req_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->sess = s;
+    r->id = id ? json_object_get(id) : NULL;
+    uv_timer_init(s->d->loop, &r->timer);
+    r->timer.data = r;
+    list_append(&s->tpl_reqs, &r->node);
+    return r;
+}
+
+static json_object *template_json(const tpl_t *t, const char *state)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "name", json_object_new_string(t->name));
+    json_object_object_add(o, "hash", json_object_new_string(t->hash));
+    json_object_object_add(o, "state", json_object_new_string(state));
+    return o;
+}
+
+static void reply(tpl_req_t *r, json_object *tpl)
+{
+    json_object *msg = dbl_reply_ok(r->id);
+    json_object_object_add(msg, "template", tpl);
+    sess_send(r->sess, msg);
+    req_done(r);
+}
+
+static void reply_error(tpl_req_t *r, dbl_errcode_t code, const char *text)
+{
+    sess_send(r->sess, dbl_reply_error(r->id, code, text));
+    req_done(r);
+}
+
+static void reply_migrate(tpl_req_t *r)
+{
+    tpl_t *t = r->t;
+    inst_t *i = t->d->pg;
+    char url[512];
+    snprintf(url, sizeof url, "postgresql://%s:%s@%s:%d/%s", t->owner, t->owner_password, i->host,
+             i->port, t->dbname);
+    json_object *o = template_json(t, "migrate");
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "host", json_object_new_string(i->host));
+    json_object_object_add(o, "port", json_object_new_int(i->port));
+    json_object_object_add(o, "dbname", json_object_new_string(t->dbname));
+    json_object_object_add(o, "user", json_object_new_string(t->owner));
+    json_object_object_add(o, "password", json_object_new_string(t->owner_password));
+    reply(r, o);
+}
+
+static void on_claimed(tpl_t *t, int err, const char *msg, void *ud)
+{
+    tpl_req_t *r = ud;
+    if (err)
+        reply_error(r, DBL_E_TEMPLATE_FAILED, msg);
+    else
+        reply_migrate(r);
+}
+
+static void evaluate(tpl_req_t *r);
+
+static void on_template_event(tpl_waiter_t *w, tpl_t *t)
+{
+    evaluate(w->ud);
+}
+
+static void on_wait_timeout(uv_timer_t *h)
+{
+    tpl_req_t *r = h->data;
+    reply_error(r, DBL_E_TIMEOUT,
+                "another client is still migrating this template; retry, or raise wait_ms");
+}
+
+/* Where the template is, decide: ready, claim it, or wait. */
+static void evaluate(tpl_req_t *r)
+{
+    tpl_t *t = r->t;
+    sess_t *s = r->sess;
+    switch (t->state) {
+    case TPL_READY:
+        reply(r, template_json(t, "ready"));
+        return;
+    case TPL_FAILED:
+        reply_error(r, DBL_E_TEMPLATE_FAILED, t->error);
+        return;
+    case TPL_RETIRING:
+        reply_error(r, DBL_E_TEMPLATE_FAILED,
+                    t->error[0] ? t->error : "the template was dropped; call template.ensure again");
+        return;
+    case TPL_PENDING:
+        if (s->d->pg->state != INST_RUNNING)
+            break; /* wait for the server */
+        uv_timer_stop(&r->timer); /* the engine answers now, however long it takes */
+        if (tpl_claim_start(t, s, on_claimed, r) == 0)
+            return;
+        reply_error(r, DBL_E_INSTANCE_DOWN, "the server is not reachable; retry shortly");
+        return;
+    case TPL_BUILDING:
+        if (t->claimer == s && !t->build) {
+            reply_migrate(r); /* asked again by the claim holder */
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+    tpl_wait(t, &r->waiter, on_template_event, r);
+}
+
+static bool is_config_template(const dbld_t *d, const char *name)
+{
+    if (strcmp(name, "default") == 0)
+        return true;
+    for (int i = 0; i < d->cfg.n_templates; i++)
+        if (strcmp(d->cfg.templates[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Common arguments: template and hash, checked. */
+static int name_and_hash(sess_t *s, dbl_request_t *req, const char **name, const char **hash)
+{
+    char err[256];
+    if (dbl_arg_string(req, "template", name, err, sizeof err) < 0 ||
+        dbl_arg_string(req, "hash", hash, err, sizeof err) < 0) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "%s", err);
+        return -1;
+    }
+    if (!*name || !config_name_ok(*name, 63)) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
+                         "template must be a name of 1 to 63 of A-Z a-z 0-9 _ . -");
+        return -1;
+    }
+    if (!*hash || !config_name_ok(*hash, 64)) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
+                         "hash must be 1 to 64 of A-Z a-z 0-9 _ . - (e.g. a hex SHA-256 of your "
+                         "migrations)");
+        return -1;
+    }
+    return 0;
+}
+
+void op_template_ensure(sess_t *s, dbl_request_t *req)
+{
+    dbld_t *d = s->d;
+    const char *name = NULL, *hash = NULL, *kind = "postgres";
+    char err[256];
+    int64_t wait_ms = d->cfg.default_wait_ms;
+    if (name_and_hash(s, req, &name, &hash) < 0)
+        return;
+    if (dbl_arg_string(req, "kind", &kind, err, sizeof err) < 0 ||
+        dbl_arg_int(req, "wait_ms", 0, 600000, &wait_ms, err, sizeof err) < 0) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "%s", err);
+        return;
+    }
+    if (strcmp(kind, "postgres") != 0) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "templates are for kind \"postgres\"");
+        return;
+    }
+    if (is_config_template(d, name)) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
+                         "template \"%s\" is defined by the daemon (built-in or a "
+                         "[template.%s] section); pick another name to migrate it yourself",
+                         name, name);
+        return;
+    }
+    if (d->stopping) {
+        sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
+        return;
+    }
+    tpl_t *cur = tpl_current(d, name);
+    tpl_t *t = tpl_client(d, name, hash);
+    tpl_req_t *r = t ? req_new(s, req->id) : NULL;
+    if (!r) {
+        sess_reply_error(s, req->id, DBL_E_INTERNAL, "out of memory; retry");
+        return;
+    }
+    if (cur && cur != t) {
+        log_info("tpl", "template %s: new version %.12s replaces %.12s", name, hash, cur->hash);
+        tpl_retire(cur);
+    }
+    r->t = t;
+    uv_timer_start(&r->timer, on_wait_timeout, (uint64_t)wait_ms, 0);
+    evaluate(r);
+}
+
+static void on_finished(tpl_t *t, int err, const char *msg, void *ud)
+{
+    tpl_req_t *r = ud;
+    if (err)
+        reply_error(r, DBL_E_TEMPLATE_FAILED, msg);
+    else
+        reply(r, template_json(t, r->ok ? "ready" : "abandoned"));
+}
+
+void op_template_finalize(sess_t *s, dbl_request_t *req)
+{
+    const char *name = NULL, *hash = NULL;
+    char err[256];
+    bool ok = true;
+    if (name_and_hash(s, req, &name, &hash) < 0)
+        return;
+    if (dbl_arg_bool(req, "ok", &ok, err, sizeof err) < 0) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "%s", err);
+        return;
+    }
+    tpl_t *t = NULL;
+    list_node_t *it, *tmp;
+    list_for_each(&s->d->templates, it, tmp)
+    {
+        tpl_t *c = list_entry(it, tpl_t, node);
+        if (c->claimer && strcmp(c->name, name) == 0 && strcmp(c->hash, hash) == 0)
+            t = c;
+    }
+    if (!t) {
+        sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
+                         "no migration claim for template %s (%.12s); call template.ensure first",
+                         name, hash);
+        return;
+    }
+    if (t->claimer != s) {
+        sess_reply_error(s, req->id, DBL_E_NOT_OWNER,
+                         "another connection holds the claim on template %s", name);
+        return;
+    }
+    tpl_req_t *r = req_new(s, req->id);
+    if (!r) {
+        sess_reply_error(s, req->id, DBL_E_INTERNAL, "out of memory; retry");
+        return;
+    }
+    r->t = t;
+    r->ok = ok;
+    if (tpl_claim_finish(t, ok, on_finished, r) < 0)
+        reply_error(r, DBL_E_INSTANCE_DOWN, "the server is not reachable; retry shortly");
+}
+
+void ops_template_session_closed(sess_t *s)
+{
+    /* Claims first: that detaches every engine callback bound to our
+     * requests, so they can all be freed below. */
+    list_node_t *it, *tmp;
+    list_for_each(&s->d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (t->claimer == s) {
+            log_info("tpl", "template %s (%.12s): its migrator went away; dropping it", t->name,
+                     t->hash);
+            if (tpl_claim_finish(t, false, NULL, NULL) < 0)
+                t->claimer = NULL;
+        }
+    }
+    while (!list_empty(&s->tpl_reqs))
+        req_done(list_entry(list_first(&s->tpl_reqs), tpl_req_t, node));
+}

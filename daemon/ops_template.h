@@ -1,0 +1,12 @@
+/* Template ops: template.ensure, template.finalize. */
+#ifndef DBL_OPS_TEMPLATE_H
+#define DBL_OPS_TEMPLATE_H
+
+#include "session.h"
+
+void op_template_ensure(sess_t *s, dbl_request_t *req);
+void op_template_finalize(sess_t *s, dbl_request_t *req);
+/* The session is closing: abandon its claims, drop its waiting requests. */
+void ops_template_session_closed(sess_t *s);
+
+#endif

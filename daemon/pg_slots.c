@@ -1,0 +1,288 @@
+/* Turning pool slots into PostgreSQL databases or schemas: create (clone
+ * from the template), drop, and rotate credentials for a clean return.
+ * Each slot has its own role, named like the slot, with a random password;
+ * the server hashes it (SCRAM) and never logs the statement. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inst.h"
+#include "log.h"
+#include "pg_engine.h"
+#include "tpl.h"
+#include "util.h"
+
+typedef struct slot_job {
+    slot_t *slot;
+    tpl_t *t;
+    pgc_t *conn; /* to the new database, while taking over template objects */
+    char password[33];
+    int step;
+} slot_job_t;
+
+static slot_job_t *job_new(slot_t *s, void *ud)
+{
+    slot_job_t *j = calloc(1, sizeof *j);
+    if (j) {
+        j->slot = s;
+        j->t = ud;
+    }
+    return j;
+}
+
+static void done(slot_job_t *j, int err, const char *msg)
+{
+    slot_t *s = j->slot;
+    if (err == 0 && s->state == SLOT_ROTATING)
+        memcpy(s->password, j->password, sizeof s->password);
+    if (j->conn)
+        pgc_close(j->conn);
+    free(j);
+    pool_slot_done(s, err, msg, util_now_ms());
+}
+
+static int admin(slot_job_t *j, const char *const *sql, int n, pgc_done_cb cb)
+{
+    return pg_admin_exec(j->t->d->pg, sql, n, cb, j);
+}
+
+/* Start a job's first step; on failure the job is gone and so is the slot's
+ * callback (the pool frees the slot). */
+static int start(slot_job_t *j, const char *const *sql, int n, pgc_done_cb cb)
+{
+    int rc = admin(j, sql, n, cb);
+    if (rc < 0)
+        free(j);
+    return rc;
+}
+
+static void on_simple(void *ud, int err, const char *msg, const PGresult *res)
+{
+    done(ud, err, msg);
+}
+
+static const char *strategy(const tpl_t *t)
+{
+    if (t->d->pg->major < 15)
+        return "";
+    /* FILE_COPY by default: for a small template one file copy beats
+     * WAL-logging every block (numbers in the README). */
+    return strcmp(t->d->cfg.postgres.clone_strategy, "wal_log") == 0 ? " STRATEGY WAL_LOG"
+                                                                      : " STRATEGY FILE_COPY";
+}
+
+/* ---- a database per lease --------------------------------------------- */
+
+static void on_taken_over(void *ud, int err, const char *msg, const PGresult *res)
+{
+    done(ud, err, msg);
+}
+
+static void on_clone_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    slot_job_t *j = ud;
+    if (err) {
+        done(j, err, msg);
+        return;
+    }
+    /* Template objects belong to the template's owner; in this clone they
+     * become the lease role's, so it may alter, truncate and drop them. */
+    char reassign[256], drop[128];
+    snprintf(reassign, sizeof reassign, "REASSIGN OWNED BY \"%s\" TO \"%s\"", j->t->owner,
+             j->slot->dbname);
+    snprintf(drop, sizeof drop, "DROP OWNED BY \"%s\"", j->t->owner);
+    const char *sql[] = {reassign, drop};
+    if (pgc_exec(c, sql, 2, on_taken_over, j) < 0)
+        done(j, -ENOTCONN, "lost the connection to the new database");
+}
+
+static void on_db_created(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    if (err || !j->t->owner[0]) {
+        done(j, err, msg);
+        return;
+    }
+    j->conn = pg_connect_db(j->t->d->pg, j->slot->dbname, on_clone_conn, j);
+    if (!j->conn)
+        done(j, -ENOTCONN, "cannot connect to the new database");
+}
+
+static int db_create(slot_t *s, void *ud)
+{
+    slot_job_t *j = job_new(s, ud);
+    if (!j || util_random_password(s->password, 32) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    char role[512], db[256], revoke[256];
+    snprintf(role, sizeof role,
+             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
+             "NOREPLICATION NOBYPASSRLS",
+             s->dbname, s->password);
+    snprintf(db, sizeof db, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s", s->dbname,
+             s->dbname, j->t->dbname, strategy(j->t));
+    snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
+             s->dbname);
+    const char *sql[] = {role, db, revoke};
+    return start(j, sql, 3, on_db_created);
+}
+
+static int db_drop(slot_t *s, void *ud)
+{
+    slot_job_t *j = job_new(s, ud);
+    if (!j)
+        return -ENOMEM;
+    char db[256], role[256];
+    /* FORCE ends the lease's sessions first; a dropped role takes its
+     * password with it, so the old URL can never open the next database. */
+    snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
+    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
+    const char *sql[] = {db, role};
+    return start(j, sql, 2, on_simple);
+}
+
+/* Clean return: new password, and the old holder's sessions are gone
+ * (waiting up to 5 s) before anyone else gets it. */
+static int rotate(slot_t *s, void *ud, const char *who)
+{
+    slot_job_t *j = job_new(s, ud);
+    if (!j || util_random_password(j->password, 32) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    char alter[512], term[512];
+    snprintf(alter, sizeof alter, "ALTER ROLE \"%s\" PASSWORD '%s'", s->dbname, j->password);
+    snprintf(term, sizeof term,
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE %s = '%s' AND pid <> pg_backend_pid()",
+             who, s->dbname);
+    const char *sql[] = {alter, term};
+    return start(j, sql, 2, on_simple);
+}
+
+static int db_rotate(slot_t *s, void *ud)
+{
+    return rotate(s, ud, "datname");
+}
+
+const slot_ops_t pg_slot_ops = {.create = db_create, .drop = db_drop, .rotate = db_rotate};
+
+/* ---- a schema per lease, in the template's shared database ------------ */
+
+/* Every job on the shared connection starts from a clean session: a
+ * failed migration may have left a role, a search_path or a transaction. */
+#define SHARED_RESET "ROLLBACK", "RESET ROLE", "RESET search_path"
+
+static void on_schema_role(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    tpl_t *t = j->t;
+    if (err) {
+        done(j, err, msg);
+        return;
+    }
+    if (!t->shared) {
+        done(j, -ENOTCONN, "no connection to the shared database");
+        return;
+    }
+    const char *name = j->slot->dbname;
+    char create[256], role[128], path[128];
+    snprintf(create, sizeof create, "CREATE SCHEMA \"%s\" AUTHORIZATION \"%s\"", name, name);
+    snprintf(role, sizeof role, "SET ROLE \"%s\"", name);
+    snprintf(path, sizeof path, "SET search_path = \"%s\"", name);
+    /* The template's migrations run in the new schema, as its role. */
+    int n = 0;
+    const char **sql = calloc((size_t)t->nfiles + 9, sizeof *sql);
+    if (!sql) {
+        done(j, -ENOMEM, "out of memory");
+        return;
+    }
+    const char *head[] = {SHARED_RESET, create, role, path};
+    for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
+        sql[n++] = head[k];
+    for (int f = 0; f < t->nfiles; f++)
+        sql[n++] = t->texts[f];
+    sql[n++] = "RESET ROLE";
+    sql[n++] = "RESET search_path";
+    if (pgc_exec(t->shared, sql, n, on_simple, j) < 0)
+        done(j, -ENOTCONN, "lost the connection to the shared database");
+    free(sql);
+}
+
+static int schema_create(slot_t *s, void *ud)
+{
+    slot_job_t *j = job_new(s, ud);
+    if (!j || util_random_password(s->password, 32) < 0) {
+        free(j);
+        return -ENOMEM;
+    }
+    char role[512], grant[256];
+    snprintf(role, sizeof role,
+             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE dbl_schema_users NOSUPERUSER "
+             "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+             s->dbname, s->password);
+    snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
+             j->t->shared_db, s->dbname);
+    const char *sql[] = {role, grant};
+    return start(j, sql, 2, on_schema_role);
+}
+
+static void on_schema_dropped(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    char role[256];
+    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", j->slot->dbname);
+    const char *sql[] = {role};
+    if (err && err != -ECANCELED)
+        log_warn("engine", "dropping schema %s: %s", j->slot->dbname, msg);
+    if (admin(j, sql, 1, on_simple) < 0)
+        done(j, -ENOTCONN, "lost the admin connection");
+}
+
+static void on_schema_sessions_ended(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    tpl_t *t = j->t;
+    if (err) {
+        done(j, err, msg);
+        return;
+    }
+    if (!t->shared) { /* the role's grant on it goes with the database */
+        on_schema_dropped(j, 0, NULL, NULL);
+        return;
+    }
+    const char *name = j->slot->dbname;
+    char drop_schema[256], drop_owned[512];
+    snprintf(drop_schema, sizeof drop_schema, "DROP SCHEMA IF EXISTS \"%s\" CASCADE", name);
+    /* Also revokes its CONNECT grant, so the role can be dropped. */
+    snprintf(drop_owned, sizeof drop_owned,
+             "DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+             "EXECUTE 'DROP OWNED BY \"%s\"'; END IF; END$$",
+             name, name);
+    const char *sql[] = {SHARED_RESET, drop_schema, drop_owned};
+    if (pgc_exec(t->shared, sql, 5, on_schema_dropped, j) < 0)
+        on_schema_dropped(j, 0, NULL, NULL);
+}
+
+static int schema_drop(slot_t *s, void *ud)
+{
+    slot_job_t *j = job_new(s, ud);
+    if (!j)
+        return -ENOMEM;
+    char term[512];
+    snprintf(term, sizeof term,
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '%s'",
+             s->dbname);
+    const char *sql[] = {term};
+    return start(j, sql, 1, on_schema_sessions_ended);
+}
+
+static int schema_rotate(slot_t *s, void *ud)
+{
+    return rotate(s, ud, "usename");
+}
+
+const slot_ops_t pg_schema_slot_ops = {
+    .create = schema_create, .drop = schema_drop, .rotate = schema_rotate};

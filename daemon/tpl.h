@@ -1,0 +1,109 @@
+/* Templates: named, versioned starting states for pools. The built-in
+ * "default" is an empty database (template0); config templates are built by
+ * the daemon from the *.sql files of their sql_dir; client templates are
+ * migrated by a client holding a claim (template.ensure/finalize).
+ * A template's identity is name + content hash + server major version; a
+ * changed hash is a new version, and the old one retires: no new leases,
+ * dropped when its last database is gone. */
+#ifndef DBL_TPL_H
+#define DBL_TPL_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "dbld.h"
+#include "pg_conn.h"
+
+typedef struct tpl tpl_t;
+typedef struct tpl_waiter tpl_waiter_t;
+
+typedef enum tpl_state {
+    TPL_PENDING,  /* waiting for its server to run */
+    TPL_BUILDING, /* its template database is being created and migrated */
+    TPL_READY,
+    TPL_FAILED,
+    TPL_RETIRING, /* superseded or abandoned: dropped once its databases are gone */
+    TPL__COUNT
+} tpl_state_t;
+
+typedef enum tpl_source { TPL_BUILTIN, TPL_CONFIG, TPL_CLIENT } tpl_source_t;
+
+/* Someone waiting for a template to settle (ready, failed, or its claim
+ * free again). */
+typedef void (*tpl_wait_cb)(tpl_waiter_t *w, tpl_t *t);
+struct tpl_waiter {
+    list_node_t node;
+    tpl_t *t;
+    tpl_wait_cb cb;
+    void *ud;
+};
+
+struct tpl {
+    list_node_t node; /* in d->templates, oldest first */
+    dbld_t *d;
+    int id;
+    char name[64];
+    char hash[65];
+    tpl_source_t source;
+    tpl_state_t state;
+    char error[768];
+    char dbname[32];    /* the template database ("template0" for the built-in) */
+    char owner[32];     /* role owning its objects ("" for the built-in) */
+    char shared_db[32]; /* schema isolation: the database the leases share */
+    bool schema;        /* isolation = schema */
+    char sql_dir[CFG_PATH];
+    pool_t *pool;
+    uint64_t last_used_ms;
+
+    /* building (tpl_build.c) */
+    struct tpl_build *build; /* the build or claim in progress, if any */
+    pgc_t *shared;           /* schema isolation: to the shared database, for slots */
+    char **files;            /* *.sql of sql_dir, in name order */
+    char **texts;            /* their contents, as hashed */
+    int nfiles;
+    bool dropping;
+
+    /* client templates */
+    sess_t *claimer;
+    char owner_password[33];
+    list_t waiters;
+};
+
+const char *tpl_state_name(tpl_state_t s);
+void tpl_set_state(tpl_t *t, tpl_state_t to);
+
+/* The built-in and every config template (hashed now, built once the
+ * server runs). 0, or -1 with a message. */
+int tpl_setup(dbld_t *d, char *err, size_t errlen);
+/* The version new leases of this name come from, or NULL. */
+tpl_t *tpl_current(dbld_t *d, const char *name);
+/* A client template version; created (PENDING) when absent. */
+tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash);
+
+/* The server came up / went away. */
+void tpl_instance_up(dbld_t *d);
+void tpl_instance_down(dbld_t *d);
+/* Re-hash config templates (SIGHUP, or their sql_dir changed). */
+void tpl_rescan(dbld_t *d);
+/* Periodic: drop retired versions whose last database is gone; evict idle
+ * ready databases of the least recently used pools when the global cap
+ * keeps another pool from serving its waiters. */
+void tpl_janitor(dbld_t *d);
+/* Stop: close build connections, free everything (pools must be empty). */
+void tpl_free_all(dbld_t *d);
+
+void tpl_wait(tpl_t *t, tpl_waiter_t *w, tpl_wait_cb cb, void *ud);
+void tpl_cancel_wait(tpl_waiter_t *w);
+/* Supersede: no new leases; dropped when empty. */
+void tpl_retire(tpl_t *t);
+
+/* SHA-256 (hex) over the names and contents of dir's *.sql files and the
+ * server major. Gives the names (in order) and contents. 0 or -1. */
+int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names, char ***texts, int *n,
+                 char *err, size_t errlen);
+
+json_object *tpl_status_json(const tpl_t *t);
+/* From tpl_build.c: the template's own databases and role are dropped. */
+void tpl_dropped(tpl_t *t);
+
+#endif

@@ -1,0 +1,552 @@
+#include "tpl_build.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inst.h"
+#include "log.h"
+#include "pg_engine.h"
+#include "util.h"
+
+/* One build or claim in flight. Its callbacks may outlive the template
+ * (abort detaches it), so they hold this, not the template. At most one
+ * admin job, one connection and one job on it are pending at a time. */
+typedef struct tpl_build {
+    tpl_t *t; /* NULL once detached */
+    pgc_t *conn;
+    bool admin_job, conn_job, connecting;
+    int next_file;
+    enum { B_BUILD, B_CLAIM, B_FINISH, B_ABANDON, B_DROP } what;
+    tpl_claim_cb cb;
+    void *ud;
+} tpl_build_t;
+
+static void release(tpl_build_t *b)
+{
+    if (!b->t && !b->admin_job && !b->conn_job && !b->connecting)
+        free(b);
+}
+
+static tpl_build_t *build_new(tpl_t *t, int what)
+{
+    tpl_build_t *b = calloc(1, sizeof *b);
+    if (!b)
+        return NULL;
+    b->t = t;
+    b->what = what;
+    t->build = b;
+    return b;
+}
+
+/* Done with b: detach it from its template. */
+static void finish(tpl_build_t *b)
+{
+    if (b->t)
+        b->t->build = NULL;
+    b->t = NULL;
+    if (b->conn) {
+        pgc_t *c = b->conn;
+        b->conn = NULL;
+        b->connecting = false;
+        pgc_close(c);
+    }
+    release(b);
+}
+
+static void fail(tpl_build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(tpl_build_t *b, const char *fmt, ...)
+{
+    tpl_t *t = b->t;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->error, sizeof t->error, fmt, ap);
+    va_end(ap);
+    log_error("tpl", "template %s (%.12s): %s", t->name, t->hash, t->error);
+    tpl_claim_cb cb = b->cb;
+    void *ud = b->ud;
+    bool claim = b->what == B_CLAIM || b->what == B_FINISH;
+    finish(b);
+    if (claim) {
+        t->claimer = NULL;
+        if (cb)
+            cb(t, -EIO, t->error, ud);
+    }
+    if (t->state == TPL_BUILDING)
+        tpl_set_state(t, TPL_FAILED);
+}
+
+static int admin(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb)
+{
+    b->admin_job = true;
+    int rc = pg_admin_exec(b->t->d->pg, sql, n, cb, b);
+    if (rc < 0)
+        b->admin_job = false;
+    return rc;
+}
+
+/* The head of every job callback: the job is no longer pending; false when
+ * the build was detached meanwhile (then freed here) or the job failed
+ * (then the build failed, with what as the message's start). */
+static bool job_ok(tpl_build_t *b, bool *pending, int err, const char *what, const char *msg)
+{
+    *pending = false;
+    if (!b->t) {
+        release(b);
+        return false;
+    }
+    if (err) {
+        fail(b, "%s: %s", what, msg);
+        return false;
+    }
+    return true;
+}
+
+/* The same for a connection's status callback: on failure it is closed. */
+static bool conn_ok(tpl_build_t *b, pgc_t *c, int err, const char *what, const char *msg)
+{
+    b->connecting = false;
+    if (!b->t || c != b->conn) {
+        release(b);
+        return false;
+    }
+    if (err) {
+        b->conn = NULL;
+        pgc_close(c);
+        fail(b, "%s: %s", what, msg);
+        return false;
+    }
+    return true;
+}
+
+/* ---- the SQL ---------------------------------------------------------- */
+
+static const char *strategy(const tpl_t *t)
+{
+    if (t->d->pg->major < 15)
+        return "";
+    return strcmp(t->d->cfg.postgres.clone_strategy, "wal_log") == 0 ? " STRATEGY WAL_LOG"
+                                                                      : " STRATEGY FILE_COPY";
+}
+
+/* Statements that (re)create the template database and owner role; a
+ * previous attempt's leftovers go first. */
+static int create_sql(const tpl_t *t, bool login, const char *password, char out[][512])
+{
+    int n = 0;
+    bool own_db = t->source != TPL_BUILTIN;
+    if (own_db) {
+        snprintf(out[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
+        snprintf(out[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
+        if (login)
+            snprintf(out[n++], 512,
+                     "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE dbl_migrators NOSUPERUSER "
+                     "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+                     t->owner, password);
+        else
+            snprintf(out[n++], 512, "CREATE ROLE \"%s\" NOLOGIN", t->owner);
+        snprintf(out[n++], 512, "CREATE DATABASE \"%s\" TEMPLATE template0%s", t->dbname,
+                 strategy(t));
+        snprintf(out[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
+                 t->dbname);
+        snprintf(out[n++], 512, "GRANT %sCREATE ON DATABASE \"%s\" TO \"%s\"",
+                 login ? "CONNECT, TEMPORARY, " : "", t->dbname, t->owner);
+    }
+    if (t->schema) {
+        snprintf(out[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->shared_db);
+        snprintf(out[n++], 512, "CREATE DATABASE \"%s\" TEMPLATE template0%s", t->shared_db,
+                 strategy(t));
+        snprintf(out[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
+                 t->shared_db);
+    }
+    return n;
+}
+
+/* ---- config templates: build --------------------------------------- */
+
+static void built(tpl_build_t *b);
+static void connect_to(tpl_build_t *b, const char *dbname, pgc_status_cb cb);
+
+/* Line of a 1-based character position in text (positions count
+ * characters, not bytes). */
+static int line_of(const char *text, long pos)
+{
+    int line = 1;
+    for (long chars = 1; *text && chars < pos; text++) {
+        if ((*text & 0xC0) != 0x80)
+            chars++;
+        if (*text == '\n')
+            line++;
+    }
+    return line;
+}
+
+static void run_next_file(tpl_build_t *b);
+
+static void on_file_done(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    b->conn_job = false;
+    if (!b->t) {
+        release(b);
+        return;
+    }
+    tpl_t *t = b->t;
+    if (err) {
+        const char *name = t->files[b->next_file - 1];
+        const char *pos = res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL;
+        const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
+        const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+        if (primary) /* one line: the server's own text has a multi-line excerpt */
+            msg = primary;
+        int line = pos ? line_of(t->texts[b->next_file - 1], atol(pos)) : 0;
+        char where[96] = "";
+        if (line)
+            snprintf(where, sizeof where, ", line %d", line);
+        fail(b, "migration %s%s: %s%s%s%s; fix it and the template rebuilds", name, where, msg,
+             hint ? " (hint: " : "", hint ? hint : "", hint ? ")" : "");
+        return;
+    }
+    run_next_file(b);
+}
+
+static void run_next_file(tpl_build_t *b)
+{
+    tpl_t *t = b->t;
+    if (b->next_file == t->nfiles) {
+        pgc_t *c = b->conn;
+        b->conn = NULL;
+        pgc_close(c);
+        built(b);
+        return;
+    }
+    /* One string: the server runs it as one implicit transaction. */
+    const char *sql[] = {t->texts[b->next_file++]};
+    b->conn_job = pgc_exec(b->conn, sql, 1, on_file_done, b) == 0;
+    if (!b->conn_job)
+        fail(b, "lost the connection to the template database");
+}
+
+static void on_prepared_tpl_db(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (!job_ok(b, &b->conn_job, err, "preparing the template database failed", msg))
+        return;
+    run_next_file(b);
+}
+
+static void on_tpl_db_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    tpl_build_t *b = ud;
+    if (!conn_ok(b, c, err, "cannot connect to the template database", msg))
+        return;
+    /* Migrations run as the owner role: what they create becomes the
+     * lease role's own in each clone (REASSIGN OWNED). */
+    char grant[256], role[128];
+    snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
+    snprintf(role, sizeof role, "SET ROLE \"%s\"", b->t->owner);
+    const char *sql[] = {grant, role};
+    b->conn_job = pgc_exec(c, sql, 2, on_prepared_tpl_db, b) == 0;
+    if (!b->conn_job)
+        fail(b, "lost the connection to the template database");
+}
+
+static void connect_to(tpl_build_t *b, const char *dbname, pgc_status_cb cb)
+{
+    b->connecting = true;
+    b->conn = pg_connect_db(b->t->d->pg, dbname, cb, b);
+    if (!b->conn) {
+        b->connecting = false;
+        fail(b, "cannot connect to database %s", dbname);
+    }
+}
+
+static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud);
+
+static void on_frozen(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (!job_ok(b, &b->admin_job, err, "finishing the template failed", msg))
+        return;
+    tpl_t *t = b->t;
+    if (t->schema && !t->shared) {
+        connect_to(b, t->shared_db, on_shared_conn);
+        return;
+    }
+    tpl_claim_cb cb = b->cb;
+    void *ud2 = b->ud;
+    bool claim = b->what == B_FINISH;
+    finish(b);
+    t->claimer = NULL;
+    t->error[0] = '\0';
+    tpl_set_state(t, TPL_READY);
+    if (claim && cb)
+        cb(t, 0, NULL, ud2);
+}
+
+void tpl_shared_broken(pgc_t *c, int err, const char *msg, void *ud)
+{
+    tpl_t *t = ud;
+    log_warn("tpl", "template %s: connection to shared database lost: %s", t->name, msg);
+    if (t->shared == c)
+        t->shared = NULL;
+    pgc_close(c);
+}
+
+static void on_shared_ready(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (!job_ok(b, &b->conn_job, err, "preparing the shared database failed", msg))
+        return;
+    /* The connection stays, for creating and dropping lease schemas. */
+    b->t->shared = b->conn;
+    b->conn = NULL;
+    pgc_set_status_cb(b->t->shared, tpl_shared_broken, b->t);
+    on_frozen(b, 0, NULL, NULL);
+}
+
+static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    tpl_build_t *b = ud;
+    if (!conn_ok(b, c, err, "cannot connect to the shared database", msg))
+        return;
+    /* Each lease gets a schema of its own; nobody gets public. */
+    static const char *const sql[] = {"REVOKE ALL ON SCHEMA public FROM PUBLIC"};
+    b->conn_job = pgc_exec(c, sql, 1, on_shared_ready, b) == 0;
+    if (!b->conn_job)
+        fail(b, "lost the connection to the shared database");
+}
+
+/* Migrations done (or none): forbid connections, so clones can start. */
+static void built(tpl_build_t *b)
+{
+    tpl_t *t = b->t;
+    if (t->source == TPL_BUILTIN) {
+        on_frozen(b, 0, NULL, NULL);
+        return;
+    }
+    char sql0[256];
+    snprintf(sql0, sizeof sql0, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS false", t->dbname);
+    const char *sql[] = {sql0};
+    if (admin(b, sql, 1, on_frozen) < 0)
+        fail(b, "lost the admin connection");
+}
+
+static void on_created(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (!job_ok(b, &b->admin_job, err, "creating the template database failed", msg))
+        return;
+    if (b->t->source == TPL_BUILTIN)
+        built(b);
+    else
+        connect_to(b, b->t->dbname, on_tpl_db_conn);
+}
+
+void tpl_build_start(tpl_t *t)
+{
+    if (t->build)
+        return;
+    tpl_build_t *b = build_new(t, B_BUILD);
+    if (!b)
+        return;
+    tpl_set_state(t, TPL_BUILDING);
+    log_info("tpl", "building template %s (%.12s, %d files)", t->name, t->hash, t->nfiles);
+    char stmts[12][512];
+    int n = create_sql(t, false, NULL, stmts);
+    const char *sql[12];
+    for (int i = 0; i < n; i++)
+        sql[i] = stmts[i];
+    if (admin(b, sql, n, on_created) < 0)
+        fail(b, "the server is not reachable");
+}
+
+/* ---- client templates: the claim ------------------------------------ */
+
+static void claim_ready(tpl_build_t *b)
+{
+    tpl_t *t = b->t;
+    tpl_claim_cb cb = b->cb;
+    void *ud = b->ud;
+    finish(b);
+    if (cb)
+        cb(t, 0, NULL, ud);
+}
+
+static void on_claim_granted(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (job_ok(b, &b->conn_job, err, "preparing the template database failed", msg))
+        claim_ready(b);
+}
+
+static void on_claim_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    tpl_build_t *b = ud;
+    if (!conn_ok(b, c, err, "cannot connect to the template database", msg))
+        return;
+    char grant[256];
+    snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
+    const char *sql[] = {grant};
+    b->conn_job = pgc_exec(c, sql, 1, on_claim_granted, b) == 0;
+    if (!b->conn_job)
+        fail(b, "lost the connection to the template database");
+}
+
+static void on_claim_created(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (job_ok(b, &b->admin_job, err, "creating the template database failed", msg))
+        connect_to(b, b->t->dbname, on_claim_conn);
+}
+
+int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud)
+{
+    if (t->build || t->claimer || t->state != TPL_PENDING)
+        return -EBUSY;
+    if (util_random_password(t->owner_password, 32) < 0)
+        return -EIO;
+    tpl_build_t *b = build_new(t, B_CLAIM);
+    if (!b)
+        return -ENOMEM;
+    b->cb = cb;
+    b->ud = ud;
+    t->claimer = claimer;
+    tpl_set_state(t, TPL_BUILDING);
+    log_info("tpl", "template %s (%.12s): claimed for migration by a client", t->name, t->hash);
+    char stmts[12][512];
+    int n = create_sql(t, true, t->owner_password, stmts);
+    const char *sql[12];
+    for (int i = 0; i < n; i++)
+        sql[i] = stmts[i];
+    if (admin(b, sql, n, on_claim_created) < 0) {
+        t->claimer = NULL;
+        finish(b);
+        tpl_set_state(t, TPL_PENDING);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+static void on_abandoned(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    b->admin_job = false;
+    if (!b->t) {
+        release(b);
+        return;
+    }
+    tpl_t *t = b->t;
+    tpl_claim_cb cb = b->cb;
+    void *ud2 = b->ud;
+    finish(b);
+    if (err)
+        log_warn("tpl", "dropping abandoned template %s: %s", t->name, msg);
+    if (t->state == TPL_BUILDING)
+        tpl_set_state(t, TPL_PENDING);
+    if (cb)
+        cb(t, 0, NULL, ud2);
+    /* The claim is free: the next waiter takes it. */
+    while (!list_empty(&t->waiters) && t->state == TPL_PENDING && !t->claimer) {
+        tpl_waiter_t *w = list_entry(list_first(&t->waiters), tpl_waiter_t, node);
+        tpl_cancel_wait(w);
+        w->cb(w, t);
+    }
+}
+
+int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
+{
+    if (t->build)
+        finish(t->build); /* a claim still being set up */
+    tpl_build_t *b = build_new(t, ok ? B_FINISH : B_ABANDON);
+    if (!b)
+        return -ENOMEM;
+    b->cb = cb;
+    b->ud = ud;
+    char s[4][512];
+    int n = 0;
+    if (ok) {
+        /* Freeze it: the migrator's login goes, its sessions end, and no
+         * one connects again (clones need a template nobody is in). */
+        snprintf(s[n++], 512, "ALTER ROLE \"%s\" NOLOGIN PASSWORD NULL", t->owner);
+        snprintf(s[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM \"%s\"",
+                 t->dbname, t->owner);
+        snprintf(s[n++], 512,
+                 "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                 "WHERE datname = '%s' AND pid <> pg_backend_pid()",
+                 t->dbname);
+        snprintf(s[n++], 512, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS false", t->dbname);
+    } else {
+        t->claimer = NULL;
+        snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
+        snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
+    }
+    const char *sql[] = {s[0], s[1], s[2], s[3]};
+    if (admin(b, sql, n, ok ? on_frozen : on_abandoned) < 0) {
+        finish(b);
+        return -ENOTCONN;
+    }
+    return 0;
+}
+
+/* ---- forgetting and dropping ---------------------------------------- */
+
+void tpl_build_abort(tpl_t *t)
+{
+    if (t->build)
+        finish(t->build);
+    t->claimer = NULL;
+}
+
+void tpl_shared_close(tpl_t *t)
+{
+    if (t->shared) {
+        pgc_t *c = t->shared;
+        t->shared = NULL;
+        pgc_close(c);
+    }
+}
+
+static void on_dropped(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    b->admin_job = false;
+    if (!b->t) {
+        release(b);
+        return;
+    }
+    tpl_t *t = b->t;
+    finish(b);
+    if (err && err != -ECANCELED)
+        log_warn("tpl", "dropping template %s (%.12s): %s", t->name, t->hash, msg);
+    tpl_dropped(t);
+}
+
+int tpl_build_drop(tpl_t *t)
+{
+    char s[3][512];
+    int n = 0;
+    if (t->source != TPL_BUILTIN) /* never template0 */
+        snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
+    if (t->schema)
+        snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->shared_db);
+    if (t->owner[0])
+        snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
+    if (n == 0)
+        return -1;
+    tpl_build_abort(t);
+    tpl_shared_close(t);
+    tpl_build_t *b = build_new(t, B_DROP);
+    if (!b)
+        return -1;
+    t->dropping = true;
+    const char *sql[] = {s[0], s[1], s[2]};
+    if (admin(b, sql, n, on_dropped) < 0) {
+        finish(b);
+        t->dropping = false;
+        return -1;
+    }
+    return 0;
+}
