@@ -20,6 +20,8 @@ static const char usage_text[] =
     "  dblease [--socket PATH] renew   LEASE_ID [--ttl SEC]\n"
     "  dblease [--socket PATH] status  [--json]\n"
     "  dblease [--socket PATH] run [--postgres[=TEMPLATE]] [--redis] [--] CMD [ARGS...]\n"
+    "  dblease [--socket PATH] template migrate NAME --hash HASH [--wait MS] [--] CMD [ARGS...]\n"
+    "  dblease [--socket PATH] template ensure  NAME --hash HASH [--wait MS] [--json]\n"
     "  dblease --help | --version\n"
     "\n"
     "Lease isolated PostgreSQL and Redis databases from dbleased.\n"
@@ -35,7 +37,20 @@ static const char usage_text[] =
     "  run      lease a postgres database (the default, from TEMPLATE if given)\n"
     "           and/or a redis one, run CMD with DATABASE_URL, PGHOST, PGPORT,\n"
     "           PGDATABASE, PGUSER, PGPASSWORD and/or REDIS_URL set, release them\n"
-    "           when it ends, and exit with its status\n"
+    "           when it ends, and exit with its status; with a schema-isolated\n"
+    "           template, PGOPTIONS also sets the lease's search_path\n"
+    "  template migrate\n"
+    "           make sure template NAME is built at version HASH (say, a SHA-256 of\n"
+    "           the migration files), for leases with --template NAME: if it is\n"
+    "           ready, do nothing; else run CMD with DATABASE_URL and the PG*\n"
+    "           variables set to the template database, then keep the result if\n"
+    "           CMD exits 0 and drop it otherwise (exit status: CMD's). Parallel\n"
+    "           callers with the same NAME and HASH wait (up to --wait MS, default\n"
+    "           the daemon's) while one of them migrates\n"
+    "  template ensure\n"
+    "           print the state of NAME at HASH: \"ready\", or \"migrate\" when it\n"
+    "           still has to be built (--json: as JSON). It never builds it: the\n"
+    "           claim to migrate ends with this command, so use `template migrate`\n"
     "\n"
     "Options:\n"
     "  --socket PATH  dbleased's socket; default $DBLEASE_SOCKET, else\n"
@@ -45,7 +60,8 @@ static const char usage_text[] =
     "  --version      show the version\n"
     "\n"
     "Exit status: 0 ok, 1 error, 2 bad usage, 69 dbleased unreachable,\n"
-    "75 pool exhausted or timed out (retry later).\n";
+    "75 pool exhausted or timed out (retry later); run and template migrate exit\n"
+    "with CMD's status (128+N if a signal N killed it).\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -166,7 +182,7 @@ static const struct {
     int (*fn)(cli_global_t *g, int argc, char **argv);
 } commands[] = {
     {"lease", cli_cmd_lease},   {"release", cli_cmd_release}, {"renew", cli_cmd_renew},
-    {"status", cli_cmd_status}, {"run", cli_cmd_run},
+    {"status", cli_cmd_status}, {"run", cli_cmd_run},         {"template", cli_cmd_template},
 };
 
 static int dispatch(cli_global_t *g, int argc, char **argv)
@@ -203,7 +219,7 @@ int main(int argc, char **argv)
             return rc;
     }
     if (optind >= argc)
-        return cli_usage_error("missing command: lease, release, renew, status or run");
+        return cli_usage_error("missing command: lease, release, renew, status, run or template");
     rc = dispatch(&g, argc - optind, argv + optind);
     /* Output that never got out (a full disk, a closed pipe) is a failure. */
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -3,6 +3,8 @@
 #define DBL_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
+#include <sys/types.h>
 
 #include "dblease.h"
 
@@ -44,10 +46,43 @@ int cli_exit_code(const dbl_ctx_t *ctx);
 /* "2024-05-01T12:00:00Z" into buf (at least 21 bytes). */
 const char *cli_iso_time(int64_t t, char *buf, size_t len);
 
+/* cli_child.c: running a command as our child (run, template migrate). */
+
+/* Where a command finds a postgres database: DATABASE_URL and libpq's
+ * PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD (a NULL field unsets the
+ * variable, so an inherited one cannot mix in), plus PGOPTIONS with a
+ * search_path when there is a schema. */
+typedef struct cli_pg_env {
+    const char *url, *host;
+    int port;
+    const char *dbname, *user, *password, *schema;
+} cli_pg_env_t;
+
+void cli_export_postgres(const cli_pg_env_t *e);
+/* Sets name to value for the command; NULL unsets it. */
+void cli_export(const char *name, const char *value);
+
+typedef struct cli_child {
+    pid_t pid;
+    int pipefd[2];
+} cli_child_t;
+
+/* Starts cmd with the current environment, forwarding SIGINT, SIGTERM,
+ * SIGHUP and SIGQUIT to it from now until cli_child_end() (so that the
+ * caller's cleanup after the command cannot be cut short). CLI_OK, or
+ * CLI_FAILED after printing why; call cli_child_end() either way. */
+int cli_child_start(cli_child_t *c, char **cmd);
+/* Waits for the command and returns its exit status (128 + N when killed
+ * by signal N). Calls tick(arg) every tick_ms meanwhile, until it returns
+ * false; tick may be NULL. */
+int cli_child_wait(cli_child_t *c, int tick_ms, bool (*tick)(void *arg), void *arg);
+void cli_child_end(cli_child_t *c);
+
 int cli_cmd_lease(cli_global_t *g, int argc, char **argv);
 int cli_cmd_release(cli_global_t *g, int argc, char **argv);
 int cli_cmd_renew(cli_global_t *g, int argc, char **argv);
 int cli_cmd_status(cli_global_t *g, int argc, char **argv);
 int cli_cmd_run(cli_global_t *g, int argc, char **argv);
+int cli_cmd_template(cli_global_t *g, int argc, char **argv);
 
 #endif

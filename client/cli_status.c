@@ -17,6 +17,8 @@
 typedef struct table {
     size_t ncols, nrows, cap;
     char (*cells)[MAX_COLS][CELL_LEN];
+    const char **notes;      /* per row: text printed under it, or NULL */
+    const char *note_prefix; /* e.g. "error: " */
 } table_t;
 
 /* Adds a row of ncols cells given as printf-ready strings. */
@@ -25,12 +27,16 @@ static void table_row(table_t *t, const char *const *cells)
     if (t->nrows == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 16;
         void *p = realloc(t->cells, cap * sizeof(*t->cells));
+        void *q = p ? realloc(t->notes, cap * sizeof(*t->notes)) : NULL;
 
-        if (!p)
+        if (p)
+            t->cells = p;
+        if (!q)
             return; /* a row short is better than no status at all */
-        t->cells = p;
+        t->notes = q;
         t->cap = cap;
     }
+    t->notes[t->nrows] = NULL;
     for (size_t i = 0; i < t->ncols; i++)
         snprintf(t->cells[t->nrows][i], CELL_LEN, "%s", cells[i] ? cells[i] : "-");
     t->nrows++;
@@ -48,8 +54,27 @@ static void table_print(table_t *t)
         for (size_t i = 0; i + 1 < t->ncols; i++)
             printf("%-*s  ", (int)width[i], t->cells[r][i]);
         printf("%s\n", t->cells[r][t->ncols - 1]);
+        if (t->notes[r]) {
+            printf("  %s", t->note_prefix ? t->note_prefix : "");
+            /* a server message may span lines (DETAIL, HINT): keep them indented */
+            for (const char *c = t->notes[r]; *c; c++) {
+                putchar(*c);
+                if (*c == '\n')
+                    fputs("    ", stdout);
+            }
+            putchar('\n');
+        }
     }
     free(t->cells);
+    free(t->notes);
+}
+
+/* A line under the last row added, printed in full (not cut to a cell);
+ * note must outlive the table. */
+static void table_note(table_t *t, const char *note)
+{
+    if (t->nrows > 0)
+        t->notes[t->nrows - 1] = note;
 }
 
 static json_object *field(json_object *o, const char *key)
@@ -123,6 +148,38 @@ static void print_pools(json_object *pools)
                               str(p, "failed")};
 
         table_row(&t, row);
+    }
+    table_print(&t);
+}
+
+/* Templates come before the pools made from them. An older daemon sends no
+ * "templates": then there is no section at all, rather than "no templates". */
+static void print_templates(json_object *tmpls)
+{
+    static const char *const head[] = {"NAME", "HASH", "STATE", "SOURCE", "ISOLATION"};
+    table_t t = {.ncols = 5, .note_prefix = "error: "};
+    size_t n = count(tmpls);
+
+    if (!tmpls)
+        return;
+    printf("\nTEMPLATES\n");
+    if (n == 0) {
+        printf("no templates\n");
+        return;
+    }
+    table_row(&t, head);
+    for (size_t i = 0; i < n; i++) {
+        json_object *tp = json_object_array_get_idx(tmpls, i);
+        const char *hash = str(tp, "hash");
+        char short_hash[16];
+        const char *row[5] = {str(tp, "name"), short_hash, str(tp, "state"), str(tp, "source"),
+                              str(tp, "isolation")};
+
+        /* 12 hex digits tell versions apart, as git's short hashes do. */
+        snprintf(short_hash, sizeof(short_hash), "%.12s", hash && *hash ? hash : "-");
+        table_row(&t, row);
+        if (str(tp, "error"))
+            table_note(&t, str(tp, "error"));
     }
     table_print(&t);
 }
@@ -245,6 +302,7 @@ static int print_status(const char *text, bool json)
                            st, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
     } else {
         print_header(st);
+        print_templates(field(st, "templates"));
         print_pools(field(st, "pools"));
         print_instances(field(st, "instances"));
         print_leases(field(st, "leases"));

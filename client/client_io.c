@@ -137,17 +137,62 @@ static void abandon(dbl_ctx_t *ctx, int64_t id)
     p->abandoned[p->n_abandoned++] = id;
 }
 
-/* A lease we timed out on may still be granted later. Nobody will ever
- * use it, so hand it straight back (clean: nobody touched it) rather than
- * hold a database until this connection closes or its TTL runs out. */
+/* Sends a request whose reply nobody waits for: it is dropped as stale. */
+static void send_and_forget(dbl_ctx_t *ctx, json_object *req, int64_t deadline)
+{
+    char *line;
+    size_t len;
+
+    line = dbl_encode(req, &len);
+    json_object_put(req);
+    if (line)
+        send_all(ctx, line, len, deadline);
+    free(line);
+}
+
+static bool is_string(json_object *o, const char *key, json_object **v)
+{
+    return json_object_object_get_ex(o, key, v) && json_object_is_type(*v, json_type_string);
+}
+
+/* A lease nobody will use: back, clean (nobody touched it). */
+static void give_back_lease(dbl_ctx_t *ctx, json_object *lease, int64_t deadline)
+{
+    json_object *lid, *req;
+    int64_t id;
+
+    if (!is_string(lease, "id", &lid) || !(req = dbl__request(ctx, "release", &id)))
+        return;
+    json_object_object_add(req, "lease", json_object_get(lid));
+    json_object_object_add(req, "clean", json_object_new_boolean(1));
+    send_and_forget(ctx, req, deadline);
+}
+
+/* A claim to migrate nobody will use: abandoned, so the next waiter gets it. */
+static void give_back_claim(dbl_ctx_t *ctx, json_object *tmpl, int64_t deadline)
+{
+    json_object *state, *name, *hash, *req;
+    int64_t id;
+
+    if (!is_string(tmpl, "state", &state) || strcmp(json_object_get_string(state), "migrate") != 0 ||
+        !is_string(tmpl, "name", &name) || !is_string(tmpl, "hash", &hash) ||
+        !(req = dbl__request(ctx, "template.finalize", &id)))
+        return;
+    json_object_object_add(req, "template", json_object_get(name));
+    json_object_object_add(req, "hash", json_object_get(hash));
+    json_object_object_add(req, "ok", json_object_new_boolean(0));
+    send_and_forget(ctx, req, deadline);
+}
+
+/* A lease we timed out on may still be granted later, and a template.ensure
+ * may still hand us the claim to migrate. Nobody will ever use either, so
+ * give them straight back rather than hold them until this connection
+ * closes or a TTL runs out. */
 static void release_abandoned(dbl_ctx_t *ctx, const dbl_reply_t *r, int64_t deadline)
 {
     struct dbl_ctx_priv *p = ctx->priv;
-    json_object *lease, *lid, *req;
-    int64_t id;
+    json_object *obj;
     size_t i;
-    char *line;
-    size_t len;
 
     for (i = 0; i < p->n_abandoned && !reply_has_id(r, p->abandoned[i]); i++)
         ;
@@ -155,19 +200,12 @@ static void release_abandoned(dbl_ctx_t *ctx, const dbl_reply_t *r, int64_t dead
         return;
     memmove(p->abandoned + i, p->abandoned + i + 1, sizeof(p->abandoned[0]) * (p->n_abandoned - i - 1));
     p->n_abandoned--;
-    if (!r->ok || !json_object_object_get_ex(r->root, "lease", &lease) ||
-        !json_object_object_get_ex(lease, "id", &lid) || !json_object_is_type(lid, json_type_string))
+    if (!r->ok)
         return;
-    req = dbl__request(ctx, "release", &id);
-    if (!req)
-        return;
-    json_object_object_add(req, "lease", json_object_get(lid));
-    json_object_object_add(req, "clean", json_object_new_boolean(1));
-    line = dbl_encode(req, &len);
-    json_object_put(req);
-    if (line)
-        send_all(ctx, line, len, deadline); /* its reply is dropped as stale */
-    free(line);
+    if (json_object_object_get_ex(r->root, "lease", &obj))
+        give_back_lease(ctx, obj, deadline);
+    else if (json_object_object_get_ex(r->root, "template", &obj))
+        give_back_claim(ctx, obj, deadline);
 }
 
 /* 1 when the line is the reply to id (*reply filled), 0 when it is something
@@ -240,8 +278,11 @@ int dbl__call(dbl_ctx_t *ctx, json_object *req, int64_t id, int64_t extra_ms,
               dbl_reply_t *reply)
 {
     json_object *op;
-    bool is_lease = json_object_object_get_ex(req, "op", &op) &&
-                    strcmp(json_object_get_string(op), "lease") == 0;
+    const char *op_name =
+        json_object_object_get_ex(req, "op", &op) ? json_object_get_string(op) : "";
+    /* Requests the daemon may answer after we stop waiting, with something
+     * we hold until we give it back. */
+    bool may_grant = strcmp(op_name, "lease") == 0 || strcmp(op_name, "template.ensure") == 0;
     int64_t deadline = dbl__now_ms() + ctx->priv->timeout_ms + (extra_ms > 0 ? extra_ms : 0);
     char *line;
     size_t len;
@@ -266,7 +307,7 @@ int dbl__call(dbl_ctx_t *ctx, json_object *req, int64_t id, int64_t extra_ms,
         rc = await_reply(ctx, id, deadline, reply);
     if (rc == 0)
         dbl__clear_err(ctx); /* a failed give-back on the way is not this call's */
-    else if (ctx->err == DBL_ERR_TIMEOUT && is_lease)
+    else if (ctx->err == DBL_ERR_TIMEOUT && may_grant)
         abandon(ctx, id);
     return rc;
 }

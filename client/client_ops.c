@@ -1,4 +1,5 @@
-/* libdblease: the operations — lease, release, renew, status. Each builds
+/* libdblease: the operations — lease, release, renew, status (templates are
+ * in client_template.c). Each builds
  * its request, leaves out what the caller left at its default (so the
  * daemon's own defaults apply), and turns the reply into C values. */
 #include <stdlib.h>
@@ -24,9 +25,7 @@ static int oom(dbl_ctx_t *ctx)
     return -1;
 }
 
-/* A copy of o[key] when it is a string; NULL when absent or another type.
- * *failed is set only when the copy itself ran out of memory. */
-static char *str_field(json_object *o, const char *key, bool *failed)
+char *dbl__str_field(json_object *o, const char *key, bool *failed)
 {
     json_object *v;
     char *s;
@@ -39,13 +38,24 @@ static char *str_field(json_object *o, const char *key, bool *failed)
     return s;
 }
 
-static int64_t int_field(json_object *o, const char *key, int64_t dflt)
+int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt)
 {
     json_object *v;
 
     if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_int))
         return dflt;
     return json_object_get_int64(v);
+}
+
+/* The daemon may rightly sit on a request for wait_ms before replying
+ * (PROTOCOL.md: our read timeout MUST exceed it). When the caller left
+ * wait_ms to the daemon, allow for the default it announced in hello, or
+ * else for the protocol's maximum. */
+int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms)
+{
+    if (wait_ms >= 0)
+        return wait_ms;
+    return ctx->priv->default_wait_ms >= 0 ? ctx->priv->default_wait_ms : DBL__MAX_WAIT_MS;
 }
 
 void dbl_lease_free(dbl_lease_t *l)
@@ -61,6 +71,7 @@ void dbl_lease_free(dbl_lease_t *l)
     free(l->dbname);
     free(l->user);
     free(l->password);
+    free(l->schema);
     free(l);
 }
 
@@ -73,18 +84,19 @@ static dbl_lease_t *lease_from_json(dbl_ctx_t *ctx, json_object *o)
         oom(ctx);
         return NULL;
     }
-    l->id = str_field(o, "id", &failed);
-    l->kind = str_field(o, "kind", &failed);
-    l->template_name = str_field(o, "template", &failed);
-    l->url = str_field(o, "url", &failed);
-    l->host = str_field(o, "host", &failed);
-    l->port = (int)int_field(o, "port", 0);
-    l->socket = str_field(o, "socket", &failed);
-    l->dbname = str_field(o, "dbname", &failed);
-    l->db = (int)int_field(o, "db", 0);
-    l->user = str_field(o, "user", &failed);
-    l->password = str_field(o, "password", &failed);
-    l->expires_at = int_field(o, "expires_at", 0);
+    l->id = dbl__str_field(o, "id", &failed);
+    l->kind = dbl__str_field(o, "kind", &failed);
+    l->template_name = dbl__str_field(o, "template", &failed);
+    l->url = dbl__str_field(o, "url", &failed);
+    l->host = dbl__str_field(o, "host", &failed);
+    l->port = (int)dbl__int_field(o, "port", 0);
+    l->socket = dbl__str_field(o, "socket", &failed);
+    l->dbname = dbl__str_field(o, "dbname", &failed);
+    l->db = (int)dbl__int_field(o, "db", 0);
+    l->user = dbl__str_field(o, "user", &failed);
+    l->password = dbl__str_field(o, "password", &failed);
+    l->expires_at = dbl__int_field(o, "expires_at", 0);
+    l->schema = dbl__str_field(o, "schema", &failed);
     if (failed)
         oom(ctx);
     else if (!l->id || !l->url)
@@ -149,14 +161,7 @@ int dbl__lease_raw(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **o
     req = lease_request(ctx, opts, &id);
     if (!req)
         return -1;
-    /* The daemon may rightly sit on the request for wait_ms before replying
-     * (PROTOCOL.md: our read timeout MUST exceed it). When the caller left
-     * wait_ms to the daemon, allow for the default it announced in hello, or
-     * else for the protocol's maximum. */
-    int wait_ms = opts->wait_ms;
-    if (wait_ms < 0)
-        wait_ms = ctx->priv->default_wait_ms >= 0 ? ctx->priv->default_wait_ms : DBL__MAX_WAIT_MS;
-    if (dbl__call(ctx, req, id, wait_ms, &reply) < 0)
+    if (dbl__call(ctx, req, id, dbl__wait_budget(ctx, opts->wait_ms), &reply) < 0)
         return -1;
     if (!json_object_object_get_ex(reply.root, "lease", &lease) ||
         !json_object_is_type(lease, json_type_object)) {

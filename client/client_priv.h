@@ -18,7 +18,7 @@
 #define DBL__MAX_REPLY_LINE (16 * 1024 * 1024)
 /* Longest wait_ms the protocol allows (PROTOCOL.md, `lease`). */
 #define DBL__MAX_WAIT_MS 600000
-/* Lease requests we gave up waiting for; see dbl__call(). */
+/* Lease and template.ensure requests we gave up waiting for; see dbl__call(). */
 #define DBL__MAX_ABANDONED 16
 
 struct dbl_ctx_priv {
@@ -49,6 +49,16 @@ json_object *dbl__request(dbl_ctx_t *ctx, const char *op, int64_t *id);
  * it); -1 with ctx->err set otherwise, DBL_ERR_REMOTE for an error reply. */
 int dbl__call(dbl_ctx_t *ctx, json_object *req, int64_t id, int64_t extra_ms,
               dbl_reply_t *reply);
+
+/* How far past timeout_ms to wait for the reply to a request that the daemon
+ * may queue for wait_ms (<0: the daemon's default, as announced in hello). */
+int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms);
+
+/* Reply fields: a copy of o[key] when it is a string, NULL when absent or of
+ * another type (*failed is set only when the copy ran out of memory); an
+ * integer o[key], or dflt. */
+char *dbl__str_field(json_object *o, const char *key, bool *failed);
+int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt);
 
 /* dbl_lease() that can also hand back the daemon's lease object as received
  * (a new reference in *raw, when raw is not NULL), so the CLI prints fields

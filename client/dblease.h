@@ -62,7 +62,24 @@ typedef struct dbl_lease {
     char *user;
     char *password;
     int64_t expires_at; /* Unix seconds */
+    /* Appended last, so the fields above keep their offsets. */
+    char *schema;       /* postgres, isolation = schema: the lease's own schema in
+                           the shared database dbname; NULL otherwise */
 } dbl_lease_t;
+
+/* A template migrated by clients (PROTOCOL.md, template.ensure). */
+typedef struct dbl_template {
+    char *name;
+    char *hash;
+    char *state;    /* "ready" | "migrate" | "abandoned" */
+    /* When state is "migrate": the template database, as its owner role. */
+    char *url;
+    char *host;
+    int port;
+    char *dbname;
+    char *user;
+    char *password;
+} dbl_template_t;
 
 /* Connect and say hello. Always returns a context (NULL only on ENOMEM):
  * check ctx->err, then dbl_free() it either way. */
@@ -75,6 +92,23 @@ int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean);
 int dbl_renew(dbl_ctx_t *ctx, const char *lease_id, int ttl_s, int64_t *expires_at);
 /* The daemon's status object as a JSON string; free() it. */
 int dbl_status(dbl_ctx_t *ctx, char **json);
+
+/* Client-driven migrations. Make sure the template name at version hash
+ * exists (hash: 1-64 of [A-Za-z0-9_.-], typically a hex SHA-256 of the
+ * migration files). state "ready": nothing to do, leases with this template
+ * name come from it. state "migrate": this context now holds the claim on
+ * name+hash: migrate the database in *out, then dbl_template_finalize().
+ * Freeing the context before that abandons the claim. While another client
+ * holds the claim, waits up to wait_ms (<0: the daemon's default) for it to
+ * finish, then fails with code "timeout". */
+int dbl_template_ensure(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
+                        dbl_template_t **out);
+/* Ends this context's claim: ok freezes the migrated template and makes it
+ * the one leases come from; !ok drops it ("abandoned"), handing the claim to
+ * the next waiter. out may be NULL. */
+int dbl_template_finalize(dbl_ctx_t *ctx, const char *name, const char *hash, bool ok,
+                          dbl_template_t **out);
+void dbl_template_free(dbl_template_t *t);
 
 /* The daemon's version string from hello ("0.1.0"). */
 const char *dbl_daemon_version(const dbl_ctx_t *ctx);
