@@ -35,7 +35,11 @@ FAILS=0
 
 cleanup() {
     stop_daemon || true
-    rm -rf "$T"
+    if [ -n "${DBLEASE_TEST_KEEP:-}" ]; then
+        echo "kept $T (DBLEASE_TEST_KEEP)" >&2
+    else
+        rm -rf "$T"
+    fi
 }
 trap cleanup EXIT
 
@@ -81,6 +85,29 @@ rpc() {
 
 lease_url() { # extra CLI args…
     "$DBLEASE" lease "$@"
+}
+
+# A connection held open in the background: write with `send`, read $T/$1.out.
+open_conn() { # name
+    rm -f "$T/$1.in" "$T/$1.out"
+    mkfifo "$T/$1.in"
+    socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out" &
+    eval "pid_$1=$!"
+    eval "exec {fd_$1}>\"$T/$1.in\""
+}
+send() { # name line
+    local fd="fd_$1"
+    printf '%s\n' "$2" >&"${!fd}"
+}
+close_conn() {
+    local fd="fd_$1"
+    eval "exec ${!fd}>&-"
+}
+
+# Wait for a reply with this id on a held connection; print it.
+reply_of() { # name id
+    wait_until 30 grep -q "\"id\":$2[,}]" "$T/$1.out" || { fail "no reply $2 on $1"; return 1; }
+    grep "\"id\":$2[,}]" "$T/$1.out" | head -n1
 }
 
 # Run SQL through a lease URL; prints the single value.

@@ -5,21 +5,6 @@ start_daemon
 
 code_of() { jq -r '.error.code // "ok"' <<<"$1"; }
 
-# A connection held open in the background: write with `send`, read $T/$1.out.
-open_conn() { # name
-    mkfifo "$T/$1.in"
-    socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out" &
-    eval "exec {fd_$1}>\"$T/$1.in\""
-}
-send() { # name line
-    local fd="fd_$1"
-    printf '%s\n' "$2" >&"${!fd}"
-}
-close_conn() {
-    local fd="fd_$1"
-    eval "exec ${!fd}>&-"
-}
-
 test_hello_reports_daemon_and_protocol() {
     r=$(rpc '{"id":1,"op":"hello","proto":1,"client":"it"}')
     [ "$(jq -r '.ok, .daemon, .proto, .id' <<<"$r" | tr '\n' ' ')" = "true dbleased 1 1 " ] || fail "$r"
