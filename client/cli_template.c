@@ -162,7 +162,10 @@ static int cmd_migrate(cli_global_t *g, int argc, char **argv)
         {"help", no_argument, NULL, CLI_OPT_HELP},
         {NULL, 0, NULL, 0},
     };
-    tmpl_args_t a = {.wait_ms = -1};
+    /* Parallel workers wait for one migrator; a migration takes far longer
+     * than preparing a lease, so they wait up to the protocol's maximum
+     * (10 min) unless told otherwise. */
+    tmpl_args_t a = {.wait_ms = MAX_WAIT_MS};
     int c, rc, before, skip;
 
     /* Options, NAME, more options, then the command, after '--' or not.

@@ -197,6 +197,13 @@ static void op_lease(sess_t *s, dbl_request_t *req)
         sess_reply_error(s, req->id, DBL_E_TEMPLATE_FAILED, "template %s: %s", t->name, t->error);
         return;
     }
+    if (t->source == TPL_CLIENT && t->state == TPL_PENDING && !t->claimer) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "template %s has not been migrated (its last migration was abandoned); "
+                         "run `dblease template migrate` or template.ensure first",
+                         t->name);
+        return;
+    }
     t->last_used_ms = util_now_ms();
     pool_t *pool = t->pool;
     pool->cold = false;

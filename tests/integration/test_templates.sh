@@ -172,4 +172,24 @@ test_max_databases_is_never_exceeded_and_idle_templates_make_room() {
     for id in "${ids[@]}"; do "$DBLEASE" release "$id"; done
 }
 
+test_template_migrate_cli_runs_the_tool_once_and_finalizes() {
+    "$DBLEASE" template migrate cli1 --hash v1 -- \
+        sh -c 'psql -XAtqc "CREATE TABLE from_tool (x int); INSERT INTO from_tool VALUES (1)"'
+    url=$("$DBLEASE" lease --template cli1)
+    [ "$(sql "$url" 'SELECT count(*) FROM from_tool')" = 1 ]
+    # Already migrated: the tool does not run again.
+    "$DBLEASE" template migrate cli1 --hash v1 -- sh -c 'exit 9' 2>/dev/null
+}
+
+test_failed_migration_tool_abandons_and_passes_its_status() {
+    set +e
+    "$DBLEASE" template migrate cli2 --hash v1 -- sh -c 'exit 3'
+    rc=$?
+    out=$("$DBLEASE" lease --template cli2 2>&1)
+    lrc=$?
+    set -e
+    [ "$rc" = 3 ] || fail "exit $rc"
+    [ "$lrc" = 1 ] && grep -q "not been migrated" <<<"$out" || fail "lease after abandon: $lrc $out"
+}
+
 run_tests
