@@ -41,19 +41,21 @@ static tpl_build_t *build_new(tpl_t *t, int what)
     return b;
 }
 
-/* Done with b: detach it from its template. */
+/* Done with b: detach it from its template. Closing its connection runs a
+ * pending job's callback, which then frees b itself. */
 static void finish(tpl_build_t *b)
 {
     if (b->t)
         b->t->build = NULL;
     b->t = NULL;
-    if (b->conn) {
-        pgc_t *c = b->conn;
-        b->conn = NULL;
-        b->connecting = false;
+    pgc_t *c = b->conn;
+    b->conn = NULL;
+    b->connecting = false;
+    bool callback_frees = c && b->conn_job;
+    if (c)
         pgc_close(c);
-    }
-    release(b);
+    if (!callback_frees)
+        release(b);
 }
 
 static void fail(tpl_build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
