@@ -380,6 +380,11 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
                  cfg->postgres.isolation);
         return -1;
     }
+    if (strcmp(cfg->redis.isolation, "instance") != 0 && strcmp(cfg->redis.isolation, "db") != 0) {
+        snprintf(err, errlen, "[redis] isolation must be instance or db, got '%s'",
+                 cfg->redis.isolation);
+        return -1;
+    }
     if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
         strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error")) {
         snprintf(err, errlen, "[daemon] log_level must be debug, info, warn or error, got '%s'",

@@ -8,7 +8,10 @@
 #include "lease.h"
 #include "log.h"
 #include "server.h"
+#include "rd_slots.h"
 #include "tpl.h"
+
+#include <string.h>
 #include "session.h"
 #include "util.h"
 
@@ -23,22 +26,57 @@ void dbld_inst_running(dbld_t *d, inst_t *i)
     tpl_instance_up(d);
 }
 
+static bool is_pg(const tpl_t *t)
+{
+    return strcmp(t->kind, "postgres") == 0;
+}
+
+/* End the leases of a pool whose databases are gone; tell each holder. */
+static void end_leases_of(dbld_t *d, const pool_t *p)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        lease_t *l = list_entry(it, lease_t, node);
+        if (l->slot->pool == p)
+            lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
+    }
+}
+
 void dbld_inst_down(dbld_t *d, inst_t *i)
 {
     (void)i;
     /* Pools first, so nothing refills while the leases are ended. */
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
-        pool_set_up(list_entry(it, tpl_t, node)->pool, false, util_now_ms());
-    /* Its databases are gone with it: tell each holder, then forget. */
-    list_for_each(&d->leases, it, tmp)
     {
-        lease_t *l = list_entry(it, lease_t, node);
-        lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (is_pg(t)) {
+            pool_set_up(t->pool, false, util_now_ms());
+            end_leases_of(d, t->pool);
+        }
     }
     tpl_instance_down(d);
     list_for_each(&d->templates, it, tmp)
-        pool_drain(list_entry(it, tpl_t, node)->pool, util_now_ms());
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (is_pg(t))
+            pool_drain(t->pool, util_now_ms());
+    }
+}
+
+void dbld_pool_lost(dbld_t *d, pool_t *p)
+{
+    pool_set_up(p, false, util_now_ms());
+    end_leases_of(d, p);
+    pool_drain(p, util_now_ms());
+}
+
+void dbld_slot_lost(dbld_t *d, slot_t *s)
+{
+    lease_t *l = s->lease;
+    if (l)
+        lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
 }
 
 static void on_handle_closed(uv_handle_t *h)
@@ -48,13 +86,7 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_shutdown(dbld_t *d)
 {
-    list_node_t *it, *tmp;
-    list_for_each(&d->templates, it, tmp)
-        pool_drain(list_entry(it, tpl_t, node)->pool, util_now_ms());
-    if (d->limits.total != 0)
-        log_error("daemon", "%d databases still tracked at exit", d->limits.total);
-    else
-        tpl_free_all(d);
+    tpl_free_all(d);
     inst_free(d->pg);
     d->pg = NULL;
     for (int k = 0; k < d->n_watch; k++)
@@ -70,8 +102,22 @@ static void finish_shutdown(dbld_t *d)
 void dbld_inst_stopped(dbld_t *d, inst_t *i)
 {
     (void)i;
-    if (d->stopping)
-        finish_shutdown(d);
+    dbld_shutdown_progress(d);
+}
+
+/* Called on each janitor tick while stopping: done once the PostgreSQL
+ * server has stopped and every database (and Redis server) is gone. */
+void dbld_shutdown_progress(dbld_t *d)
+{
+    if (!d->stopping || d->finished)
+        return;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+        pool_drain(list_entry(it, tpl_t, node)->pool, util_now_ms());
+    if (d->pg->state != INST_STOPPED || d->limits.total != 0)
+        return;
+    d->finished = true;
+    finish_shutdown(d);
 }
 
 void dbld_shutdown(dbld_t *d, const char *why)
@@ -83,6 +129,16 @@ void dbld_shutdown(dbld_t *d, const char *why)
     server_close(d);
     while (!list_empty(&d->sessions))
         sess_close(list_entry(list_first(&d->sessions), sess_t, node));
-    /* Leases left (detached) end with the server that holds them. */
+    /* Redis pools drop their servers; leases left (detached) end with the
+     * server that holds them. */
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (!is_pg(t)) {
+            dbld_pool_lost(d, t->pool);
+            rd_shared_stop(t);
+        }
+    }
     inst_stop(d->pg);
 }

@@ -50,11 +50,19 @@ typedef struct dbld {
     list_t leases;
     dbld_counters_t counters;
     bool stopping;
+    bool finished;          /* shutdown complete: handles are closing */
+    char redis_bin[CFG_PATH]; /* "" when redis-server is not installed */
 } dbld_t;
 
 /* Begin an orderly stop: refuse new work, end leases, stop servers; the
  * loop ends when the last handle closes. */
 void dbld_shutdown(dbld_t *d, const char *why);
+/* Shutdown makes progress (janitor tick, instance stopped). */
+void dbld_shutdown_progress(dbld_t *d);
+/* An engine lost a pool's server (every database) or one leased slot's:
+ * end the leases concerned, telling their holders (instance_down). */
+void dbld_pool_lost(dbld_t *d, pool_t *p);
+void dbld_slot_lost(dbld_t *d, slot_t *s);
 /* Is this peer allowed admin operations? (our uid, or root) */
 bool dbld_is_admin(const dbld_t *d, uid_t peer);
 

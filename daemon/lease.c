@@ -109,10 +109,46 @@ static const char *lease_dbname(const lease_t *l)
     return t->schema ? t->shared_db : l->slot->dbname;
 }
 
+static bool is_redis(const lease_t *l)
+{
+    return strcmp(l->slot->pool->kind, "redis") == 0;
+}
+
+static json_object *redis_lease_json(const lease_t *l)
+{
+    const slot_t *s = l->slot;
+    char url[256];
+    /* "default" spelled out: redis-cli reads an empty user as a user named "". */
+    snprintf(url, sizeof url, "redis://default:%s@%s:%d/%d", s->password, l->host, l->port, s->db);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(l->id));
+    json_object_object_add(o, "kind", json_object_new_string("redis"));
+    json_object_object_add(o, "template", json_object_new_string("default"));
+    json_object_object_add(o, "url", json_object_new_string(url));
+    json_object_object_add(o, "host", json_object_new_string(l->host));
+    json_object_object_add(o, "port", json_object_new_int(l->port));
+    json_object_object_add(o, "db", json_object_new_int(s->db));
+    json_object_object_add(o, "user", json_object_new_string("default"));
+    json_object_object_add(o, "password", json_object_new_string(s->password));
+    return o;
+}
+
+static void add_times(json_object *o, const lease_t *l)
+{
+    json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
+    json_object_object_add(o, "ttl_s", json_object_new_int64(l->expires_at - util_unix_now()));
+    json_object_object_add(o, "detached", json_object_new_boolean(l->detached));
+}
+
 json_object *lease_to_json(const lease_t *l)
 {
     const slot_t *s = l->slot;
     const tpl_t *t = s->pool->ops_ud;
+    if (strcmp(t->kind, "redis") == 0) {
+        json_object *o = redis_lease_json(l);
+        add_times(o, l);
+        return o;
+    }
     char url[512];
     /* Schema leases land in their schema through libpq's options. */
     snprintf(url, sizeof url, "postgresql://%s:%s@%s:%d/%s%s%s", s->dbname, s->password, l->host,
@@ -130,10 +166,7 @@ json_object *lease_to_json(const lease_t *l)
         json_object_object_add(o, "schema", json_object_new_string(s->dbname));
     json_object_object_add(o, "user", json_object_new_string(s->dbname));
     json_object_object_add(o, "password", json_object_new_string(s->password));
-    json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));
-    json_object_object_add(o, "ttl_s",
-                           json_object_new_int64(l->expires_at - util_unix_now()));
-    json_object_object_add(o, "detached", json_object_new_boolean(l->detached));
+    add_times(o, l);
     return o;
 }
 
@@ -143,7 +176,10 @@ json_object *lease_status_json(const lease_t *l, uint64_t now_ms)
     json_object_object_add(o, "id", json_object_new_string(l->id));
     json_object_object_add(o, "kind", json_object_new_string(l->slot->pool->kind));
     json_object_object_add(o, "template", json_object_new_string(l->slot->pool->template_name));
-    json_object_object_add(o, "dbname", json_object_new_string(lease_dbname(l)));
+    if (is_redis(l))
+        json_object_object_add(o, "db", json_object_new_int(l->slot->db));
+    else
+        json_object_object_add(o, "dbname", json_object_new_string(lease_dbname(l)));
     if (((const tpl_t *)l->slot->pool->ops_ud)->schema)
         json_object_object_add(o, "schema", json_object_new_string(l->slot->dbname));
     json_object *owner = json_object_new_object();

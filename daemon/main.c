@@ -19,6 +19,7 @@
 #include "lease.h"
 #include "log.h"
 #include "pg_engine.h"
+#include "rd_server.h"
 #include "rt_process.h"
 #include "runas.h"
 #include "server.h"
@@ -145,6 +146,22 @@ static void record_pid(dbld_t *d)
         log_warn("daemon", "cannot record our pid in the state dir's lock file");
 }
 
+/* Redis is optional: without redis-server, redis leases say how to get it.
+ * A bin_dir that is set but wrong is a configuration error. */
+static int find_redis(dbld_t *d, char *err, size_t errlen)
+{
+    char why[512];
+    if (rsrv_find_binary(d->cfg.redis.bin_dir, d->redis_bin, sizeof d->redis_bin, why,
+                         sizeof why) == 0)
+        return 0;
+    d->redis_bin[0] = '\0';
+    if (d->cfg.redis.bin_dir[0]) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- daemonising: the parent returns once the first lease can be served */
 
 static int ready_fd = -1;
@@ -217,14 +234,16 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_janitor(uv_timer_t *t)
 {
     dbld_t *d = t->data;
-    if (d->stopping)
+    if (d->stopping) {
+        dbld_shutdown_progress(d);
         return;
+    }
     lease_reap_expired(d, util_unix_now());
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
         pool_refill(list_entry(it, tpl_t, node)->pool, util_now_ms());
     tpl_janitor(d);
-    tpl_t *def = tpl_current(d, "default");
+    tpl_t *def = tpl_current(d, "postgres", "default");
     if (ready_fd >= 0 && def && pool_count(def->pool, SLOT_READY) > 0)
         tell_parent("ok");
     /* A first failure may be a port taken between our check and the bind:
@@ -343,6 +362,7 @@ int main(int argc, char **argv)
         runas_pick_server_root(&d, err, sizeof err) < 0 ||
         rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
                         sizeof err) < 0 ||
+        find_redis(&d, err, sizeof err) < 0 ||
         lock_state_dir(&d, err, sizeof err) < 0) {
         fprintf(stderr, "dbleased: %s\n", err);
         return 1;

@@ -23,6 +23,7 @@ typedef struct pending {
     pool_waiter_t waiter;
     uv_timer_t timer;
     char tname[64]; /* by name: the version it waits on may change */
+    char kind[16];
     int ttl_s;
     bool detach;
 } pending_t;
@@ -75,8 +76,8 @@ static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl
         sess_reply_error(s, id, DBL_E_INTERNAL, "out of memory; retry");
         return;
     }
-    snprintf(l->host, sizeof l->host, "%s", s->d->pg->host);
-    l->port = s->d->pg->port;
+    snprintf(l->host, sizeof l->host, "127.0.0.1");
+    l->port = strcmp(slot->pool->kind, "redis") == 0 ? slot->port : s->d->pg->port;
     json_object *r = dbl_reply_ok(id);
     json_object_object_add(r, "lease", lease_to_json(l));
     sess_send(s, r);
@@ -117,7 +118,7 @@ static void on_slot_for_waiter(pool_waiter_t *w, slot_t *slot)
         grant(s, id, slot, detach, ttl);
         pending_answered(s);
     } else { /* the template failed or was dropped while we waited */
-        tpl_t *t = tpl_current(s->d, name);
+        tpl_t *t = tpl_current(s->d, "postgres", name);
         sess_reply_error(s, id, DBL_E_TEMPLATE_FAILED, "template %s: %s", name,
                          t && t->error[0] ? t->error : "dropped while waiting; retry");
         pending_answered(s);
@@ -172,12 +173,17 @@ static void op_lease(sess_t *s, dbl_request_t *req)
         ARG_FAIL(s, req, err);
         return;
     }
-    if (strcmp(kind, "postgres") != 0) {
+    bool redis = strcmp(kind, "redis") == 0;
+    if (!redis && strcmp(kind, "postgres") != 0) {
         sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
-                         "kind must be \"postgres\"%s; got \"%s\"",
-                         strcmp(kind, "redis") == 0 ? " (redis is not available in this version)"
-                                                    : "",
-                         kind);
+                         "kind must be \"postgres\" or \"redis\"; got \"%.32s\"", kind);
+        return;
+    }
+    if (redis && !d->redis_bin[0]) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
+                         "redis leases need redis-server where dbleased runs; install it "
+                         "(apt-get install redis-server) or set [redis] bin_dir, then restart "
+                         "dbleased");
         return;
     }
     if (d->stopping) {
@@ -185,7 +191,12 @@ static void op_lease(sess_t *s, dbl_request_t *req)
                          "dbleased is shutting down; retry when it is back");
         return;
     }
-    tpl_t *t = tpl_current(d, tmpl ? tmpl : "default");
+    tpl_t *t = tpl_current(d, kind, tmpl ? tmpl : "default");
+    if (!t && redis) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "redis leases have no templates; omit template");
+        return;
+    }
     if (!t) {
         sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
                          "no template named \"%.64s\"; define [template.%.64s] in the config, "

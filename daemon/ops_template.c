@@ -212,7 +212,7 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
         return;
     }
-    tpl_t *cur = tpl_current(d, name);
+    tpl_t *cur = tpl_current(d, "postgres", name);
     tpl_t *t = tpl_client(d, name, hash);
     tpl_req_t *r = t ? req_new(s, req->id) : NULL;
     if (!r) {

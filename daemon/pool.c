@@ -232,12 +232,22 @@ void pool_give_back(slot_t *s, bool clean, uint64_t now_ms)
 {
     s->lease = NULL;
     pool_t *p = s->pool;
-    if (clean && p->up && !p->retiring) {
+    int (*reuse)(slot_t *, void *) = clean ? p->ops->rotate : p->ops->reset;
+    if (reuse && p->up && !p->retiring) {
         slot_set_state(s, SLOT_ROTATING);
-        if (p->ops->rotate(s, p->ops_ud) == 0)
+        if (reuse(s, p->ops_ud) == 0)
             return;
     }
     start_drop(s);
+    refill_all(p->limits, now_ms);
+}
+
+void pool_slot_lost(slot_t *s, uint64_t now_ms)
+{
+    pool_t *p = s->pool;
+    slot_set_state(s, SLOT_DROPPING); /* READY and FAILED may; others abort */
+    p->counters.dropped++;
+    slot_free(s);
     refill_all(p->limits, now_ms);
 }
 

@@ -34,16 +34,22 @@ struct slot {
     uint64_t seq;
     char dbname[64]; /* also the role name: pg_hba "sameuser" pins one to the other */
     char password[33];
+    int port;        /* where the engine serves it (redis: per slot) */
+    int db;          /* redis database number */
     void *lease;     /* owner while LEASED */
     void *engine;    /* engine's per-slot data, if any */
 };
 
 /* Engine hooks. Each starts async work and returns 0, later calling
- * pool_slot_done() exactly once; or returns < 0 and never calls it. */
+ * pool_slot_done() exactly once; or returns < 0 and never calls it.
+ * rotate readies a cleanly returned slot for reuse; reset (optional) does
+ * the same for any returned slot where the engine can wipe it in place
+ * (Redis: FLUSHALL) instead of dropping and re-creating it. */
 typedef struct slot_ops {
     int (*create)(slot_t *s, void *ud);
     int (*drop)(slot_t *s, void *ud);
     int (*rotate)(slot_t *s, void *ud);
+    int (*reset)(slot_t *s, void *ud);
 } slot_ops_t;
 
 /* Shared by every pool: the global database cap ([daemon] max_databases). */
@@ -121,6 +127,9 @@ void pool_fail_waiters(pool_t *p);
 void pool_give_back(slot_t *s, bool clean, uint64_t now_ms);
 /* Drop every READY and FAILED slot (shutdown, template eviction). */
 void pool_drain(pool_t *p, uint64_t now_ms);
+
+/* The engine lost a READY or FAILED slot (its server died): forget it. */
+void pool_slot_lost(slot_t *s, uint64_t now_ms);
 
 /* Engine report for the op in flight on s. err 0 or < 0 with msg. */
 void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms);

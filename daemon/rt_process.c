@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "proc.h"
 #include "util.h"
 
 /* ---- finding the binaries -------------------------------------------- */
@@ -125,63 +126,24 @@ int rt_pg_find_bins(const char *configured, char *out, size_t outlen, int *major
 
 /* ---- spawning -------------------------------------------------------- */
 
-static void on_handle_closed(uv_handle_t *h)
+static void handle_closed(void *data)
 {
-    inst_t *i = h->data;
-    free(h);
+    inst_t *i = data;
     i->open_handles--;
     if (i->closing && i->open_handles == 0)
         free(i);
 }
 
-/* Spawn args[0] with stdout/stderr to the instance log; as run_as if asked. */
-static int spawn(inst_t *i, uv_process_t **out, char **args, bool as_server, uv_exit_cb cb)
+/* Spawn with output to the instance's log; the instance counts the handle. */
+static int spawn(inst_t *i, uv_process_t **out, char **args, proc_mode_t mode, uv_exit_cb cb)
 {
-    uv_process_t *proc = calloc(1, sizeof *proc);
-    if (!proc)
-        return -ENOMEM;
     char log_path[CFG_PATH];
     util_path(log_path, sizeof log_path, "%s/server.log", i->dir);
-    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0 || (fchown(fd, i->d->run_uid, i->d->run_gid) < 0 && errno != EPERM)) {
-        int e = -errno;
-        if (fd >= 0)
-            close(fd);
-        free(proc);
-        return e;
-    }
-    uv_stdio_container_t stdio[3] = {
-        {.flags = UV_IGNORE},
-        {.flags = UV_INHERIT_FD, .data.fd = fd},
-        {.flags = UV_INHERIT_FD, .data.fd = fd},
-    };
-    char *env[] = {"LC_ALL=C", "PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    uv_process_options_t o = {
-        .exit_cb = cb,
-        .file = args[0],
-        .args = args,
-        .env = env,
-        .cwd = i->dir,
-        .stdio_count = 3,
-        .stdio = stdio,
-        /* Own process group, so stopping it reaches its backends too. */
-        .flags = UV_PROCESS_DETACHED,
-    };
-    if (as_server && i->d->uid == 0) {
-        o.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-        o.uid = i->d->run_uid;
-        o.gid = i->d->run_gid;
-    }
-    proc->data = i;
-    int rc = uv_spawn(i->d->loop, proc, &o);
-    close(fd);
-    i->open_handles++;
-    if (rc < 0) {
-        uv_close((uv_handle_t *)proc, on_handle_closed);
-        return rc;
-    }
-    *out = proc;
-    return 0;
+    proc_opts_t o = {.cwd = i->dir, .log_path = log_path, .mode = mode, .exit_cb = cb, .data = i};
+    int rc = proc_spawn(i->d, &o, args, out);
+    if (rc == 0)
+        i->open_handles++;
+    return rc;
 }
 
 static void start_server(inst_t *i);
@@ -205,7 +167,7 @@ static void on_helper_exit(uv_process_t *p, int64_t status, int sig)
     inst_t *i = p->data;
     i->helper_running = false;
     i->helper = NULL;
-    uv_close((uv_handle_t *)p, on_handle_closed);
+    proc_close(p, handle_closed);
     if (i->state != INST_STARTING) {
         inst_settle(i);
         return;
@@ -250,7 +212,7 @@ static void run_initdb(inst_t *i)
     log_info("process", "initialising a PostgreSQL %d data dir once (cached in %s)", i->major,
              i->d->cfg.cache_dir);
     i->helper_initdb = true;
-    int rc = spawn(i, &i->helper, args, true, on_helper_exit);
+    int rc = spawn(i, &i->helper, args, PROC_AS_SERVER, on_helper_exit);
     if (rc < 0) {
         inst_start_failed(i, "cannot run %s: %s", initdb, uv_strerror(rc));
         return;
@@ -263,7 +225,7 @@ static void copy_cache(inst_t *i)
     char src[CFG_PATH];
     cache_path(i, src, sizeof src, "");
     char *args[] = {"/bin/cp", "-a", src, i->datadir, NULL};
-    int rc = spawn(i, &i->helper, args, false, on_helper_exit);
+    int rc = spawn(i, &i->helper, args, PROC_AS_DAEMON, on_helper_exit);
     if (rc < 0) {
         inst_start_failed(i, "cannot run cp: %s", uv_strerror(rc));
         return;
@@ -291,7 +253,7 @@ static void on_server_exit(uv_process_t *p, int64_t status, int sig)
     i->proc_running = false;
     i->proc = NULL;
     i->pid = 0;
-    uv_close((uv_handle_t *)p, on_handle_closed);
+    proc_close(p, handle_closed);
     inst_exited(i, status, sig);
 }
 
@@ -315,17 +277,13 @@ static void start_server(inst_t *i)
     i->port = port;
     snprintf(i->host, sizeof i->host, "127.0.0.1");
 
-    char ppid[16], uid[16], gid[16], postgres[CFG_PATH], portstr[16], maxconn[32];
-    char *self = i->d->self_exe;
-    snprintf(ppid, sizeof ppid, "%d", (int)getpid());
-    snprintf(uid, sizeof uid, "%u", (unsigned)i->d->run_uid);
-    snprintf(gid, sizeof gid, "%u", (unsigned)i->d->run_gid);
+    char postgres[CFG_PATH], portstr[16], maxconn[32];
     util_path(postgres, sizeof postgres, "%s/postgres", i->bindir);
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(maxconn, sizeof maxconn, "max_connections=%d", i->d->cfg.postgres.server_max_connections);
     /* Test databases trade durability for speed: nothing here must survive
      * a crash, and the daemon rebuilds everything at start. */
-    char *args[] = {self, "--exec-child", ppid, uid, gid, postgres, "-D", i->datadir, "-k", i->sockdir,
+    char *args[] = {postgres, "-D", i->datadir, "-k", i->sockdir,
                     "-p", portstr, "-c", "listen_addresses=127.0.0.1",
                     "-c", "unix_socket_permissions=0700", "-c", maxconn,
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
@@ -337,7 +295,7 @@ static void start_server(inst_t *i)
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     NULL};
-    rc = spawn(i, &i->proc, args, false, on_server_exit); /* the wrapper switches user */
+    rc = spawn(i, &i->proc, args, PROC_SERVER, on_server_exit);
     if (rc < 0) {
         inst_start_failed(i, "cannot start %s: %s", postgres, uv_strerror(rc));
         return;

@@ -5,7 +5,10 @@
 #include "dbl_version.h"
 #include "inst.h"
 #include "lease.h"
+#include "rd_slots.h"
 #include "tpl.h"
+
+#include <string.h>
 #include "util.h"
 
 static void add_int(json_object *o, const char *k, int64_t v)
@@ -21,8 +24,7 @@ static json_object *pool_json(const tpl_t *t)
     json_object_object_add(o, "template", json_object_new_string(p->template_name));
     json_object_object_add(o, "template_hash", json_object_new_string(t->hash));
     json_object_object_add(o, "template_state", json_object_new_string(tpl_state_name(t->state)));
-    json_object_object_add(o, "isolation",
-                           json_object_new_string(t->schema ? "schema" : "database"));
+    json_object_object_add(o, "isolation", json_object_new_string(tpl_isolation(t)));
     add_int(o, "ready", (int64_t)pool_count(p, SLOT_READY));
     add_int(o, "leased", (int64_t)pool_count(p, SLOT_LEASED));
     add_int(o, "resetting",
@@ -63,6 +65,12 @@ void status_fill(dbld_t *d, json_object *obj)
     json_object *insts = json_object_new_array();
     if (d->pg)
         json_object_array_add(insts, inst_status_json(d->pg));
+    list_for_each(&d->templates, it, tmp)
+    {
+        const tpl_t *t = list_entry(it, tpl_t, node);
+        if (strcmp(t->kind, "redis") == 0)
+            rd_status_instances(t, insts);
+    }
     json_object_object_add(obj, "instances", insts);
 
     json_object *leases = json_object_new_array();

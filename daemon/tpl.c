@@ -10,6 +10,7 @@
 #include "inst.h"
 #include "log.h"
 #include "pg_engine.h"
+#include "rd_slots.h"
 #include "tpl_build.h"
 #include "util.h"
 
@@ -99,9 +100,17 @@ static void free_files(tpl_t *t)
     t->nfiles = 0;
 }
 
-static tpl_t *tpl_new(dbld_t *d, const char *name, const char *hash, tpl_source_t source,
-                      bool schema, int min_ready, int max_total)
+static const slot_ops_t *ops_for(const char *kind, const char *isolation)
 {
+    if (strcmp(kind, "redis") == 0)
+        return strcmp(isolation, "db") == 0 ? &rd_db_slot_ops : &rd_instance_slot_ops;
+    return strcmp(isolation, "schema") == 0 ? &pg_schema_slot_ops : &pg_slot_ops;
+}
+
+static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char *hash,
+                      tpl_source_t source, const char *isolation, int min_ready, int max_total)
+{
+    bool schema = strcmp(isolation, "schema") == 0;
     static int next_id;
     tpl_t *t = calloc(1, sizeof *t);
     if (!t)
@@ -112,6 +121,7 @@ static tpl_t *tpl_new(dbld_t *d, const char *name, const char *hash, tpl_source_
     snprintf(t->hash, sizeof t->hash, "%s", hash);
     t->source = source;
     t->schema = schema;
+    snprintf(t->kind, sizeof t->kind, "%s", kind);
     list_init(&t->waiters);
     if (source == TPL_BUILTIN) {
         snprintf(t->dbname, sizeof t->dbname, "template0");
@@ -123,8 +133,8 @@ static tpl_t *tpl_new(dbld_t *d, const char *name, const char *hash, tpl_source_
         snprintf(t->shared_db, sizeof t->shared_db, "dbl_s%d", t->id);
     char prefix[16];
     snprintf(prefix, sizeof prefix, "dbl_%d_", t->id);
-    t->pool = pool_new(&d->limits, "postgres", name, prefix, min_ready, max_total,
-                       schema ? &pg_schema_slot_ops : &pg_slot_ops, t);
+    t->pool = pool_new(&d->limits, kind, name, prefix, min_ready, max_total,
+                       ops_for(kind, isolation), t);
     if (!t->pool) {
         free(t);
         return NULL;
@@ -138,6 +148,7 @@ static void tpl_free(tpl_t *t)
 {
     tpl_build_abort(t);
     tpl_shared_close(t);
+    rd_shared_stop(t);
     notify_waiters(t);
     list_remove(&t->d->templates, &t->node);
     pool_free(t->pool);
@@ -145,14 +156,14 @@ static void tpl_free(tpl_t *t)
     free(t);
 }
 
-tpl_t *tpl_current(dbld_t *d, const char *name)
+tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name)
 {
     tpl_t *best = NULL;
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
-        if (t->state != TPL_RETIRING && strcmp(t->name, name) == 0)
+        if (t->state != TPL_RETIRING && strcmp(t->name, name) == 0 && strcmp(t->kind, kind) == 0)
             best = t; /* the list is oldest first: the last match is newest */
     }
     return best;
@@ -271,13 +282,13 @@ static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
         log_error("tpl", "template %s: %s", tc->name, err);
         snprintf(hash, sizeof hash, "unreadable");
     }
-    tpl_t *cur = tpl_current(d, tc->name);
+    tpl_t *cur = tpl_current(d, "postgres", tc->name);
     if (cur && strcmp(cur->hash, hash) == 0) {
         free_list(files, nfiles);
         free_list(texts, nfiles);
         return;
     }
-    tpl_t *t = tpl_new(d, tc->name, hash, TPL_CONFIG, strcmp(tc->k.isolation, "schema") == 0,
+    tpl_t *t = tpl_new(d, "postgres", tc->name, hash, TPL_CONFIG, tc->k.isolation,
                        tc->k.min_ready, tc->k.max_total);
     if (!t)
         return;
@@ -307,11 +318,26 @@ static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
 
 int tpl_setup(dbld_t *d, char *err, size_t errlen)
 {
-    const kind_cfg_t *pg = &d->cfg.postgres;
-    if (!tpl_new(d, "default", "", TPL_BUILTIN, strcmp(pg->isolation, "schema") == 0,
-                 pg->min_ready, pg->max_total)) {
+    const kind_cfg_t *pg = &d->cfg.postgres, *rd = &d->cfg.redis;
+    if (!tpl_new(d, "postgres", "default", "", TPL_BUILTIN, pg->isolation, pg->min_ready,
+                 pg->max_total)) {
         snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    if (d->redis_bin[0]) {
+        /* Cold until the first redis lease: no servers for those who never
+         * use Redis. */
+        tpl_t *r = tpl_new(d, "redis", "default", "", TPL_BUILTIN, rd->isolation, rd->min_ready,
+                           rd->max_total);
+        if (!r) {
+            snprintf(err, errlen, "out of memory");
+            return -1;
+        }
+        r->pool->cold = true;
+        if (strcmp(rd->isolation, "db") == 0)
+            rd_shared_start(r);
+        else
+            tpl_set_state(r, TPL_READY);
     }
     for (int i = 0; i < d->cfg.n_templates; i++)
         refresh_config_template(d, &d->cfg.templates[i]);
@@ -328,8 +354,8 @@ tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash)
             return t;
     }
     const kind_cfg_t *pg = &d->cfg.postgres;
-    tpl_t *t = tpl_new(d, name, hash, TPL_CLIENT, false, pg->min_ready, pg->max_total);
-    return t;
+    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready,
+                   pg->max_total);
 }
 
 void tpl_instance_up(dbld_t *d)
@@ -338,6 +364,8 @@ void tpl_instance_up(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
+        if (strcmp(t->kind, "postgres") != 0)
+            continue;
         if (t->source == TPL_BUILTIN && !t->schema)
             tpl_set_state(t, TPL_READY);
         else if (t->state == TPL_PENDING && t->source != TPL_CLIENT)
@@ -351,6 +379,8 @@ void tpl_instance_down(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
+        if (strcmp(t->kind, "postgres") != 0)
+            continue;
         tpl_build_abort(t);
         tpl_shared_close(t);
         if (t->source == TPL_CLIENT && t->state != TPL_RETIRING) {
@@ -421,7 +451,8 @@ void tpl_janitor(dbld_t *d)
         tpl_t *t = list_entry(it, tpl_t, node);
         if (t->state != TPL_RETIRING || pool_total(t->pool) != 0 || t->dropping)
             continue;
-        if (d->pg->state != INST_RUNNING || tpl_build_drop(t) < 0)
+        if (strcmp(t->kind, "postgres") != 0 || d->pg->state != INST_RUNNING ||
+            tpl_build_drop(t) < 0)
             tpl_free(t); /* its databases went with the server */
     }
 }
@@ -440,6 +471,13 @@ void tpl_free_all(dbld_t *d)
     }
 }
 
+const char *tpl_isolation(const tpl_t *t)
+{
+    if (strcmp(t->kind, "redis") == 0)
+        return t->pool->ops == &rd_db_slot_ops ? "db" : "instance";
+    return t->schema ? "schema" : "database";
+}
+
 json_object *tpl_status_json(const tpl_t *t)
 {
     static const char *const sources[] = {"builtin", "config", "client"};
@@ -448,7 +486,8 @@ json_object *tpl_status_json(const tpl_t *t)
     json_object_object_add(o, "hash", json_object_new_string(t->hash));
     json_object_object_add(o, "state", json_object_new_string(tpl_state_name(t->state)));
     json_object_object_add(o, "source", json_object_new_string(sources[t->source]));
-    json_object_object_add(o, "isolation", json_object_new_string(t->schema ? "schema" : "database"));
+    json_object_object_add(o, "kind", json_object_new_string(t->kind));
+    json_object_object_add(o, "isolation", json_object_new_string(tpl_isolation(t)));
     json_object_object_add(o, "dbname", json_object_new_string(t->dbname));
     if (t->state == TPL_FAILED && t->error[0])
         json_object_object_add(o, "error", json_object_new_string(t->error));

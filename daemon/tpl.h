@@ -42,6 +42,7 @@ struct tpl {
     list_node_t node; /* in d->templates, oldest first */
     dbld_t *d;
     int id;
+    char kind[16]; /* postgres | redis */
     char name[64];
     char hash[65];
     tpl_source_t source;
@@ -63,6 +64,8 @@ struct tpl {
     int nfiles;
     bool dropping;
 
+    struct rd_shared *rd; /* redis isolation = db: the shared server */
+
     /* client templates */
     sess_t *claimer;
     char owner_password[33];
@@ -75,8 +78,8 @@ void tpl_set_state(tpl_t *t, tpl_state_t to);
 /* The built-in and every config template (hashed now, built once the
  * server runs). 0, or -1 with a message. */
 int tpl_setup(dbld_t *d, char *err, size_t errlen);
-/* The version new leases of this name come from, or NULL. */
-tpl_t *tpl_current(dbld_t *d, const char *name);
+/* The version new leases of this kind and name come from, or NULL. */
+tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name);
 /* A client template version; created (PENDING) when absent. */
 tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash);
 
@@ -103,6 +106,8 @@ int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names, char *
                  char *err, size_t errlen);
 
 json_object *tpl_status_json(const tpl_t *t);
+/* "database" | "schema" | "instance" | "db" */
+const char *tpl_isolation(const tpl_t *t);
 /* From tpl_build.c: the template's own databases and role are dropped. */
 void tpl_dropped(tpl_t *t);
 

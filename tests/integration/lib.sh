@@ -62,18 +62,22 @@ start_daemon() {
     DAEMON_PID=$(cat "$STATE/dbleased.lock")
 }
 
-# SIGTERM, then wait for exit: the daemon holds the lock until its last moment.
-stop_daemon() {
-    [ -n "$DAEMON_PID" ] || return 0
-    kill -TERM "$DAEMON_PID" 2>/dev/null || true
-    timeout 30 flock "$STATE/dbleased.lock" true || fail "dbleased did not exit after SIGTERM"
-    DAEMON_PID=
-    check_sanitizers
+# SIGTERM, then wait for exit: the daemon holds the lock until its last
+# moment. The pid comes from the lock file, so a daemon that a test (in its
+# subshell) restarted is the one stopped.
+stop_daemon() { # [state dir]
+    local state=${1:-$STATE}
+    if [ -s "$state/dbleased.lock" ] && ! flock -n "$state/dbleased.lock" true; then
+        kill -TERM "$(cat "$state/dbleased.lock")" 2>/dev/null || true
+        timeout 30 flock "$state/dbleased.lock" true || fail "dbleased did not exit after SIGTERM"
+    fi
+    [ "$state" != "$STATE" ] || DAEMON_PID=
+    check_sanitizers "$state"
 }
 
 # ASan/UBSan report into the daemon's log; any report fails the test.
-check_sanitizers() {
-    if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$STATE/dbleased.log" >&2; then
+check_sanitizers() { # [state dir]
+    if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "${1:-$STATE}/dbleased.log" >&2; then
         fail "sanitizer report in the daemon log"
     fi
 }
@@ -140,9 +144,7 @@ run_tests() {
         rc=$?
         set -e
         # Tests that start their own daemon must not leave it to the next.
-        if [ -z "$DAEMON_PID" ] && [ -s "$STATE/dbleased.lock" ] &&
-            ! flock -n "$STATE/dbleased.lock" true; then
-            DAEMON_PID=$(cat "$STATE/dbleased.lock")
+        if [ -z "$DAEMON_PID" ]; then
             stop_daemon || rc=1
         fi
         if [ "$rc" -eq 0 ]; then

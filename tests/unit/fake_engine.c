@@ -31,7 +31,9 @@ static int fake_rotate(slot_t *s, void *ud)
     return record(s, ud, OP_ROTATE);
 }
 
-const slot_ops_t fake_engine_ops = {fake_create, fake_drop, fake_rotate};
+/* No reset: returned slots are dropped, as for PostgreSQL. */
+const slot_ops_t fake_engine_ops = {
+    .create = fake_create, .drop = fake_drop, .rotate = fake_rotate, .reset = NULL};
 
 int fake_count(const fake_engine_t *fe, fake_op_t op, const slot_t *s, bool only_pending)
 {

@@ -1,0 +1,32 @@
+/* Spawning the processes the runtimes run (servers, initdb, cp): output to
+ * a log file, an own process group, and, for servers, the unprivileged
+ * run_as user and a parent-death signal through our --exec-child wrapper. */
+#ifndef DBL_PROC_H
+#define DBL_PROC_H
+
+#include <stdbool.h>
+#include <uv.h>
+
+#include "dbld.h"
+
+typedef enum proc_mode {
+    PROC_AS_DAEMON, /* our own user (cp) */
+    PROC_AS_SERVER, /* run_as, switched by libuv (initdb) */
+    PROC_SERVER,    /* run_as and tied to our life: a long-running server */
+} proc_mode_t;
+
+typedef struct proc_opts {
+    const char *cwd;
+    const char *log_path; /* stdout and stderr, appended */
+    proc_mode_t mode;
+    uv_exit_cb exit_cb;
+    void *data; /* the handle's data */
+} proc_opts_t;
+
+/* Spawn args (NULL-terminated). The handle is allocated here; close it with
+ * proc_close() (from the exit callback), which frees it. 0 or -errno. */
+int proc_spawn(dbld_t *d, const proc_opts_t *o, char **args, uv_process_t **out);
+/* Close and free a process handle; then cb(data) if cb is set. */
+void proc_close(uv_process_t *p, void (*cb)(void *data));
+
+#endif

@@ -1,0 +1,239 @@
+#include "rd_server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "util.h"
+
+#define CONNECT_RETRY_MS 10
+#define START_TIMEOUT_MS 15000
+#define STOP_TIMEOUT_MS 5000
+
+int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size_t errlen)
+{
+    if (bin_dir && *bin_dir) {
+        if (util_path(out, len, "%s/redis-server", bin_dir) == 0 && access(out, X_OK) == 0)
+            return 0;
+        snprintf(err, errlen, "[redis] bin_dir = %s has no redis-server", bin_dir);
+        return -1;
+    }
+    const char *path = getenv("PATH");
+    char buf[CFG_PATH];
+    snprintf(buf, sizeof buf, "%s", path ? path : "/usr/bin:/bin");
+    for (char *save, *dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        if (util_path(out, len, "%s/redis-server", dir) == 0 && access(out, X_OK) == 0)
+            return 0;
+    }
+    snprintf(err, errlen,
+             "redis-server not found in PATH; install it (apt-get install redis-server) or set "
+             "[redis] bin_dir");
+    return -1;
+}
+
+static void handle_closed(void *data)
+{
+    rsrv_t *r = data;
+    if (--r->handles == 0)
+        free(r);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    handle_closed(h->data);
+}
+
+/* The end: tell the owner once, then let the handles go. */
+static void gone(rsrv_t *r, const char *msg)
+{
+    uv_timer_stop(&r->timer);
+    rdc_close(r->admin);
+    r->admin = NULL;
+    util_rm_rf(r->dir);
+    rsrv_cb cb = r->cb;
+    r->cb = NULL;
+    if (cb)
+        cb(r, RSRV_GONE, msg, r->ud);
+    uv_close((uv_handle_t *)&r->timer, timer_closed);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    rsrv_t *r = p->data;
+    r->proc = NULL;
+    r->pid = 0;
+    proc_close(p, handle_closed);
+    char msg[160];
+    snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
+             (long long)status, sig);
+    if (!r->stopping)
+        log_warn("redis", "%s", msg);
+    gone(r, msg);
+}
+
+static void kill_it(rsrv_t *r, int sig)
+{
+    if (r->proc)
+        uv_process_kill(r->proc, sig);
+}
+
+static void try_connect(uv_timer_t *t);
+
+static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
+{
+    rsrv_t *r = ud;
+    if (c != r->admin)
+        return;
+    if (err == 0) {
+        r->up = true;
+        uv_timer_stop(&r->timer);
+        if (r->cb)
+            r->cb(r, RSRV_UP, NULL, r->ud);
+        return;
+    }
+    r->admin = NULL;
+    rdc_close(c);
+    if (r->stopping)
+        return;
+    if (r->up) { /* lost it: the process watcher decides whether it died */
+        log_warn("redis", "%s: admin connection lost: %s", r->name, msg);
+        r->up = false;
+        kill_it(r, SIGKILL);
+        return;
+    }
+    if (util_now_ms() > r->deadline_ms) {
+        log_error("redis", "%s did not accept connections in time: %s", r->name, msg);
+        kill_it(r, SIGKILL);
+        return;
+    }
+    uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+}
+
+static void try_connect(uv_timer_t *t)
+{
+    rsrv_t *r = t->data;
+    if (r->stopping || !r->proc)
+        return;
+    if (access(r->sock, F_OK) < 0) { /* not listening yet */
+        if (util_now_ms() > r->deadline_ms)
+            kill_it(r, SIGKILL);
+        else
+            uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+        return;
+    }
+    r->admin = rdc_connect_unix(r->d->loop, r->sock, "dbladmin", r->admin_password, on_admin, r);
+    if (!r->admin)
+        uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+}
+
+static int write_conf(rsrv_t *r, int databases, const char *password, char *path, size_t len)
+{
+    char conf[2 * CFG_PATH + 1024];
+    snprintf(conf, sizeof conf,
+             "# Written by dbleased.\n"
+             "port %d\nbind 127.0.0.1\nprotected-mode no\n"
+             "unixsocket %s\nunixsocketperm 700\n"
+             "dir %s\ndaemonize no\nlogfile \"\"\nloglevel warning\n"
+             "save \"\"\nappendonly no\ndatabases %d\n"
+             "user default on >%s ~* &* +@all -@admin\n"
+             "user dbladmin on >%s ~* &* +@all\n",
+             r->port, r->sock, r->dir, databases, password, r->admin_password);
+    if (util_path(path, len, "%s/redis.conf", r->dir) < 0)
+        return -ENAMETOOLONG;
+    return util_write_file(path, conf, 0600, r->d->run_uid, r->d->run_gid);
+}
+
+rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
+                   rsrv_cb cb, void *ud)
+{
+    static int next_id = 1;
+    rsrv_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->d = d;
+    r->id = next_id++;
+    snprintf(r->name, sizeof r->name, "rd-%d", r->id);
+    char parent[CFG_PATH], conf[CFG_PATH];
+    util_path(parent, sizeof parent, "%s/instances", d->server_root);
+    util_path(r->dir, sizeof r->dir, "%s/%s", parent, r->name);
+    util_path(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
+    util_rm_rf(r->dir);
+    r->port = util_free_port();
+    if (r->port < 0 || util_random_password(r->admin_password, 32) < 0 ||
+        util_mkdir_p(parent, 0711) < 0 || mkdir(r->dir, 0700) < 0 ||
+        chown(r->dir, d->run_uid, d->run_gid) < 0 ||
+        write_conf(r, databases, password, conf, sizeof conf) < 0) {
+        log_error("redis", "cannot prepare %s: %s", r->dir, strerror(errno));
+        util_rm_rf(r->dir);
+        free(r);
+        return NULL;
+    }
+    char log_path[CFG_PATH];
+    util_path(log_path, sizeof log_path, "%s/server.log", r->dir);
+    char *args[] = {(char *)binary, conf, NULL};
+    proc_opts_t o = {.cwd = r->dir, .log_path = log_path, .mode = PROC_SERVER,
+                     .exit_cb = on_exit_cb, .data = r};
+    int rc = proc_spawn(d, &o, args, &r->proc);
+    if (rc < 0) {
+        log_error("redis", "cannot start %s: %s", binary, uv_strerror(rc));
+        util_rm_rf(r->dir);
+        free(r);
+        return NULL;
+    }
+    r->pid = r->proc->pid;
+    r->handles = 2;
+    r->cb = cb;
+    r->ud = ud;
+    uv_timer_init(d->loop, &r->timer);
+    r->timer.data = r;
+    r->deadline_ms = util_now_ms() + START_TIMEOUT_MS;
+    uv_timer_start(&r->timer, try_connect, 0, 0);
+    log_debug("redis", "started %s (pid %d) on 127.0.0.1:%d", r->name, r->pid, r->port);
+    return r;
+}
+
+static void stop_deadline(uv_timer_t *t)
+{
+    rsrv_t *r = t->data;
+    log_warn("redis", "%s did not stop in time; killing it", r->name);
+    kill_it(r, SIGKILL);
+}
+
+void rsrv_stop(rsrv_t *r)
+{
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    r->up = false;
+    rdc_close(r->admin);
+    r->admin = NULL;
+    kill_it(r, SIGTERM);
+    uv_timer_start(&r->timer, stop_deadline, STOP_TIMEOUT_MS, 0);
+}
+
+int rsrv_command(rsrv_t *r, int argc, const char **argv, rdc_reply_cb cb, void *ud)
+{
+    if (!r || !r->up || !r->admin)
+        return -ENOTCONN;
+    return rdc_command(r->admin, argc, argv, cb, ud);
+}
+
+json_object *rsrv_status_json(const rsrv_t *r)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "id", json_object_new_string(r->name));
+    json_object_object_add(o, "kind", json_object_new_string("redis"));
+    json_object_object_add(o, "runtime", json_object_new_string("process"));
+    json_object_object_add(o, "state", json_object_new_string(
+                                           r->stopping ? "stopping" : r->up ? "running" : "starting"));
+    json_object_object_add(o, "host", json_object_new_string("127.0.0.1"));
+    json_object_object_add(o, "port", json_object_new_int(r->port));
+    json_object_object_add(o, "pid", json_object_new_int(r->pid));
+    return o;
+}

@@ -1,0 +1,56 @@
+/* One redis-server, run by the process runtime: its own dir, a loopback
+ * port and a Unix socket only the daemon reaches, no persistence. ACL
+ * users from a 0600 config file (never the command line, which anyone can
+ * read in /proc): "default" is what leases get (everything but @admin),
+ * "dbladmin" is the daemon's own. */
+#ifndef DBL_RD_SERVER_H
+#define DBL_RD_SERVER_H
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <uv.h>
+
+#include "dbld.h"
+#include "rd_conn.h"
+
+typedef struct rsrv rsrv_t;
+
+typedef enum rsrv_event {
+    RSRV_UP,   /* accepting; the admin connection is authenticated */
+    RSRV_GONE, /* exited (asked to or not); the object is freed after this */
+} rsrv_event_t;
+
+typedef void (*rsrv_cb)(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud);
+
+struct rsrv {
+    dbld_t *d;
+    int id;
+    char name[32];
+    char dir[CFG_PATH];
+    char sock[CFG_PATH];
+    int port;
+    int pid;
+    bool up, stopping;
+    char admin_password[33];
+    uv_process_t *proc;
+    rdc_t *admin;
+    uv_timer_t timer; /* connect retry, stop deadline */
+    uint64_t deadline_ms;
+    rsrv_cb cb;
+    void *ud;
+    int handles; /* open: the timer, the process */
+};
+
+/* Find redis-server: [redis] bin_dir, else PATH. 0 or -1 with message. */
+int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size_t errlen);
+/* Start one; the default user's password is `password`. NULL on failure
+ * (the callback is then never called). */
+rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
+                   rsrv_cb cb, void *ud);
+/* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE follows. */
+void rsrv_stop(rsrv_t *r);
+/* A command on the admin connection. 0 or -ENOTCONN (cb not called). */
+int rsrv_command(rsrv_t *r, int argc, const char **argv, rdc_reply_cb cb, void *ud);
+json_object *rsrv_status_json(const rsrv_t *r);
+
+#endif
