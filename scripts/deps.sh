@@ -5,9 +5,11 @@ set -euo pipefail
 
 packages=(
     gcc pkg-config meson ninja-build            # toolchain
+    clang libclang-rt-14-dev                    # libFuzzer for tests/fuzz
     libuv1-dev libpq-dev libjson-c-dev libinih-dev libcmocka-dev  # libraries
-    postgresql                                  # server binaries for the process runtime
-    postgresql-client socat jq util-linux procps # clients the integration suite drives
+    libhiredis-dev libssl-dev                   # Redis client; SHA-256 for templates
+    postgresql redis-server                     # server binaries for the process runtime
+    postgresql-client redis-tools socat jq util-linux procps # clients the tests drive
 )
 
 missing=()
