@@ -1,5 +1,6 @@
 #include "inst.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,41 @@ static void on_timer_closed(uv_handle_t *h)
         free(i);
 }
 
+/* ---- health: a server that died is noticed by its exit; one that hangs
+ * (stopped, deadlocked, out of connections) by an unanswered probe. */
+
+static void on_probe(void *ud, int err, const char *msg, const PGresult *res)
+{
+    inst_t *i = ud;
+    if (err == -ECANCELED)
+        return; /* the connection went with a stop or restart */
+    i->probe_sent_ms = 0;
+    if (err)
+        log_warn("inst", "%s: health probe failed: %s", i->name, msg);
+}
+
+static void on_health(uv_timer_t *t)
+{
+    inst_t *i = t->data;
+    if (i->state != INST_RUNNING)
+        return;
+    uint64_t now = util_now_ms();
+    if (i->probe_sent_ms) {
+        if (now - i->probe_sent_ms < (uint64_t)i->d->cfg.health_timeout_ms)
+            return;
+        snprintf(i->last_error, sizeof i->last_error,
+                 "postgres did not answer a health probe within %d ms; killed it",
+                 i->d->cfg.health_timeout_ms);
+        log_error("inst", "%s: %s", i->name, i->last_error);
+        i->probe_sent_ms = 0;
+        rt_pg_stop(i, true); /* its exit takes the usual path: leases told, restart */
+        return;
+    }
+    static const char *const sql[] = {"SELECT 1"};
+    if (pg_admin_exec(i, sql, 1, on_probe, i) == 0)
+        i->probe_sent_ms = now;
+}
+
 inst_t *inst_new(dbld_t *d, const char *bindir, int major)
 {
     static int next_id = 1;
@@ -65,7 +101,9 @@ inst_t *inst_new(dbld_t *d, const char *bindir, int major)
     i->state = INST_STOPPED;
     uv_timer_init(d->loop, &i->timer);
     i->timer.data = i;
-    i->open_handles = 1;
+    uv_timer_init(d->loop, &i->health);
+    i->health.data = i;
+    i->open_handles = 2;
     return i;
 }
 
@@ -111,6 +149,7 @@ static void go_down(inst_t *i)
     bool was_running = i->state == INST_RUNNING;
     inst_set_state(i, INST_FAILED);
     uv_timer_stop(&i->timer);
+    uv_timer_stop(&i->health);
     if (was_running)
         dbld_inst_down(i->d, i);
     pg_engine_close(i);
@@ -141,6 +180,9 @@ void inst_ready(inst_t *i)
         return;
     inst_set_state(i, INST_RUNNING);
     i->restarts = 0;
+    i->probe_sent_ms = 0;
+    uint64_t every = (uint64_t)i->d->cfg.health_interval_ms;
+    uv_timer_start(&i->health, on_health, every, every);
     log_info("inst", "%s: ready on %s:%d", i->name, i->host, i->port);
     dbld_inst_running(i->d, i);
 }
@@ -175,6 +217,7 @@ void inst_stop(inst_t *i)
     bool was_running = i->state == INST_RUNNING;
     inst_set_state(i, INST_STOPPING);
     uv_timer_stop(&i->timer);
+    uv_timer_stop(&i->health);
     if (was_running)
         dbld_inst_down(i->d, i);
     pg_engine_close(i);
@@ -190,6 +233,7 @@ void inst_free(inst_t *i)
     i->closing = true;
     pg_engine_close(i);
     uv_close((uv_handle_t *)&i->timer, on_timer_closed);
+    uv_close((uv_handle_t *)&i->health, on_timer_closed);
 }
 
 json_object *inst_status_json(const inst_t *i)

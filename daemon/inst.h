@@ -50,6 +50,8 @@ struct inst {
 
     /* engine */
     uv_timer_t timer; /* start probe retry, stop deadline, restart back-off */
+    uv_timer_t health; /* while running: SELECT 1, or the server is killed */
+    uint64_t probe_sent_ms; /* 0: no probe in flight */
     pgc_t *admin[ADMIN_CONNS];
     uint64_t deadline_ms;
     int restarts;

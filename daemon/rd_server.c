@@ -85,6 +85,36 @@ static void kill_it(rsrv_t *r, int sig)
 
 static void try_connect(uv_timer_t *t);
 
+static void on_pong(void *ud, int err, const char *msg, const redisReply *reply)
+{
+    rsrv_t *r = ud;
+    if (err == -ECANCELED)
+        return;
+    r->ping_sent_ms = 0;
+}
+
+/* A server that hangs (SIGSTOP, a runaway script) is killed: its exit then
+ * takes the usual path, and the pool replaces it. */
+static void on_health(uv_timer_t *t)
+{
+    rsrv_t *r = t->data;
+    if (!r->up || r->stopping)
+        return;
+    uint64_t now = util_now_ms();
+    if (r->ping_sent_ms) {
+        if (now - r->ping_sent_ms >= (uint64_t)r->d->cfg.health_timeout_ms) {
+            log_error("redis", "%s did not answer PING within %d ms; killing it", r->name,
+                      r->d->cfg.health_timeout_ms);
+            r->ping_sent_ms = 0;
+            kill_it(r, SIGKILL);
+        }
+        return;
+    }
+    const char *ping[] = {"PING"};
+    if (rsrv_command(r, 1, ping, on_pong, r) == 0)
+        r->ping_sent_ms = now;
+}
+
 static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
 {
     rsrv_t *r = ud;
@@ -92,7 +122,8 @@ static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
         return;
     if (err == 0) {
         r->up = true;
-        uv_timer_stop(&r->timer);
+        uint64_t every = (uint64_t)r->d->cfg.health_interval_ms;
+        uv_timer_start(&r->timer, on_health, every, every);
         if (r->cb)
             r->cb(r, RSRV_UP, NULL, r->ud);
         return;

@@ -34,7 +34,8 @@ struct rsrv {
     char admin_password[33];
     uv_process_t *proc;
     rdc_t *admin;
-    uv_timer_t timer; /* connect retry, stop deadline */
+    uv_timer_t timer; /* connect retry; health probes while up; stop deadline */
+    uint64_t ping_sent_ms; /* 0: no PING in flight */
     uint64_t deadline_ms;
     rsrv_cb cb;
     void *ud;

@@ -1,6 +1,7 @@
 #include "rt_process.h"
 
 #include <dirent.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -328,17 +329,22 @@ void rt_pg_start(inst_t *i)
         run_initdb(i);
 }
 
+static void kill_procs_in(const char *dir);
+
 void rt_pg_stop(inst_t *i, bool force)
 {
     if (i->helper_running)
         uv_process_kill(i->helper, SIGKILL);
-    if (i->proc_running) {
-        /* SIGINT is PostgreSQL's fast shutdown; the group kill reaches backends. */
-        if (force)
-            kill(-i->pid, SIGKILL);
-        else
-            uv_process_kill(i->proc, SIGINT);
+    if (!i->proc_running)
+        return;
+    if (!force) {
+        uv_process_kill(i->proc, SIGINT); /* PostgreSQL's fast shutdown */
+        return;
     }
+    /* Backends sit in sessions of their own and may be stopped or stuck:
+     * everything running in the data dir goes, the postmaster included. */
+    kill(i->pid, SIGKILL);
+    kill_procs_in(i->dir);
 }
 
 /* ---- leftovers of a crashed daemon ----------------------------------- */
@@ -358,15 +364,17 @@ static void wait_gone(pid_t pid)
     }
 }
 
-/* Kill every process running in data (a postmaster's and its backends'
- * cwd is their data dir): after the daemon died, backends can outlive their
- * postmaster for a moment, still attached to its shared memory. Matching on
- * cwd, not on a pid from a file, never hits a recycled pid. */
-static void kill_procs_in(const char *data)
+/* Kill every process running inside dir (a postmaster's and its backends'
+ * cwd is their data dir, a redis-server's its own dir): after the daemon
+ * died, backends can outlive their postmaster for a moment, still attached
+ * to its shared memory. Matching on cwd, not on a pid from a file, never
+ * hits a recycled pid. */
+static void kill_procs_in(const char *dir)
 {
     char real[PATH_MAX];
-    if (!realpath(data, real))
+    if (!realpath(dir, real))
         return;
+    size_t rlen = strlen(real);
     DIR *proc = opendir("/proc");
     if (!proc)
         return;
@@ -383,13 +391,14 @@ static void kill_procs_in(const char *data)
         if (len <= 0)
             continue;
         cwd[len] = '\0';
-        if (strcmp(cwd, real) == 0 && kill(pid, SIGKILL) == 0)
+        bool inside = strncmp(cwd, real, rlen) == 0 && (cwd[rlen] == '\0' || cwd[rlen] == '/');
+        if (inside && kill(pid, SIGKILL) == 0)
             victims[n++] = pid;
     }
     closedir(proc);
     if (n)
-        log_warn("process", "killed %d postgres processes left by a previous dbleased in %s", n,
-                 data);
+        log_warn("process", "killed %d server processes left by a previous dbleased in %s", n,
+                 dir);
     for (int k = 0; k < n; k++)
         wait_gone(victims[k]);
 }
@@ -407,9 +416,9 @@ static void remove_segment(long key, long id)
 
 static void kill_leftover(const char *instdir)
 {
-    char pidfile[CFG_PATH], data[CFG_PATH];
+    kill_procs_in(instdir);
+    char pidfile[CFG_PATH];
     util_path(pidfile, sizeof pidfile, "%s/data/postmaster.pid", instdir);
-    util_path(data, sizeof data, "%s/data", instdir);
     FILE *f = fopen(pidfile, "r");
     if (!f)
         return;
@@ -421,7 +430,6 @@ static void kill_leftover(const char *instdir)
             shm_id = -1;
     }
     fclose(f);
-    kill_procs_in(data);
     remove_segment(shm_key, shm_id);
 }
 

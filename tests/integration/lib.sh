@@ -92,12 +92,20 @@ lease_url() { # extra CLI args…
 }
 
 # A connection held open in the background: write with `send`, read $T/$1.out.
+CONN_FDS=""
 open_conn() { # name
     rm -f "$T/$1.in" "$T/$1.out"
     mkfifo "$T/$1.in"
-    socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out" &
+    # The socat must not inherit the write ends of the other connections'
+    # fifos, or closing one of those would never reach its reader.
+    (
+        for fd in $CONN_FDS; do eval "exec $fd>&-"; done
+        exec socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out"
+    ) &
     eval "pid_$1=$!"
     eval "exec {fd_$1}>\"$T/$1.in\""
+    local fdv="fd_$1"
+    CONN_FDS="$CONN_FDS ${!fdv}"
 }
 send() { # name line
     local fd="fd_$1"
@@ -106,6 +114,7 @@ send() { # name line
 close_conn() {
     local fd="fd_$1"
     eval "exec ${!fd}>&-"
+    CONN_FDS=$(tr ' ' '\n' <<<"$CONN_FDS" | grep -vx "${!fd}" | tr '\n' ' ')
 }
 
 # Wait for a reply with this id on a held connection; print it.
