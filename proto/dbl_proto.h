@@ -75,7 +75,8 @@ typedef struct dbl_request {
     const char *op;    /* borrowed from root; NULL when absent */
 } dbl_request_t;
 
-/* Parse one line. Requires a JSON object (strict JSON, valid UTF-8) with a
+/* Parse one line. Requires a JSON object (strict JSON, well-formed UTF-8 per
+ * RFC 3629: no overlong forms, surrogates or code points past U+10FFFF) with a
  * string "op"; "id", when present, must be an integer or a string. Returns
  * DBL_E_NONE, or DBL_E_BAD_REQUEST with a human message in err. Even on
  * failure req->id is set when the line was an object with a usable id, so
@@ -106,7 +107,9 @@ json_object *dbl_reply_error(json_object *id, dbl_errcode_t code, const char *me
 json_object *dbl_event_new(const char *name);
 
 /* Serialise to one line: compact JSON plus '\n', malloc'd, NUL-terminated.
- * *len (if not NULL) gets the length including the '\n'. NULL on ENOMEM. */
+ * *len (if not NULL) gets the length including the '\n'. NULL on ENOMEM.
+ * The line is always well-formed UTF-8: a string byte that is not (say, a
+ * message cut mid-character by snprintf) is sent as U+FFFD. */
 char *dbl_encode(json_object *msg, size_t *len);
 
 /* ---- replies (client side) ------------------------------------------- */

@@ -33,6 +33,58 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* Length of the well-formed UTF-8 sequence at s[0..n), or 0 if none starts
+ * there. RFC 3629: shortest form only, no surrogates, nothing past U+10FFFF.
+ * json-c's own check (JSON_TOKENER_VALIDATE_UTF8) lets overlong forms,
+ * UTF-16 surrogates and 4-byte sequences past U+10FFFF through, and such
+ * bytes, echoed back, break clients whose UTF-8 decoders are strict. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0], lo = 0x80, hi = 0xBF;
+    size_t k;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        k = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        k = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* overlong */
+        else if (c == 0xED)
+            hi = 0x9F; /* surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        k = 4;
+        if (c == 0xF0)
+            lo = 0x90; /* overlong */
+        else if (c == 0xF4)
+            hi = 0x8F; /* past U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < k || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < k; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return k;
+}
+
+/* Offset of the first byte that is not well-formed UTF-8, or n. */
+static size_t utf8_check(const char *s, size_t n)
+{
+    size_t i = 0;
+
+    while (i < n) {
+        size_t k = (unsigned char)s[i] < 0x80 ? 1 : utf8_seq((const unsigned char *)s + i, n - i);
+
+        if (k == 0)
+            return i;
+        i += k;
+    }
+    return n;
+}
+
 /* One line must hold exactly one JSON object, optionally padded with
  * whitespace. json-c stops at a NUL byte and reports success for what came
  * before it, hence the check that the rest of the line is whitespace. */
@@ -54,6 +106,11 @@ static json_object *parse_line(const char *line, size_t len, char *err, size_t e
     }
     if (len > INT_MAX) {
         seterr(err, errlen, "line too long");
+        return NULL;
+    }
+    end = utf8_check(line, len);
+    if (end < len) {
+        seterr(err, errlen, "invalid utf-8 at byte %zu: a line must be UTF-8 text", end);
         return NULL;
     }
 
@@ -264,19 +321,57 @@ json_object *dbl_event_new(const char *name)
     return ev;
 }
 
+/* Copy s to out, each byte that is not part of well-formed UTF-8 replaced by
+ * U+FFFD; returns the bytes written (at most 3 * n). */
+static size_t utf8_repair(const char *s, size_t n, char *out)
+{
+    size_t i = 0, o = 0;
+
+    while (i < n) {
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+
+        if (k == 0) {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        } else {
+            memcpy(out + o, s + i, k);
+            o += k;
+            i += k;
+        }
+    }
+    return o;
+}
+
 char *dbl_encode(json_object *msg, size_t *len)
 {
-    size_t n = 0;
+    size_t n = 0, bad;
     const char *s = json_object_to_json_string_length(
         msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
     char *line;
 
     if (!s)
         return NULL;
-    line = malloc(n + 2);
-    if (!line)
-        return NULL;
-    memcpy(line, s, n);
+    /* json-c copies string bytes as they are, so a message that quotes a
+     * client's argument cut to fit a fixed buffer (mid-character), or text
+     * from elsewhere in another encoding, would make a line that every strict
+     * reader, ours included, rejects. Only bytes >= 0x80 inside strings can
+     * be at fault, so replacing them keeps the JSON intact. */
+    bad = utf8_check(s, n);
+    if (bad == n) {
+        line = malloc(n + 2);
+        if (!line)
+            return NULL;
+        memcpy(line, s, n);
+    } else {
+        if (n - bad > (SIZE_MAX - 2 - bad) / 3)
+            return NULL;
+        line = malloc(bad + 3 * (n - bad) + 2);
+        if (!line)
+            return NULL;
+        memcpy(line, s, bad);
+        n = bad + utf8_repair(s + bad, n - bad, line + bad);
+    }
     line[n] = '\n';
     line[n + 1] = '\0';
     if (len)

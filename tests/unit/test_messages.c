@@ -169,6 +169,43 @@ static void test_invalid_utf8_rejected(void **state)
     (void)state;
 }
 
+/* Found by tests/fuzz: json-c's UTF-8 check lets these through, and the
+ * daemon then echoed them (in an id, a client name in status, a message) to
+ * clients whose strict UTF-8 decoders choke on them. RFC 3629 says they are
+ * not UTF-8; PROTOCOL.md says invalid UTF-8 is a bad_request. */
+static void test_non_rfc3629_utf8_rejected(void **state)
+{
+    expect_bad("{\"op\":\"stat\xed\xa0\x80us\"}", "utf-8");              /* surrogate */
+    expect_bad("{\"op\":\"hello\",\"client\":\"\xc0\xaf\"}", "utf-8");      /* overlong '/' */
+    expect_bad("{\"op\":\"hello\",\"client\":\"\xe0\x80\xaf\"}", "utf-8"); /* overlong, 3 */
+    expect_bad("{\"op\":\"hello\",\"client\":\"\xf0\x80\x80\xaf\"}", "utf-8");
+    expect_bad("{\"op\":\"hello\",\"client\":\"\xf4\x90\x80\x80\"}", "utf-8"); /* > U+10FFFF */
+    expect_bad("{\"op\":\"hello\",\"client\":\"\xf8\x88\x80\x80\x80\"}", "utf-8");
+    expect_bad("{\"id\":\"\xed\xbf\xbf\",\"op\":\"status\"}", "byte 7");
+    (void)state;
+}
+
+static void test_utf8_edges_and_escaped_surrogates_accepted(void **state)
+{
+    dbl_request_t req;
+    char err[ERRLEN];
+    const char *client = NULL;
+
+    /* U+0080, U+07FF, U+0800, U+D7FF, U+E000, U+FFFF, U+10000, U+10FFFF */
+    assert_int_equal(parse("{\"op\":\"hello\",\"client\":\"\xc2\x80\xdf\xbf\xe0\xa0\x80"
+                           "\xed\x9f\xbf\xee\x80\x80\xef\xbf\xbf\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"}",
+                           &req, err),
+                     DBL_E_NONE);
+    dbl_request_free(&req);
+    /* Escapes are ASCII on the wire; a lone surrogate becomes U+FFFD. */
+    assert_int_equal(parse("{\"op\":\"hello\",\"client\":\"\\ud800\\ud83d\\ude00\"}", &req, err),
+                     DBL_E_NONE);
+    assert_int_equal(dbl_arg_string(&req, "client", &client, err, ERRLEN), 0);
+    assert_string_equal(client, "\xef\xbf\xbd\xf0\x9f\x98\x80");
+    dbl_request_free(&req);
+    (void)state;
+}
+
 static void test_valid_utf8_accepted(void **state)
 {
     dbl_request_t req;
@@ -534,6 +571,8 @@ int main(void)
         cmocka_unit_test(test_second_object_on_line_rejected),
         cmocka_unit_test(test_nul_byte_after_object_rejected),
         cmocka_unit_test(test_invalid_utf8_rejected),
+        cmocka_unit_test(test_non_rfc3629_utf8_rejected),
+        cmocka_unit_test(test_utf8_edges_and_escaped_surrogates_accepted),
         cmocka_unit_test(test_valid_utf8_accepted),
         cmocka_unit_test(test_deep_nesting_rejected),
         cmocka_unit_test(test_missing_op_rejected),

@@ -123,6 +123,45 @@ static void test_encode_escapes_newlines_in_strings(void **state)
     (void)state;
 }
 
+/* Found by tests/fuzz: a message quoting a client's argument, cut to fit a
+ * fixed buffer by snprintf, can end inside a multi-byte character. json-c
+ * sends those bytes as they are, and then the client's own parser (and any
+ * strict UTF-8 reader) rejects the whole reply. */
+static void test_encode_repairs_cut_utf8(void **state)
+{
+    char msg[16];
+    dbl_reply_t r;
+    size_t len;
+    char *line;
+    json_object *e;
+
+    /* "unknown op "é"" cut to 13 bytes: é loses its second byte. */
+    memcpy(msg, "unknown op \"\xc3\xa9\"", 13);
+    msg[13] = '\0';
+    expect_encoded(dbl_reply_error(NULL, DBL_E_UNKNOWN_OP, msg),
+                   "{\"ok\":false,\"error\":{\"code\":\"unknown_op\","
+                   "\"message\":\"unknown op \\\"\xef\xbf\xbd\"}}");
+
+    /* Every kind of bad byte, in a value and in a key, each one U+FFFD;
+     * the line parses back. */
+    e = dbl_event_new("x");
+    json_object_object_add(e, "k\xff", json_object_new_string("a\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80\xe6\x97"));
+    line = dbl_encode(e, &len);
+    assert_non_null(line);
+    assert_string_equal(line, "{\"event\":\"x\",\"k\xef\xbf\xbd\":\"a"
+                              "\xef\xbf\xbd\xef\xbf\xbd" /* C0 AF: overlong */
+                              "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" /* ED A0 80: surrogate */
+                              "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" /* past U+10FFFF */
+                              "\xef\xbf\xbd\xef\xbf\xbd\"}\n"); /* cut 3-byte */
+    assert_int_equal(len, strlen(line));
+    assert_int_equal(dbl_reply_parse(line, len, &r), 0);
+    assert_true(r.is_event);
+    dbl_reply_free(&r);
+    free(line);
+    json_object_put(e);
+    (void)state;
+}
+
 static void test_encode_len_may_be_null(void **state)
 {
     json_object *r = dbl_reply_ok(NULL);
@@ -314,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_event_shape),
         cmocka_unit_test(test_encode_leaves_slashes_and_utf8_alone),
         cmocka_unit_test(test_encode_escapes_newlines_in_strings),
+        cmocka_unit_test(test_encode_repairs_cut_utf8),
         cmocka_unit_test(test_encode_len_may_be_null),
         cmocka_unit_test(test_reply_parse_ok),
         cmocka_unit_test(test_reply_parse_error),
