@@ -8,6 +8,8 @@
 #include "lease.h"
 #include "log.h"
 #include "server.h"
+#include "metrics.h"
+#include "notify.h"
 #include "rd_slots.h"
 #include "tpl.h"
 
@@ -120,13 +122,54 @@ void dbld_shutdown_progress(dbld_t *d)
     finish_shutdown(d);
 }
 
+static size_t attached_leases(const dbld_t *d)
+{
+    size_t n = 0;
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        const lease_t *l = list_entry(it, lease_t, node);
+        n += !l->detached && l->sess;
+    }
+    return n;
+}
+
+void dbld_drain(dbld_t *d, const char *why)
+{
+    if (d->stopping)
+        return;
+    if (d->draining) {
+        dbld_shutdown(d, "asked again while draining");
+        return;
+    }
+    d->draining = true;
+    d->drain_deadline_ms = util_now_ms() + (uint64_t)d->cfg.drain_timeout_s * 1000u;
+    notify_stopping(d);
+    log_info("daemon", "%s: draining: no new leases; %zu attached leases may finish (up to %d s)",
+             why, attached_leases(d), d->cfg.drain_timeout_s);
+    dbld_drain_progress(d);
+}
+
+void dbld_drain_progress(dbld_t *d)
+{
+    if (!d->draining || d->stopping)
+        return;
+    size_t n = attached_leases(d);
+    if (n == 0)
+        dbld_shutdown(d, "drained");
+    else if (util_now_ms() >= d->drain_deadline_ms)
+        dbld_shutdown(d, "drain timeout: ending the remaining leases");
+}
+
 void dbld_shutdown(dbld_t *d, const char *why)
 {
     if (d->stopping)
         return;
     d->stopping = true;
+    notify_stopping(d);
     log_info("daemon", "shutting down: %s", why);
     server_close(d);
+    metrics_stop(d);
     while (!list_empty(&d->sessions))
         sess_close(list_entry(list_first(&d->sessions), sess_t, node));
     /* Redis pools drop their servers; leases left (detached) end with the

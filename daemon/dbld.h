@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "list.h"
+#include "lat_hist.h"
 #include "pool.h"
 
 typedef struct sess sess_t;
@@ -19,6 +20,7 @@ typedef struct inst inst_t;
 typedef struct dbld_counters {
     uint64_t leases_granted, leases_released, leases_expired, leases_disconnected;
     uint64_t connections;
+    uint64_t instance_restarts; /* servers that died or hung */
 } dbld_counters_t;
 
 typedef struct dbld {
@@ -51,12 +53,26 @@ typedef struct dbld {
     dbld_counters_t counters;
     bool stopping;
     bool finished;          /* shutdown complete: handles are closing */
+    bool draining;          /* SIGTERM: no new leases; attached ones get a grace period */
+    uint64_t drain_deadline_ms;
+    bool activated;         /* the listening socket came from systemd */
+    bool notified_ready;
+    char last_status[256];
+    char arg_socket[108], arg_state_dir[CFG_PATH]; /* command line, kept for reload */
+    uv_tcp_t metrics;
+    bool metrics_on;
+    int scrapers;
+    lat_hist_t lat_pg, lat_redis;
     char redis_bin[CFG_PATH]; /* "" when redis-server is not installed */
 } dbld_t;
 
 /* Begin an orderly stop: refuse new work, end leases, stop servers; the
  * loop ends when the last handle closes. */
 void dbld_shutdown(dbld_t *d, const char *why);
+/* SIGTERM: refuse new leases, let attached ones finish (drain_timeout_s),
+ * then shut down; asked again, shut down at once. */
+void dbld_drain(dbld_t *d, const char *why);
+void dbld_drain_progress(dbld_t *d);
 /* Shutdown makes progress (janitor tick, instance stopped). */
 void dbld_shutdown_progress(dbld_t *d);
 /* An engine lost a pool's server (every database) or one leased slot's:

@@ -147,6 +147,7 @@ void inst_settle(inst_t *i)
 static void go_down(inst_t *i)
 {
     bool was_running = i->state == INST_RUNNING;
+    i->d->counters.instance_restarts++;
     inst_set_state(i, INST_FAILED);
     uv_timer_stop(&i->timer);
     uv_timer_stop(&i->health);

@@ -33,6 +33,7 @@ lease_t *lease_new(dbld_t *d, slot_t *slot, sess_t *sess, bool detached, int ttl
     l->uid = sess->uid;
     l->pid = sess->pid;
     snprintf(l->client, sizeof l->client, "%s", sess->client);
+    snprintf(l->command, sizeof l->command, "%s", sess->command);
     l->created_ms = util_now_ms();
     l->expires_at = util_unix_now() + ttl_s;
     l->detached = detached;
@@ -186,6 +187,8 @@ json_object *lease_status_json(const lease_t *l, uint64_t now_ms)
     json_object_object_add(owner, "pid", json_object_new_int(l->pid));
     json_object_object_add(owner, "uid", json_object_new_int64((int64_t)l->uid));
     json_object_object_add(owner, "client", l->client[0] ? json_object_new_string(l->client) : NULL);
+    json_object_object_add(owner, "command",
+                           l->command[0] ? json_object_new_string(l->command) : NULL);
     json_object_object_add(o, "owner", owner);
     json_object_object_add(o, "age_s", json_object_new_int64((int64_t)((now_ms - l->created_ms) / 1000)));
     json_object_object_add(o, "expires_at", json_object_new_int64(l->expires_at));

@@ -29,6 +29,7 @@ struct lease {
     uid_t uid;
     pid_t pid;
     char client[64];
+    char command[32];
     char host[64];
     int port;
     uint64_t created_ms;

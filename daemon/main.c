@@ -18,8 +18,11 @@
 #include "inst.h"
 #include "lease.h"
 #include "log.h"
+#include "metrics.h"
+#include "notify.h"
 #include "pg_engine.h"
 #include "rd_server.h"
+#include "reload.h"
 #include "rt_process.h"
 #include "runas.h"
 #include "server.h"
@@ -90,6 +93,8 @@ static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
     config_defaults(cfg);
     if (a->config && config_load(cfg, a->config, err, errlen) < 0)
         return -1;
+    if (a->config && !realpath(a->config, d->config_path))
+        snprintf(d->config_path, sizeof d->config_path, "%s", a->config);
     if (a->socket)
         snprintf(cfg->socket, sizeof cfg->socket, "%s", a->socket);
     if (a->state_dir)
@@ -224,11 +229,14 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     dbld_t *d = h->data;
     if (signum == SIGHUP) {
-        log_info("daemon", "SIGHUP: re-reading template files (other settings need a restart)");
-        tpl_rescan(d);
+        log_info("daemon", "SIGHUP: reloading the configuration");
+        reload_config(d);
         return;
     }
-    dbld_shutdown(d, signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (signum == SIGTERM)
+        dbld_drain(d, "SIGTERM");
+    else
+        dbld_shutdown(d, "SIGINT");
 }
 
 static void on_janitor(uv_timer_t *t)
@@ -238,6 +246,8 @@ static void on_janitor(uv_timer_t *t)
         dbld_shutdown_progress(d);
         return;
     }
+    dbld_drain_progress(d);
+    notify_tick(d);
     lease_reap_expired(d, util_unix_now());
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
@@ -297,6 +307,12 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     pool_limits_init(&d->limits, d->cfg.max_databases);
     d->started_at = util_unix_now();
     if (server_listen(d, err, errlen) < 0) {
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        return -1;
+    }
+    if (metrics_start(d, err, errlen) < 0) {
+        server_close(d);
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return -1;

@@ -7,6 +7,7 @@
 #include "dbl_version.h"
 #include "inst.h"
 #include "lease.h"
+#include "metrics.h"
 #include "ops_template.h"
 #include "tpl.h"
 #include "log.h"
@@ -24,6 +25,7 @@ typedef struct pending {
     uv_timer_t timer;
     char tname[64]; /* by name: the version it waits on may change */
     char kind[16];
+    uint64_t start_ns; /* when the request arrived */
     int ttl_s;
     bool detach;
 } pending_t;
@@ -68,8 +70,10 @@ static void op_hello(sess_t *s, dbl_request_t *req)
     sess_send(s, r);
 }
 
-static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl_s)
+static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl_s,
+                  uint64_t start_ns)
 {
+    metrics_lease_latency(s->d, slot->pool->kind, start_ns);
     lease_t *l = lease_new(s->d, slot, s, detach, ttl_s);
     if (!l) {
         pool_give_back(slot, false, util_now_ms());
@@ -111,11 +115,12 @@ static void on_slot_for_waiter(pool_waiter_t *w, slot_t *slot)
     json_object *id = json_object_get(p->id);
     bool detach = p->detach;
     int ttl = p->ttl_s;
+    uint64_t start = p->start_ns;
     char name[64];
     snprintf(name, sizeof name, "%s", p->tname);
     pending_finish(p);
     if (slot) {
-        grant(s, id, slot, detach, ttl);
+        grant(s, id, slot, detach, ttl, start);
         pending_answered(s);
     } else { /* the template failed or was dropped while we waited */
         tpl_t *t = tpl_current(s->d, "postgres", name);
@@ -160,6 +165,7 @@ void ops_cancel_pending(sess_t *s)
 
 static void op_lease(sess_t *s, dbl_request_t *req)
 {
+    uint64_t start = uv_hrtime();
     dbld_t *d = s->d;
     char err[256];
     const char *kind = "postgres", *tmpl = NULL;
@@ -186,7 +192,7 @@ static void op_lease(sess_t *s, dbl_request_t *req)
                          "dbleased");
         return;
     }
-    if (d->stopping) {
+    if (d->stopping || d->draining) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN,
                          "dbleased is shutting down; retry when it is back");
         return;
@@ -220,7 +226,7 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     pool->cold = false;
     slot_t *slot = pool_take(pool);
     if (slot) {
-        grant(s, req->id, slot, detach, (int)ttl);
+        grant(s, req->id, slot, detach, (int)ttl, start);
         pool_refill(pool, util_now_ms());
         return;
     }
@@ -241,6 +247,7 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     snprintf(p->tname, sizeof p->tname, "%s", t->name);
     p->id = req->id ? json_object_get(req->id) : NULL;
     p->ttl_s = (int)ttl;
+    p->start_ns = start;
     p->detach = detach;
     uv_timer_init(d->loop, &p->timer);
     p->timer.data = p;

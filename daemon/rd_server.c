@@ -72,8 +72,10 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     char msg[160];
     snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
              (long long)status, sig);
-    if (!r->stopping)
+    if (!r->stopping) {
         log_warn("redis", "%s", msg);
+        r->d->counters.instance_restarts++;
+    }
     gone(r, msg);
 }
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -37,8 +38,46 @@ static bool someone_listens(const char *path)
     return live;
 }
 
+/* Socket activation: systemd (or systemd-socket-activate) passes the
+ * listening socket; its mode and group are the .socket unit's business. */
+static int take_activated(dbld_t *d, char *err, size_t errlen)
+{
+    int n = sd_listen_fds(1);
+    if (n <= 0)
+        return 0;
+    int fd = SD_LISTEN_FDS_START;
+    if (n > 1 || sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+        snprintf(err, errlen,
+                 "systemd passed %d sockets; dbleased takes exactly one listening Unix stream "
+                 "socket (ListenStream=/path in the .socket unit)",
+                 n);
+        return -1;
+    }
+    uv_pipe_init(d->loop, &d->listener, 0);
+    d->listener.data = d;
+    int rc = uv_pipe_open(&d->listener, fd);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&d->listener, 512, on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot use the socket systemd passed: %s", uv_strerror(rc));
+        uv_close((uv_handle_t *)&d->listener, NULL);
+        return -1;
+    }
+    struct sockaddr_un sa;
+    socklen_t len = sizeof sa;
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0 && sa.sun_path[0])
+        snprintf(d->cfg.socket, sizeof d->cfg.socket, "%s", sa.sun_path);
+    d->activated = true;
+    d->listening = true;
+    log_info("server", "listening on %s (passed by systemd)", d->cfg.socket);
+    return 1;
+}
+
 int server_listen(dbld_t *d, char *err, size_t errlen)
 {
+    int taken = take_activated(d, err, errlen);
+    if (taken != 0)
+        return taken < 0 ? -1 : 0;
     const char *path = d->cfg.socket;
     char dir[sizeof d->cfg.socket];
     snprintf(dir, sizeof dir, "%s", path);
@@ -95,5 +134,6 @@ void server_close(dbld_t *d)
         return;
     d->listening = false;
     uv_close((uv_handle_t *)&d->listener, NULL);
-    unlink(d->cfg.socket);
+    if (!d->activated) /* systemd owns a socket it passed us */
+        unlink(d->cfg.socket);
 }

@@ -193,6 +193,15 @@ static void peer_credentials(sess_t *s)
         s->uid = cred.uid;
         s->pid = cred.pid;
     }
+    /* The peer's command name, for status ("who holds this?"). */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)s->pid);
+    FILE *f = s->pid > 0 ? fopen(path, "r") : NULL;
+    if (f) {
+        if (fgets(s->command, sizeof s->command, f))
+            s->command[strcspn(s->command, "\n")] = '\0';
+        fclose(f);
+    }
 }
 
 void sess_accept(dbld_t *d, uv_stream_t *listener)

@@ -21,6 +21,7 @@ struct sess {
     uid_t uid;
     pid_t pid;
     char client[64];
+    char command[32]; /* /proc/PID/comm of the peer */
     list_t leases;  /* leases this connection took and still owns */
     list_t pending;   /* lease requests waiting for a database */
     list_t tpl_reqs;  /* template requests waiting (ops_template.c) */
