@@ -7,9 +7,9 @@ packages=(
     gcc pkg-config meson ninja-build            # toolchain
     clang libclang-rt-14-dev                    # libFuzzer for tests/fuzz
     libuv1-dev libpq-dev libjson-c-dev libinih-dev libcmocka-dev  # libraries
-    libhiredis-dev libssl-dev                   # Redis client; SHA-256 for templates
+    libhiredis-dev libssl-dev libsystemd-dev    # Redis client; SHA-256; sd_notify
     postgresql redis-server                     # server binaries for the process runtime
-    postgresql-client redis-tools socat jq util-linux procps # clients the tests drive
+    postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
 )
 
 missing=()
