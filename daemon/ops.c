@@ -9,6 +9,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "ops_template.h"
+#include "reload.h"
 #include "tpl.h"
 #include "log.h"
 #include "status.h"
@@ -330,6 +331,55 @@ static void op_status(sess_t *s, dbl_request_t *req)
     sess_send(s, r);
 }
 
+/* Admin ops: the daemon's own uid and root only (SO_PEERCRED). */
+static bool admin_only(sess_t *s, dbl_request_t *req)
+{
+    if (dbld_is_admin(s->d, s->uid))
+        return true;
+    sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                     "%s is for the daemon's own user and root; ask whoever runs dbleased",
+                     req->op);
+    return false;
+}
+
+static void op_drain(sess_t *s, dbl_request_t *req)
+{
+    if (!admin_only(s, req))
+        return;
+    sess_send(s, dbl_reply_ok(req->id));
+    dbld_drain(s->d, "drain requested by a client");
+}
+
+static void op_reload(sess_t *s, dbl_request_t *req)
+{
+    if (!admin_only(s, req))
+        return;
+    reload_config(s->d);
+    sess_send(s, dbl_reply_ok(req->id));
+}
+
+static void op_template_drop(sess_t *s, dbl_request_t *req)
+{
+    char err[256];
+    const char *name = NULL;
+    if (!admin_only(s, req))
+        return;
+    if (dbl_arg_string(req, "template", &name, err, sizeof err) < 0 || !name) {
+        ARG_FAIL(s, req, name ? err : "template (the name) is required");
+        return;
+    }
+    tpl_t *t = tpl_current(s->d, "postgres", name);
+    if (!t || t->source == TPL_BUILTIN) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "no droppable template named \"%.64s\"", name);
+        return;
+    }
+    /* Its leases go on; it is dropped with the last of them. A config
+     * template comes back on the next reload. */
+    tpl_retire(t);
+    sess_send(s, dbl_reply_ok(req->id));
+}
+
 static const struct {
     const char *name;
     op_fn fn;
@@ -341,6 +391,9 @@ static const struct {
     {"status", op_status},
     {"template.ensure", op_template_ensure},
     {"template.finalize", op_template_finalize},
+    {"template.drop", op_template_drop},
+    {"drain", op_drain},
+    {"reload", op_reload},
 };
 
 void ops_dispatch(sess_t *s, dbl_request_t *req)
@@ -353,6 +406,6 @@ void ops_dispatch(sess_t *s, dbl_request_t *req)
     }
     sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
                      "unknown op \"%.64s\"; known: hello, lease, release, renew, status, "
-                     "template.ensure, template.finalize",
+                     "template.ensure, template.finalize, template.drop, drain, reload",
                      req->op);
 }

@@ -105,6 +105,20 @@ test_other_users_lease_but_never_touch_foreign_leases() {
     stop_daemon
 }
 
+test_admin_ops_are_for_root_and_the_daemons_user_only() {
+    [ "$(id -u)" = 0 ] || return 0
+    start_daemon "socket_mode = 0666"
+    as_nobody_rpc() { setpriv --reuid=nobody --regid=nogroup --clear-groups socat -t 5 - "UNIX-CONNECT:$SOCK"; }
+    for req in '{"id":1,"op":"drain"}' '{"id":1,"op":"reload"}' \
+        '{"id":1,"op":"template.drop","template":"x"}'; do
+        r=$(echo "$req" | as_nobody_rpc)
+        [ "$(jq -r .error.code <<<"$r")" = forbidden ] || fail "nobody ran $req: $r"
+    done
+    [ "$(rpc '{"id":1,"op":"reload"}' | jq -r .ok)" = true ] || fail "root cannot reload"
+    [ "$(rpc '{"id":1,"op":"drain"}' | jq -r .ok)" = true ] || fail "root cannot drain"
+    timeout 10 flock "$STATE/dbleased.lock" true || fail "drain op did not stop the daemon"
+}
+
 test_metrics_are_scraped_and_parse() {
     port=$(free_port)
     start_daemon "metrics_listen = 127.0.0.1:$port"
