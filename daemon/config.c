@@ -50,6 +50,7 @@ static const key_def_t keys[] = {
     K("url", T_STR, url, 0, 0, ""),
     K("isolation", T_STR, isolation, 0, 0, ""),
     K("clone_strategy", T_STR, clone_strategy, 0, 0, "file_copy"),
+    K("name_prefix", T_STR, name_prefix, 0, 0, "dbl_"),
     K("min_ready", T_INT, min_ready, 0, 100000, "4"),
     K("max_total", T_INT, max_total, 1, 100000, "32"),
     K("max_connections", T_INT, server_max_connections, 10, 100000, "300"),
@@ -316,10 +317,26 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
 static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *cfg, char *err,
                          size_t errlen)
 {
-    if (strcmp(k->runtime, "process") != 0) {
+    bool pg = strcmp(name, "redis") != 0;
+    if (strcmp(k->runtime, "process") != 0 && !(pg && strcmp(k->runtime, "external") == 0)) {
         snprintf(err, errlen,
-                 "[%s] runtime = %s is not supported by this version; use runtime = process",
-                 name, k->runtime);
+                 "[%s] runtime = %s is not supported by this version; use runtime = process%s",
+                 name, k->runtime, pg ? " or external" : "");
+        return -1;
+    }
+    if (strcmp(k->runtime, "external") == 0 && !k->url[0]) {
+        snprintf(err, errlen,
+                 "[%s] runtime = external needs url = postgresql://USER:PASSWORD@HOST:PORT/DB "
+                 "(a role with CREATEDB and CREATEROLE)",
+                 name);
+        return -1;
+    }
+    size_t plen = strlen(k->name_prefix);
+    if (plen == 0 || plen > 20 || !(k->name_prefix[0] >= 'a' && k->name_prefix[0] <= 'z') ||
+        strspn(k->name_prefix, "abcdefghijklmnopqrstuvwxyz0123456789_") != plen) {
+        snprintf(err, errlen,
+                 "[%s] name_prefix must be 1 to 20 of a-z 0-9 _, starting with a letter; got '%s'",
+                 name, k->name_prefix);
         return -1;
     }
     if (k->min_ready > k->max_total) {

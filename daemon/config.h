@@ -20,6 +20,7 @@ typedef struct kind_cfg {
     char url[CFG_PATH];
     char isolation[16];
     char clone_strategy[16]; /* postgres 15+: file_copy | wal_log */
+    char name_prefix[24];    /* of every database and role we create */
     int min_ready;
     int max_total;
     int server_max_connections; /* postgres max_connections per instance */

@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "pg_engine.h"
+#include "rt_external.h"
 #include "rt_process.h"
 #include "util.h"
 
@@ -72,11 +73,16 @@ static void on_health(uv_timer_t *t)
     if (i->probe_sent_ms) {
         if (now - i->probe_sent_ms < (uint64_t)i->d->cfg.health_timeout_ms)
             return;
-        snprintf(i->last_error, sizeof i->last_error,
-                 "postgres did not answer a health probe within %d ms; killed it",
-                 i->d->cfg.health_timeout_ms);
-        log_error("inst", "%s: %s", i->name, i->last_error);
+        char msg[160];
+        snprintf(msg, sizeof msg, "postgres did not answer a health probe within %d ms%s",
+                 i->d->cfg.health_timeout_ms, i->external ? "" : "; killed it");
         i->probe_sent_ms = 0;
+        if (i->external) {
+            inst_lost(i, msg);
+            return;
+        }
+        snprintf(i->last_error, sizeof i->last_error, "%s", msg);
+        log_error("inst", "%s: %s", i->name, i->last_error);
         rt_pg_stop(i, true); /* its exit takes the usual path: leases told, restart */
         return;
     }
@@ -95,7 +101,8 @@ inst_t *inst_new(dbld_t *d, const char *bindir, int major)
     i->id = next_id++;
     snprintf(i->name, sizeof i->name, "pg-%d", i->id);
     i->kind = "postgres";
-    i->runtime = "process";
+    i->external = strcmp(d->cfg.postgres.runtime, "external") == 0;
+    i->runtime = i->external ? "external" : "process";
     snprintf(i->bindir, sizeof i->bindir, "%s", bindir);
     i->major = major;
     i->state = INST_STOPPED;
@@ -112,7 +119,10 @@ void inst_start(inst_t *i)
     inst_set_state(i, INST_STARTING);
     i->last_error[0] = '\0';
     i->deadline_ms = util_now_ms() + (uint64_t)i->d->cfg.postgres.start_timeout_s * 1000u;
-    rt_pg_start(i);
+    if (i->external)
+        rt_ext_start(i);
+    else
+        rt_pg_start(i);
 }
 
 static void restart_cb(uv_timer_t *t)
@@ -204,8 +214,34 @@ void inst_exited(inst_t *i, int64_t status, int signal)
 static void stop_deadline(uv_timer_t *t)
 {
     inst_t *i = t->data;
+    if (i->external) {
+        log_warn("inst", "%s: could not drop our databases in time; giving up", i->name);
+        pg_engine_close(i);
+        inst_settle(i);
+        return;
+    }
     log_warn("inst", "%s: did not stop in time; killing it", i->name);
     rt_pg_stop(i, true);
+}
+
+static void on_swept_for_stop(inst_t *i, int err, const char *msg)
+{
+    if (i->state != INST_STOPPING)
+        return;
+    if (err)
+        log_warn("inst", "%s: dropping our databases: %s", i->name, msg);
+    pg_engine_close(i);
+    inst_settle(i);
+}
+
+void inst_lost(inst_t *i, const char *msg)
+{
+    if (i->state != INST_RUNNING && i->state != INST_STARTING)
+        return;
+    snprintf(i->last_error, sizeof i->last_error, "%s", msg);
+    log_error("inst", "%s: %s", i->name, msg);
+    go_down(i);
+    inst_settle(i);
 }
 
 void inst_stop(inst_t *i)
@@ -221,9 +257,14 @@ void inst_stop(inst_t *i)
     uv_timer_stop(&i->health);
     if (was_running)
         dbld_inst_down(i->d, i);
+    uv_timer_start(&i->timer, stop_deadline, (uint64_t)i->d->cfg.shutdown_timeout_s * 1000u, 0);
+    if (i->external && was_running) {
+        /* The server stays; our databases and roles must not. */
+        pg_drop_prefixed(i, on_swept_for_stop);
+        return;
+    }
     pg_engine_close(i);
     rt_pg_stop(i, false);
-    uv_timer_start(&i->timer, stop_deadline, (uint64_t)i->d->cfg.shutdown_timeout_s * 1000u, 0);
     inst_settle(i);
 }
 

@@ -28,6 +28,7 @@ struct inst {
     char name[32];
     const char *kind;
     const char *runtime;
+    bool external; /* runtime = external: not ours to start, stop or kill */
     inst_state_t state;
     char last_error[256];
 
@@ -74,6 +75,9 @@ void inst_spawned(inst_t *i);
 void inst_exited(inst_t *i, int64_t status, int signal);
 void inst_start_failed(inst_t *i, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void inst_ready(inst_t *i);
+/* An external server stopped answering: down, then reconnect after a
+ * back-off (a process server's exit says this by itself). */
+void inst_lost(inst_t *i, const char *msg);
 /* A helper or server process exited: finish a stop or plan a restart. */
 void inst_settle(inst_t *i);
 

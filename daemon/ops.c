@@ -81,8 +81,9 @@ static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl
         sess_reply_error(s, id, DBL_E_INTERNAL, "out of memory; retry");
         return;
     }
-    snprintf(l->host, sizeof l->host, "127.0.0.1");
-    l->port = strcmp(slot->pool->kind, "redis") == 0 ? slot->port : s->d->pg->port;
+    bool redis = strcmp(slot->pool->kind, "redis") == 0;
+    snprintf(l->host, sizeof l->host, "%s", redis ? "127.0.0.1" : s->d->pg->host);
+    l->port = redis ? slot->port : s->d->pg->port;
     json_object *r = dbl_reply_ok(id);
     json_object_object_add(r, "lease", lease_to_json(l));
     sess_send(s, r);

@@ -200,15 +200,16 @@ static void on_notice(void *arg, const char *message)
     log_debug("engine", "server notice: %s", message);
 }
 
-pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
-                   const char **err)
+static pgc_t *connect_with(uv_loop_t *loop, PGconn *conn, pgc_status_cb cb, void *ud,
+                           const char **err)
 {
     pgc_t *c = calloc(1, sizeof *c);
     if (!c) {
+        PQfinish(conn);
         *err = "out of memory";
         return NULL;
     }
-    c->conn = PQconnectStart(conninfo);
+    c->conn = conn;
     if (!c->conn || PQstatus(c->conn) == CONNECTION_BAD || PQsocket(c->conn) < 0) {
         *err = c->conn ? "libpq could not start the connection" : "out of memory";
         PQfinish(c->conn);
@@ -273,6 +274,22 @@ void pgc_set_status_cb(pgc_t *c, pgc_status_cb cb, void *ud)
 {
     c->status_cb = cb;
     c->ud = ud;
+}
+
+pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
+                   const char **err)
+{
+    return connect_with(loop, PQconnectStart(conninfo), cb, ud, err);
+}
+
+pgc_t *pgc_connect_db(uv_loop_t *loop, const char *conninfo, const char *dbname,
+                      pgc_status_cb cb, void *ud, const char **err)
+{
+    /* The first dbname is expanded as a connection string (or URL); the
+     * second overrides the database in it. */
+    const char *const keys[] = {"dbname", "dbname", NULL};
+    const char *const vals[] = {conninfo, dbname, NULL};
+    return connect_with(loop, PQconnectStartParams(keys, vals, 1), cb, ud, err);
 }
 
 bool pgc_is_up(const pgc_t *c)

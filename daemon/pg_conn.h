@@ -21,6 +21,10 @@ typedef void (*pgc_done_cb)(void *ud, int err, const char *msg, const PGresult *
  * the callback is never called). */
 pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
                    const char **err);
+/* The same, to another database than conninfo names (conninfo may be a
+ * key=value string or a postgresql:// URL). */
+pgc_t *pgc_connect_db(uv_loop_t *loop, const char *conninfo, const char *dbname,
+                      pgc_status_cb cb, void *ud, const char **err);
 /* Queue statements to run in order, each on its own (so CREATE DATABASE,
  * which refuses multi-statement strings, works); stops at the first error.
  * The strings are copied. 0, or -ENOTCONN/-ENOMEM (callback not called). */

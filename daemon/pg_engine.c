@@ -1,6 +1,7 @@
 #include "pg_engine.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,10 @@
 
 static void admin_conninfo(const inst_t *i, char *out, size_t len)
 {
+    if (i->external) {
+        snprintf(out, len, "%s", i->d->cfg.postgres.url);
+        return;
+    }
     snprintf(out, len,
              "host=%s port=%d user=dblease dbname=postgres application_name=dbleased "
              "connect_timeout=5",
@@ -29,6 +34,8 @@ static int admin_index(const inst_t *i, const pgc_t *c)
     return -1;
 }
 
+static void on_cleaned(inst_t *i, int err, const char *msg);
+
 static void on_bootstrapped(void *ud, int err, const char *msg, const PGresult *res)
 {
     inst_t *i = ud;
@@ -38,7 +45,44 @@ static void on_bootstrapped(void *ud, int err, const char *msg, const PGresult *
         inst_start_failed(i, "setting up the server failed: %s", msg);
         return;
     }
-    inst_ready(i);
+    if (i->external) /* a crashed predecessor's databases may still be there */
+        pg_drop_prefixed(i, on_cleaned);
+    else
+        inst_ready(i);
+}
+
+static void on_cleaned(inst_t *i, int err, const char *msg)
+{
+    if (err)
+        inst_start_failed(i, "removing what a previous dbleased left failed: %s", msg);
+    else
+        inst_ready(i);
+}
+
+/* Group roles the leases' pg_hba lines name (process runtime) and CONNECT
+ * grants decide for: template owners migrating, schema-isolated leases.
+ * Created only if absent: an external server keeps them across runs. */
+static int bootstrap(inst_t *i, pgc_t *c)
+{
+    const char *p = i->d->cfg.postgres.name_prefix;
+    char mig[512], sch[512];
+    snprintf(mig, sizeof mig,
+             "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%smigrators') "
+             "THEN CREATE ROLE \"%smigrators\" NOLOGIN; END IF; END$$",
+             p, p);
+    snprintf(sch, sizeof sch,
+             "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%sschema_users') "
+             "THEN CREATE ROLE \"%sschema_users\" NOLOGIN; END IF; END$$",
+             p, p);
+    if (i->external) { /* not our server: its global grants are not ours to change */
+        const char *sql[] = {mig, sch};
+        return pgc_exec(c, sql, 2, on_bootstrapped, i);
+    }
+    /* Leases reach only their own database: no role but ours may connect
+     * to the maintenance databases. */
+    const char *sql[] = {"REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC",
+                         "REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC", mig, sch};
+    return pgc_exec(c, sql, 4, on_bootstrapped, i);
 }
 
 /* Connection status for the admin connections, probe included. */
@@ -50,18 +94,8 @@ static void on_admin_status(pgc_t *c, int err, const char *msg, void *ud)
         return;
     if (err == 0) {
         if (k == 0 && i->state == INST_STARTING) {
-            /* Leases reach only their own database: no role but ours may
-             * connect to the maintenance databases. */
-            static const char *const sql[] = {
-                "REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC",
-                "REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC",
-                /* pg_hba admits these groups over TCP; what they may open is
-                 * decided by CONNECT grants (template owners migrating,
-                 * schema-isolated leases). */
-                "CREATE ROLE dbl_migrators NOLOGIN",
-                "CREATE ROLE dbl_schema_users NOLOGIN",
-            };
-            if (pgc_exec(c, sql, 4, on_bootstrapped, i) < 0)
+            i->major = PQserverVersion(pgc_raw(c)) / 10000;
+            if (bootstrap(i, c) < 0)
                 inst_start_failed(i, "lost the admin connection while setting up");
         }
         return;
@@ -77,9 +111,13 @@ static void on_admin_status(pgc_t *c, int err, const char *msg, void *ud)
         return;
     }
     /* The process watcher decides whether the server is gone; if it is
-     * not, pick_admin() reconnects when there is work. */
-    if (i->state == INST_RUNNING)
+     * not, pick_admin() reconnects when there is work. An external server
+     * has no process to watch: losing it is losing the server. */
+    if (i->state == INST_RUNNING) {
         log_warn("engine", "%s: admin connection lost: %s", i->name, msg);
+        if (i->external)
+            inst_lost(i, msg);
+    }
 }
 
 static void connect_admin(inst_t *i, int k)
@@ -125,7 +163,11 @@ void pg_engine_close(inst_t *i)
 
 pgc_t *pg_pick_admin(inst_t *i)
 {
-    if (i->state != INST_RUNNING)
+    /* Setting up (bootstrap, clean-up): the probe connection only. */
+    if (i->state == INST_STARTING)
+        return pgc_is_up(i->admin[0]) ? i->admin[0] : NULL;
+    /* An external server stays up while we stop: our databases go first. */
+    if (i->state != INST_RUNNING && !(i->external && i->state == INST_STOPPING))
         return NULL;
     /* (Re)open connections lazily, once there is work for them. */
     for (int k = 0; k < ADMIN_CONNS; k++)
@@ -152,8 +194,116 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
         return NULL;
     char ci[CFG_PATH + 256];
     const char *e;
-    snprintf(ci, sizeof ci,
-             "host=%s port=%d user=dblease dbname=%s application_name=dbleased connect_timeout=5",
-             i->sockdir, i->port, dbname);
-    return pgc_connect(i->d->loop, ci, cb, ud, &e);
+    admin_conninfo(i, ci, sizeof ci);
+    return pgc_connect_db(i->d->loop, ci, dbname, cb, ud, &e);
+}
+
+/* ---- what carries our prefix: the external runtime's clean-up ---------- */
+
+typedef struct sweep {
+    inst_t *i;
+    void (*cb)(inst_t *i, int err, const char *msg);
+    enum { LIST_DBS, DROP_DBS, LIST_ROLES, DROP_ROLES, DONE } next;
+} sweep_t;
+
+static void sweep_step(void *ud, int err, const char *msg, const PGresult *res);
+
+static void sweep_end(sweep_t *w, int err, const char *msg)
+{
+    void (*cb)(inst_t *, int, const char *) = w->cb;
+    inst_t *i = w->i;
+    free(w);
+    cb(i, err, msg);
+}
+
+/* Queue a DROP for every name in column 0: 0 queued, 1 nothing to drop. */
+static int drop_listed(sweep_t *w, const PGresult *res, bool databases)
+{
+    int n = res ? PQntuples(res) : 0;
+    if (n == 0)
+        return 1;
+    char **stmts = calloc((size_t)n, sizeof *stmts);
+    int rc = stmts ? 0 : -ENOMEM;
+    for (int r = 0; r < n && rc == 0; r++) {
+        const char *name = PQgetvalue(res, r, 0);
+        size_t len = strlen(name) + 64;
+        if (!(stmts[r] = malloc(len)))
+            rc = -ENOMEM;
+        else
+            snprintf(stmts[r], len,
+                     databases ? "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)"
+                               : "DROP ROLE IF EXISTS \"%s\"",
+                     name);
+    }
+    if (rc == 0)
+        rc = pg_admin_exec(w->i, (const char *const *)stmts, n, sweep_step, w);
+    for (int r = 0; stmts && r < n; r++)
+        free(stmts[r]);
+    free(stmts);
+    return rc;
+}
+
+static void sweep_step(void *ud, int err, const char *msg, const PGresult *res)
+{
+    sweep_t *w = ud;
+    if (err) {
+        sweep_end(w, err, msg);
+        return;
+    }
+    const char *p = w->i->d->cfg.postgres.name_prefix;
+    size_t plen = strlen(p);
+    char q[512];
+    int rc;
+    switch (w->next) {
+    case LIST_DBS:
+        snprintf(q, sizeof q, "SELECT datname FROM pg_database WHERE left(datname, %zu) = '%s'",
+                 plen, p);
+        w->next = DROP_DBS;
+        break;
+    case DROP_DBS:
+        w->next = LIST_ROLES;
+        if ((rc = drop_listed(w, res, true)) <= 0) {
+            if (rc < 0)
+                sweep_end(w, rc, "cannot queue the drops");
+            return;
+        }
+        /* nothing to drop */
+        /* fall through */
+    case LIST_ROLES:
+        snprintf(q, sizeof q,
+                 "SELECT rolname FROM pg_roles WHERE left(rolname, %zu) = '%s' AND rolname NOT IN "
+                 "('%smigrators', '%sschema_users')",
+                 plen, p, p, p);
+        w->next = DROP_ROLES;
+        break;
+    case DROP_ROLES:
+        w->next = DONE;
+        if ((rc = drop_listed(w, res, false)) <= 0) {
+            if (rc < 0)
+                sweep_end(w, rc, "cannot queue the drops");
+            return;
+        }
+        /* fall through */
+    default:
+        sweep_end(w, 0, NULL);
+        return;
+    }
+    const char *sql[] = {q};
+    if (pg_admin_exec(w->i, sql, 1, sweep_step, w) < 0)
+        sweep_end(w, -ENOTCONN, "lost the admin connection");
+}
+
+void pg_drop_prefixed(inst_t *i, void (*cb)(inst_t *i, int err, const char *msg))
+{
+    sweep_t *w = calloc(1, sizeof *w);
+    if (!w) {
+        cb(i, -ENOMEM, "out of memory");
+        return;
+    }
+    w->i = i;
+    w->cb = cb;
+    w->next = LIST_DBS;
+    log_info("engine", "%s: dropping databases and roles named %s* (external server)", i->name,
+             i->d->cfg.postgres.name_prefix);
+    sweep_step(w, 0, NULL, NULL);
 }

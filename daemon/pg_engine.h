@@ -20,6 +20,10 @@ int pg_admin_exec(inst_t *i, const char *const *sql, int n, pgc_done_cb cb, void
 /* A superuser connection to another database, over the private socket. */
 pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud);
 
+/* Drop every database and role carrying our name prefix (the external
+ * runtime: at start, what a crashed predecessor left; at stop, ours). */
+void pg_drop_prefixed(inst_t *i, void (*cb)(inst_t *i, int err, const char *msg));
+
 /* slot_ops_t for template pools (ud: the tpl_t), pg_slots.c: a database of
  * its own per lease, or a schema in the template's shared database. */
 extern const slot_ops_t pg_slot_ops;

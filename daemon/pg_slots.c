@@ -220,9 +220,9 @@ static int schema_create(slot_t *s, void *ud)
     }
     char role[512], grant[256];
     snprintf(role, sizeof role,
-             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE dbl_schema_users NOSUPERUSER "
+             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\" NOSUPERUSER "
              "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-             s->dbname, s->password);
+             s->dbname, s->password, j->t->d->cfg.postgres.name_prefix);
     snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
              j->t->shared_db, s->dbname);
     const char *sql[] = {role, grant};

@@ -78,7 +78,7 @@ struct pool {
     list_node_t node; /* in limits->pools */
     char kind[16];
     char template_name[64];
-    char prefix[16]; /* database names: <prefix><seq> */
+    char prefix[32]; /* database names: <prefix><seq> */
     int min_ready;
     int max_total;
     int max_parallel; /* creates in flight at once */

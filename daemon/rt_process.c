@@ -234,19 +234,23 @@ static void copy_cache(inst_t *i)
     i->helper_running = true;
 }
 
-static const char hba[] =
-    "# Written by dbleased. The Unix socket sits in a 0700 dir only the daemon\n"
-    "# reaches; leases come over loopback TCP, and a role may open only the\n"
-    "# database of the same name.\n"
-    "local all all trust\n"
-    "host sameuser all 127.0.0.1/32 scram-sha-256\n"
-    "host sameuser all ::1/128 scram-sha-256\n"
-    "# Template owners (while a client migrates) and schema-isolated leases:\n"
-    "# CONNECT grants decide which one database each may open.\n"
-    "host all +dbl_migrators 127.0.0.1/32 scram-sha-256\n"
-    "host all +dbl_migrators ::1/128 scram-sha-256\n"
-    "host all +dbl_schema_users 127.0.0.1/32 scram-sha-256\n"
-    "host all +dbl_schema_users ::1/128 scram-sha-256\n";
+static void write_hba(char *out, size_t len, const char *p)
+{
+    snprintf(out, len,
+             "# Written by dbleased. The Unix socket sits in a 0700 dir only the daemon\n"
+             "# reaches; leases come over loopback TCP, and a role may open only the\n"
+             "# database of the same name.\n"
+             "local all all trust\n"
+             "host sameuser all 127.0.0.1/32 scram-sha-256\n"
+             "host sameuser all ::1/128 scram-sha-256\n"
+             "# Template owners (while a client migrates) and schema-isolated leases:\n"
+             "# CONNECT grants decide which one database each may open.\n"
+             "host all +%smigrators 127.0.0.1/32 scram-sha-256\n"
+             "host all +%smigrators ::1/128 scram-sha-256\n"
+             "host all +%sschema_users 127.0.0.1/32 scram-sha-256\n"
+             "host all +%sschema_users ::1/128 scram-sha-256\n",
+             p, p, p, p);
+}
 
 static void on_server_exit(uv_process_t *p, int64_t status, int sig)
 {
@@ -262,6 +266,8 @@ static void start_server(inst_t *i)
 {
     char path[CFG_PATH];
     util_path(path, sizeof path, "%s/pg_hba.conf", i->datadir);
+    char hba[1024];
+    write_hba(hba, sizeof hba, i->d->cfg.postgres.name_prefix);
     int rc = util_write_file(path, hba, 0600, i->d->run_uid, i->d->run_gid);
     if (rc == 0 && (mkdir(i->sockdir, 0700) < 0 ||
                     chown(i->sockdir, i->d->run_uid, i->d->run_gid) < 0))

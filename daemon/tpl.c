@@ -126,13 +126,14 @@ static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char 
     if (source == TPL_BUILTIN) {
         snprintf(t->dbname, sizeof t->dbname, "template0");
     } else {
-        snprintf(t->dbname, sizeof t->dbname, "dbl_t%d", t->id);
-        snprintf(t->owner, sizeof t->owner, "dbl_o%d", t->id);
+        snprintf(t->dbname, sizeof t->dbname, "%st%d", d->cfg.postgres.name_prefix, t->id);
+        snprintf(t->owner, sizeof t->owner, "%so%d", d->cfg.postgres.name_prefix, t->id);
     }
     if (schema)
-        snprintf(t->shared_db, sizeof t->shared_db, "dbl_s%d", t->id);
-    char prefix[16];
-    snprintf(prefix, sizeof prefix, "dbl_%d_", t->id);
+        snprintf(t->shared_db, sizeof t->shared_db, "%ss%d", d->cfg.postgres.name_prefix, t->id);
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%s%d_", strcmp(kind, "redis") == 0 ? "rd_" : d->cfg.postgres.name_prefix,
+             t->id);
     t->pool = pool_new(&d->limits, kind, name, prefix, min_ready, max_total,
                        ops_for(kind, isolation), t);
     if (!t->pool) {

@@ -48,9 +48,9 @@ struct tpl {
     tpl_source_t source;
     tpl_state_t state;
     char error[768];
-    char dbname[32];    /* the template database ("template0" for the built-in) */
-    char owner[32];     /* role owning its objects ("" for the built-in) */
-    char shared_db[32]; /* schema isolation: the database the leases share */
+    char dbname[64];    /* the template database ("template0" for the built-in) */
+    char owner[64];     /* role owning its objects ("" for the built-in) */
+    char shared_db[64]; /* schema isolation: the database the leases share */
     bool schema;        /* isolation = schema */
     char sql_dir[CFG_PATH];
     pool_t *pool;

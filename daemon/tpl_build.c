@@ -144,9 +144,9 @@ static int create_sql(const tpl_t *t, bool login, const char *password, char out
         snprintf(out[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
         if (login)
             snprintf(out[n++], 512,
-                     "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE dbl_migrators NOSUPERUSER "
-                     "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-                     t->owner, password);
+                     "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%smigrators\" "
+                     "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+                     t->owner, password, t->d->cfg.postgres.name_prefix);
         else
             snprintf(out[n++], 512, "CREATE ROLE \"%s\" NOLOGIN", t->owner);
         snprintf(out[n++], 512, "CREATE DATABASE \"%s\" TEMPLATE template0%s", t->dbname,
