@@ -44,7 +44,7 @@ static const key_def_t keys[] = {
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
-    K("image", T_STR, image, 0, 0, ""),
+    K("image", T_STR, image, 0, 0, "postgres:16"),
     K("command", T_STR, command, 0, 0, ""),
     K("docker_host", T_STR, docker_host, 0, 0, ""),
     K("url", T_STR, url, 0, 0, ""),
@@ -138,6 +138,7 @@ void config_defaults(config_t *cfg)
     }
     strcpy(cfg->postgres.isolation, "database");
     strcpy(cfg->redis.isolation, "instance");
+    strcpy(cfg->redis.image, "redis:7");
 }
 
 typedef struct load_ctx {
@@ -318,10 +319,12 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
                          size_t errlen)
 {
     bool pg = strcmp(name, "redis") != 0;
-    if (strcmp(k->runtime, "process") != 0 && !(pg && strcmp(k->runtime, "external") == 0)) {
+    bool known = strcmp(k->runtime, "process") == 0 ||
+                 (pg && (strcmp(k->runtime, "external") == 0 || strcmp(k->runtime, "docker") == 0));
+    if (!known) {
         snprintf(err, errlen,
                  "[%s] runtime = %s is not supported by this version; use runtime = process%s",
-                 name, k->runtime, pg ? " or external" : "");
+                 name, k->runtime, pg ? ", external or docker" : "");
         return -1;
     }
     if (strcmp(k->runtime, "external") == 0 && !k->url[0]) {

@@ -8,6 +8,7 @@
 #include "lease.h"
 #include "log.h"
 #include "server.h"
+#include "dk_client.h"
 #include "metrics.h"
 #include "notify.h"
 #include "rd_slots.h"
@@ -90,6 +91,8 @@ static void finish_shutdown(dbld_t *d)
 {
     tpl_free_all(d);
     inst_free(d->pg);
+    dk_free(d->dk);
+    d->dk = NULL;
     d->pg = NULL;
     for (int k = 0; k < d->n_watch; k++)
         uv_close((uv_handle_t *)&d->sql_watch[k], on_handle_closed);

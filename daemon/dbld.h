@@ -64,6 +64,8 @@ typedef struct dbld {
     int scrapers;
     lat_hist_t lat_pg, lat_redis;
     char redis_bin[CFG_PATH]; /* "" when redis-server is not installed */
+    struct dk *dk;            /* container engine client (runtime = docker) */
+    char docker_host[512];
 } dbld_t;
 
 /* Begin an orderly stop: refuse new work, end leases, stop servers; the

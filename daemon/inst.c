@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "pg_engine.h"
+#include "rt_docker.h"
 #include "rt_external.h"
 #include "rt_process.h"
 #include "util.h"
@@ -42,6 +43,15 @@ void inst_set_state(inst_t *i, inst_state_t to)
     }
     log_debug("inst", "%s: %s -> %s", i->name, inst_state_name(i->state), inst_state_name(to));
     i->state = to;
+}
+
+/* Stop (force: kill) the server through its runtime. */
+static void inst_kill(inst_t *i, bool force)
+{
+    if (i->docker)
+        rt_dk_stop(i);
+    else if (!i->external)
+        rt_pg_stop(i, force);
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -83,7 +93,7 @@ static void on_health(uv_timer_t *t)
         }
         snprintf(i->last_error, sizeof i->last_error, "%s", msg);
         log_error("inst", "%s: %s", i->name, i->last_error);
-        rt_pg_stop(i, true); /* its exit takes the usual path: leases told, restart */
+        inst_kill(i, true); /* its exit takes the usual path: leases told, restart */
         return;
     }
     static const char *const sql[] = {"SELECT 1"};
@@ -102,7 +112,8 @@ inst_t *inst_new(dbld_t *d, const char *bindir, int major)
     snprintf(i->name, sizeof i->name, "pg-%d", i->id);
     i->kind = "postgres";
     i->external = strcmp(d->cfg.postgres.runtime, "external") == 0;
-    i->runtime = i->external ? "external" : "process";
+    i->docker = strcmp(d->cfg.postgres.runtime, "docker") == 0;
+    i->runtime = d->cfg.postgres.runtime;
     snprintf(i->bindir, sizeof i->bindir, "%s", bindir);
     i->major = major;
     i->state = INST_STOPPED;
@@ -121,6 +132,8 @@ void inst_start(inst_t *i)
     i->deadline_ms = util_now_ms() + (uint64_t)i->d->cfg.postgres.start_timeout_s * 1000u;
     if (i->external)
         rt_ext_start(i);
+    else if (i->docker)
+        rt_dk_start(i);
     else
         rt_pg_start(i);
 }
@@ -176,7 +189,7 @@ void inst_start_failed(inst_t *i, const char *fmt, ...)
     va_end(ap);
     log_error("inst", "%s: start failed: %s", i->name, i->last_error);
     go_down(i);
-    rt_pg_stop(i, true);
+    inst_kill(i, true);
     inst_settle(i);
 }
 
@@ -206,7 +219,7 @@ void inst_exited(inst_t *i, int64_t status, int signal)
                  (long long)status, signal, i->dir);
         log_error("inst", "%s: %s", i->name, i->last_error);
         go_down(i);
-        rt_pg_stop(i, true); /* stray backends of a dead postmaster */
+        inst_kill(i, true); /* stray backends of a dead postmaster, or its container */
     }
     inst_settle(i);
 }
@@ -221,7 +234,7 @@ static void stop_deadline(uv_timer_t *t)
         return;
     }
     log_warn("inst", "%s: did not stop in time; killing it", i->name);
-    rt_pg_stop(i, true);
+    inst_kill(i, true);
 }
 
 static void on_swept_for_stop(inst_t *i, int err, const char *msg)
@@ -264,7 +277,7 @@ void inst_stop(inst_t *i)
         return;
     }
     pg_engine_close(i);
-    rt_pg_stop(i, false);
+    inst_kill(i, false);
     inst_settle(i);
 }
 

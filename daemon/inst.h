@@ -20,7 +20,8 @@ typedef enum inst_state {
     INST__COUNT
 } inst_state_t;
 
-#define ADMIN_CONNS 2
+/* Recycling runs on these in parallel (more is not faster on small machines). */
+#define ADMIN_CONNS 4
 
 struct inst {
     dbld_t *d;
@@ -29,6 +30,9 @@ struct inst {
     const char *kind;
     const char *runtime;
     bool external; /* runtime = external: not ours to start, stop or kill */
+    bool docker;   /* runtime = docker: a container we create and remove */
+    char url[CFG_PATH]; /* admin connection when not over our private socket */
+    char container_id[80];
     inst_state_t state;
     char last_error[256];
 

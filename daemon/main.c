@@ -14,6 +14,7 @@
 #include "config.h"
 #include "dbl_proto.h"
 #include "dbl_version.h"
+#include "dk_client.h"
 #include "dbld.h"
 #include "inst.h"
 #include "lease.h"
@@ -310,6 +311,23 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
         return -1;
+    }
+    if (strcmp(d->cfg.postgres.runtime, "docker") == 0) {
+        const char *env = getenv("DOCKER_HOST"), *why = NULL;
+        snprintf(d->docker_host, sizeof d->docker_host, "%s",
+                 d->cfg.postgres.docker_host[0] ? d->cfg.postgres.docker_host
+                 : env && *env                   ? env
+                                                 : "unix:///var/run/docker.sock");
+        d->dk = dk_new(&loop, d->docker_host, &why);
+        if (!d->dk) {
+            snprintf(err, errlen, "docker_host %s: %s", d->docker_host, why);
+            server_close(d);
+            uv_run(&loop, UV_RUN_DEFAULT);
+            uv_loop_close(&loop);
+            return -1;
+        }
+        log_info("daemon", "containers through %s, image %s", d->docker_host,
+                 d->cfg.postgres.image);
     }
     if (metrics_start(d, err, errlen) < 0) {
         server_close(d);

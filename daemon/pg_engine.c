@@ -13,8 +13,8 @@
 
 static void admin_conninfo(const inst_t *i, char *out, size_t len)
 {
-    if (i->external) {
-        snprintf(out, len, "%s", i->d->cfg.postgres.url);
+    if (i->external || i->docker) {
+        snprintf(out, len, "%s", i->url);
         return;
     }
     snprintf(out, len,

@@ -1,7 +1,7 @@
 /* Turning pool slots into PostgreSQL databases or schemas: create (clone
  * from the template), drop, and rotate credentials for a clean return.
- * Each slot has its own role, named like the slot, with a random password;
- * the server hashes it (SCRAM) and never logs the statement. */
+ * Each slot has its own role, named like the slot, with a random password
+ * sent as a SCRAM verifier (pg_scram.c); statements are never logged. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +10,7 @@
 #include "inst.h"
 #include "log.h"
 #include "pg_engine.h"
+#include "pg_scram.h"
 #include "tpl.h"
 #include "util.h"
 
@@ -116,11 +117,15 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[512], db[256], revoke[256];
+    char role[512], db[256], revoke[256], verifier[160];
+    if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
+        free(j);
+        return -EIO;
+    }
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
              "NOREPLICATION NOBYPASSRLS",
-             s->dbname, s->password);
+             s->dbname, verifier);
     snprintf(db, sizeof db, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s", s->dbname,
              s->dbname, j->t->dbname, strategy(j->t));
     snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
@@ -152,8 +157,12 @@ static int rotate(slot_t *s, void *ud, const char *who)
         free(j);
         return -ENOMEM;
     }
-    char alter[512], term[512];
-    snprintf(alter, sizeof alter, "ALTER ROLE \"%s\" PASSWORD '%s'", s->dbname, j->password);
+    char alter[512], term[512], verifier[160];
+    if (pg_scram_verifier(j->password, verifier, sizeof verifier) < 0) {
+        free(j);
+        return -EIO;
+    }
+    snprintf(alter, sizeof alter, "ALTER ROLE \"%s\" PASSWORD '%s'", s->dbname, verifier);
     snprintf(term, sizeof term,
              "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
              "WHERE %s = '%s' AND pid <> pg_backend_pid()",
@@ -218,11 +227,15 @@ static int schema_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[512], grant[256];
+    char role[512], grant[256], verifier[160];
+    if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
+        free(j);
+        return -EIO;
+    }
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\" NOSUPERUSER "
              "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-             s->dbname, s->password, j->t->d->cfg.postgres.name_prefix);
+             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix);
     snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
              j->t->shared_db, s->dbname);
     const char *sql[] = {role, grant};

@@ -64,7 +64,7 @@ pool_t *pool_new(pool_limits_t *limits, const char *kind, const char *template_n
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
     p->min_ready = min_ready;
     p->max_total = max_total;
-    p->max_parallel = 2;
+    p->max_parallel = 3;
     p->limits = limits;
     p->ops = ops;
     p->ops_ud = ops_ud;

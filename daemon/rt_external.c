@@ -29,6 +29,7 @@ void rt_ext_start(inst_t *i)
     /* Leases reach the server where we do. */
     snprintf(i->host, sizeof i->host, "%s", host ? host : "localhost");
     i->port = port ? atoi(port) : 5432;
+    snprintf(i->url, sizeof i->url, "%s", i->d->cfg.postgres.url);
     PQconninfoFree(opts);
     inst_spawned(i); /* nothing to run: connect */
 }

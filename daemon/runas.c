@@ -87,15 +87,6 @@ int runas_check_dir(const dbld_t *d, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* FNV-1a: a short, stable name for a state dir's fallback server root. */
-static unsigned long long fnv1a(const char *s)
-{
-    unsigned long long h = 1469598103934665603ull;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ull;
-    return h;
-}
-
 /* Create (or reuse) dir as ours: a real directory, owned by us, not a link
  * someone planted in a shared /tmp. */
 static int own_dir(const dbld_t *d, const char *dir, char *err, size_t errlen)
@@ -126,7 +117,7 @@ int runas_pick_server_root(dbld_t *d, char *err, size_t errlen)
          * cache is shared by every such daemon of ours. */
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
         snprintf(d->server_root, sizeof d->server_root, "%s/dblease-%016llx", base,
-                 fnv1a(d->cfg.state_dir));
+                 util_hash_str(d->cfg.state_dir));
         if (own_dir(d, d->server_root, err, errlen) < 0)
             return -1;
         rc = util_path(cache, sizeof cache, "%s/dblease-cache-%u", base, (unsigned)d->uid);

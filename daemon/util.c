@@ -159,3 +159,11 @@ int util_path(char *out, size_t len, const char *fmt, ...)
     va_end(ap);
     return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
 }
+
+unsigned long long util_hash_str(const char *s)
+{
+    unsigned long long h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}

@@ -24,6 +24,10 @@ int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, 
 /* A TCP port on 127.0.0.1 free right now (bound then released). >0 or -errno. */
 int util_free_port(void);
 
+/* FNV-1a of a string: a short, stable name for it (state dir -> labels,
+ * fallback dirs). Not for anything an attacker chooses. */
+unsigned long long util_hash_str(const char *s);
+
 /* snprintf that reports truncation as -ENAMETOOLONG. */
 int util_path(char *out, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

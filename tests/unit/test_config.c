@@ -112,7 +112,6 @@ static void test_kind_defaults(void **state)
         const kind_cfg_t *k = kinds[i];
         assert_string_equal(k->runtime, "process");
         assert_string_equal(k->bin_dir, "");
-        assert_string_equal(k->image, "");
         assert_string_equal(k->command, "");
         assert_string_equal(k->docker_host, "");
         assert_string_equal(k->url, "");
@@ -122,6 +121,9 @@ static void test_kind_defaults(void **state)
         assert_int_equal(k->server_max_connections, 300);
         assert_int_equal(k->start_timeout_s, 60);
     }
+    assert_string_equal(c->postgres.image, "postgres:16"); /* the official images */
+    assert_string_equal(c->redis.image, "redis:7");
+    assert_string_equal(c->postgres.name_prefix, "dbl_");
     assert_string_equal(c->postgres.isolation, "database");
     assert_string_equal(c->redis.isolation, "instance");
 }
@@ -395,8 +397,30 @@ static void test_default_ttl_above_max_ttl_is_invalid(void **state)
 static void test_unsupported_runtime_is_invalid(void **state)
 {
     config_t *c = &((fixture_t *)*state)->cfg;
-    strcpy(c->postgres.runtime, "docker");
-    assert_invalid(c, "runtime = docker is not supported by this version; use runtime = process");
+    strcpy(c->postgres.runtime, "kubernetes");
+    assert_invalid(c, "runtime = kubernetes is not supported by this version; use runtime = "
+                      "process, external or docker");
+    config_defaults(c);
+    strcpy(c->redis.runtime, "external");
+    assert_invalid(c, "[redis] runtime = external is not supported by this version; use runtime "
+                      "= process");
+}
+
+static void test_external_runtime_needs_a_url(void **state)
+{
+    config_t *c = &((fixture_t *)*state)->cfg;
+    strcpy(c->postgres.runtime, "external");
+    assert_invalid(c, "runtime = external needs url =");
+    strcpy(c->postgres.url, "postgresql://u:p@db:5432/postgres");
+    char err[256];
+    assert_int_equal(config_validate(c, err, sizeof err), 0);
+}
+
+static void test_name_prefix_must_be_a_plain_identifier(void **state)
+{
+    config_t *c = &((fixture_t *)*state)->cfg;
+    strcpy(c->postgres.name_prefix, "Bad-Prefix");
+    assert_invalid(c, "name_prefix must be 1 to 20 of a-z 0-9 _");
 }
 
 static void test_unknown_isolation_is_invalid(void **state)
@@ -526,6 +550,8 @@ int main(void)
         T(test_min_ready_above_max_databases_is_invalid),
         T(test_default_ttl_above_max_ttl_is_invalid),
         T(test_unsupported_runtime_is_invalid),
+        T(test_external_runtime_needs_a_url),
+        T(test_name_prefix_must_be_a_plain_identifier),
         T(test_unknown_isolation_is_invalid),
         T(test_bad_log_level_is_invalid),
         T(test_dump_of_defaults_reloads_to_the_same_config),
