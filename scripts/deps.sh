@@ -10,6 +10,8 @@ packages=(
     libhiredis-dev libssl-dev libsystemd-dev    # Redis client; SHA-256; sd_notify
     postgresql redis-server                     # server binaries for the process runtime
     postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
+    gnuplot-nox                                 # bench/run.sh draws its plot
+    podman runc                                 # tests/containers: Docker-compatible API for the docker runtime
 )
 
 missing=()

@@ -1,0 +1,350 @@
+#!/usr/bin/env bash
+# The dblease benchmark (issue #7): warm lease latency, the end-to-end suite
+# three ways (dblease, clone-on-demand, server-per-test), pool refill rate
+# against the raw clone rate, Redis, and the daemon's own RSS/CPU and cold
+# start. Prints a table, writes bench/results/latest.json and (with gnuplot)
+# bench/results/latest.png. See BENCHMARKS.md.
+#
+#   bench/run.sh                 full run (release build in build-rel/, ~3-4 min)
+#   bench/run.sh --smoke         tiny sizes, seconds; writes nothing under bench/results
+#   bench/run.sh --build-dir D   use the binaries in D instead of building build-rel/
+#
+# Sizes can be overridden from the environment: SUITE_TESTS (400),
+# SUITE_WORKERS (8), SERVER_TESTS (20), LAT_ROUNDS (total samples per point,
+# 3000), RAW_CLONES (100).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+smoke=0
+build_dir=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --smoke) smoke=1 ;;
+    --build-dir) build_dir=$2; shift ;;
+    *) echo "usage: bench/run.sh [--smoke] [--build-dir DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+if [ $smoke -eq 1 ]; then
+    : "${SUITE_TESTS:=16}" "${SUITE_WORKERS:=2}" "${SERVER_TESTS:=2}" "${LAT_ROUNDS:=64}"
+    : "${RAW_CLONES:=4}"
+    clients_list="1 4"
+    pg_ready=6; pg_total=12; rd_ready=4; rd_total=8
+else
+    : "${SUITE_TESTS:=400}" "${SUITE_WORKERS:=8}" "${SERVER_TESTS:=20}" "${LAT_ROUNDS:=3000}"
+    : "${RAW_CLONES:=100}"
+    clients_list="1 8 64"
+    pg_ready=72; pg_total=96; rd_ready=68; rd_total=80
+fi
+
+if [ -z "$build_dir" ]; then
+    build_dir=$root/build-rel
+    [ -f "$build_dir/build.ninja" ] || meson setup "$build_dir" "$root" --buildtype=release >/dev/null
+    meson compile -C "$build_dir" >/dev/null
+fi
+daemon=$build_dir/daemon/dbleased
+cli=$build_dir/client/dblease
+lease_bench=$build_dir/bench/lease_bench
+suite_bench=$build_dir/bench/suite_bench
+for b in "$daemon" "$cli" "$lease_bench" "$suite_bench"; do
+    [ -x "$b" ] || { echo "bench: $b is missing; build first" >&2; exit 1; }
+done
+
+# Everything lives on tmpfs, as the README recommends for the state dir; the
+# initdb cache is kept across runs (it is what every approach starts from).
+shm=/dev/shm
+[ -d $shm ] && [ -w $shm ] || shm=${TMPDIR:-/tmp}
+work=$(mktemp -d "$shm/dblease-bench.XXXXXX")
+chmod 755 "$work"
+cache=$shm/dblease-bench-cache-$(id -u)
+mkdir -p "$cache"
+chmod 755 "$cache"
+results=$work/results.ndjson
+: >"$results"
+run_user=nobody
+as_server=()
+if [ "$(id -u)" -eq 0 ]; then
+    as_server=(setpriv --reuid="$run_user" --regid="$(id -gn $run_user)" --clear-groups)
+fi
+
+pids_to_kill=()
+daemon_pid=""
+cleanup() {
+    set +e
+    for p in "${pids_to_kill[@]}"; do kill -INT "$p" 2>/dev/null; done
+    for p in "${pids_to_kill[@]}"; do
+        for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    done
+    for lock in "$work"/*/st/dbleased.lock; do
+        [ -f "$lock" ] && kill "$(cat "$lock")" 2>/dev/null
+    done
+    for lock in "$work"/*/st/dbleased.lock; do
+        [ -f "$lock" ] || continue
+        p=$(cat "$lock")
+        for _ in $(seq 200); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+    done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+emit() { echo "$1" >>"$results"; }          # one JSON object per line
+now_ns() { date +%s%N; }
+
+# Start a daemon in $work/$1 with config $2; sets $sock.
+start_daemon() {
+    local d=$work/$1
+    mkdir -p "$d"
+    chmod 755 "$d"
+    printf '%s\n' "$2" >"$d/dbleased.conf"
+    "$daemon" --config "$d/dbleased.conf" --socket "$d/s" --state-dir "$d/st" >"$d/start.out" 2>&1 ||
+        { cat "$d/start.out" "$d/st/dbleased.log" >&2 2>/dev/null; exit 1; }
+    sock=$d/s
+}
+stop_daemon() {
+    local p
+    p=$(cat "$work/$1/st/dbleased.lock")
+    kill "$p"
+    for _ in $(seq 400); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.05; done
+    echo "bench: daemon $p did not stop" >&2
+    return 1
+}
+
+# The daemon's CPU seconds (user+system) so far, and its RSS in KiB.
+clk=$(getconf CLK_TCK)
+dcpu() { awk -v t="$clk" '{ printf "%.3f", ($14 + $15) / t }' "/proc/$daemon_pid/stat"; }
+drss() { awk '/^VmRSS/ { print $2 }' "/proc/$daemon_pid/status"; }
+dhwm() { awk '/^VmHWM/ { print $2 }' "/proc/$daemon_pid/status"; }
+phase_start() { ph_cpu=$(dcpu); ph_t=$(now_ns); }
+phase_end() {
+    local cpu t
+    cpu=$(dcpu); t=$(now_ns)
+    emit "$(jq -cn --arg p "$1" --argjson c0 "$ph_cpu" --argjson c1 "$cpu" \
+        --argjson t0 "$ph_t" --argjson t1 "$t" --argjson rss "$(drss)" \
+        '{bench:"daemon", phase:$p, wall_s:(($t1-$t0)/1e9), cpu_s:($c1-$c0),
+          cpu_pct:(if $t1>$t0 then 100*($c1-$c0)/(($t1-$t0)/1e9) else 0 end), rss_kb:$rss}')"
+}
+# Run a bench program; its one JSON line goes to the results, tagged.
+bench() {
+    local tag=$1 out
+    shift
+    out=$("$@") || { echo "bench: $* failed" >&2; exit 1; }
+    emit "$(jq -c --arg tag "$tag" '. + {tag:$tag}' <<<"$out")"
+}
+
+echo "bench: work dir $work; build $build_dir; $(nproc) cores" >&2
+
+# ---- the main daemon -------------------------------------------------------
+start_daemon main "[daemon]
+cache_dir = $cache
+max_databases = $((pg_total + rd_total + 16))
+max_clients = 512
+log_level = warn
+[postgres]
+min_ready = $pg_ready
+max_total = $pg_total
+max_connections = 400
+[redis]
+min_ready = $rd_ready
+max_total = $rd_total"
+daemon_pid=$(cat "$work/main/st/dbleased.lock")
+# 3a. fill: the daemon returned with one database ready; time until min_ready
+echo "bench: postgres pool fill to $pg_ready" >&2
+phase_start
+bench pg_fill "$lease_bench" fill -s "$sock" -k postgres
+phase_end pg_fill
+pg_cache=$(ls -d "$cache"/pg[0-9]* | grep -v '\.tmp\.' | head -1)
+major=${pg_cache##*/pg}
+pg_bin=/usr/lib/postgresql/$major/bin
+[ -x "$pg_bin/postgres" ] || pg_bin=$(pg_config --bindir)
+
+# 1. warm lease latency, PostgreSQL, raw protocol and libdblease
+for c in $clients_list; do
+    for m in raw lib; do
+        echo "bench: postgres lease latency, $m, $c clients" >&2
+        phase_start
+        bench "pg_lat_${m}_$c" "$lease_bench" latency -s "$sock" -k postgres -m "$m" -c "$c" \
+            -n $((LAT_ROUNDS / c))
+        phase_end "pg_lat_${m}_$c"
+    done
+done
+
+# 3b. refill: drain the pool, release without clean, time until it is full
+echo "bench: postgres refill" >&2
+phase_start
+bench pg_refill "$lease_bench" refill -s "$sock" -k postgres
+phase_end pg_refill
+
+# 2a. the suite through dblease
+echo "bench: suite via dblease ($SUITE_TESTS tests, $SUITE_WORKERS workers)" >&2
+phase_start
+bench suite_dblease "$suite_bench" dblease -s "$sock" -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+phase_end suite_dblease
+
+# 4. Redis: latency and suite (the pool starts cold: the first lease starts it)
+if command -v redis-server >/dev/null; then
+    "$cli" --socket "$sock" lease --kind redis --wait 60000 --ttl 5 >/dev/null
+    for c in $clients_list; do
+        echo "bench: redis lease latency, raw, $c clients" >&2
+        phase_start
+        bench "rd_lat_raw_$c" "$lease_bench" latency -s "$sock" -k redis -m raw -c "$c" \
+            -n $((LAT_ROUNDS / c))
+        phase_end "rd_lat_raw_$c"
+    done
+    echo "bench: redis refill" >&2
+    bench rd_refill "$lease_bench" refill -s "$sock" -k redis
+    echo "bench: redis suite via dblease" >&2
+    phase_start
+    bench rd_suite_dblease "$suite_bench" dblease -k redis -s "$sock" -w "$SUITE_WORKERS" \
+        -n "$SUITE_TESTS"
+    phase_end rd_suite_dblease
+    echo "bench: redis suite, server per test" >&2
+    bench rd_suite_server "$suite_bench" server -k redis -b "$(command -v redis-server)" \
+        -T "$work" -u "$run_user" -w "$SUITE_WORKERS" -n "$SERVER_TESTS"
+fi
+daemon_hwm=$(dhwm)
+daemon_cpu_total=$(dcpu)
+stop_daemon main
+daemon_pid=""
+
+# ---- one PostgreSQL server for clone-on-demand and the raw clone rate -----
+# Same binaries, flags and tmpfs as the daemon's servers.
+cdir=$work/clone
+mkdir -p "$cdir/sock"
+cp -a "$pg_cache" "$cdir/data"
+[ "$(id -u)" -ne 0 ] || chown "$run_user" "$cdir/sock" "$cdir"
+cport=$(( 20000 + RANDOM % 20000 ))
+"${as_server[@]}" "$pg_bin/postgres" -D "$cdir/data" -k "$cdir/sock" -p "$cport" \
+    -c listen_addresses=127.0.0.1 -c max_connections=400 -c fsync=off \
+    -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=1GB \
+    -c dynamic_shared_memory_type=mmap -c log_min_messages=warning >"$cdir/server.log" 2>&1 &
+pids_to_kill+=($!)
+for _ in $(seq 600); do
+    "$pg_bin/pg_isready" -q -h "$cdir/sock" -p "$cport" && break
+    sleep 0.05
+done
+admin="host=$cdir/sock port=$cport user=dblease dbname=postgres"
+
+echo "bench: raw CREATE DATABASE rate" >&2
+bench rawclone "$suite_bench" rawclone -d "$admin" -n "$RAW_CLONES"
+echo "bench: suite, clone on demand" >&2
+bench suite_clone "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" \
+    -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+kill -INT "${pids_to_kill[0]}"
+wait "${pids_to_kill[0]}" || true
+pids_to_kill=()
+
+echo "bench: suite, server per test ($SERVER_TESTS tests)" >&2
+bench suite_server "$suite_bench" server -b "$pg_bin" -C "$pg_cache" -T "$work" \
+    -u "$run_user" -w "$SUITE_WORKERS" -n "$SERVER_TESTS"
+
+# 5. cold start to first lease: a fresh state dir, the initdb cache warm
+echo "bench: cold start" >&2
+t0=$(now_ns)
+start_daemon cold "[daemon]
+cache_dir = $cache
+log_level = warn"
+"$cli" --socket "$sock" lease --ttl 5 >/dev/null
+t1=$(now_ns)
+stop_daemon cold
+emit "$(jq -cn --argjson s "$(( (t1 - t0) / 1000000 ))" '{bench:"cold_start", ms:$s}')"
+emit "$(jq -cn --argjson h "$daemon_hwm" --argjson c "$daemon_cpu_total" \
+    '{bench:"daemon_total", rss_peak_kb:$h, cpu_s:$c}')"
+
+# ---- report ----------------------------------------------------------------
+json=$work/latest.json
+jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson suite_tests "$SUITE_TESTS" \
+    --arg host "$(uname -n)" --argjson cores "$(nproc)" --arg pgbin "$pg_bin" '
+  def tag($t): map(select(.tag == $t)) | first;
+  (tag("suite_dblease").wall_s) as $d |
+  (tag("suite_clone").wall_s) as $c |
+  (tag("suite_server").wall_s * $suite_tests / $server_tests) as $s |
+  (tag("pg_refill")) as $refill |
+  (tag("pg_fill")) as $fill |
+  (map(select(.bench=="rawclone")) | first) as $raw |
+  (tag("pg_lat_raw_64") // tag("pg_lat_raw_4")) as $l64 |
+  {
+    smoke: ($smoke == 1), cores: $cores, postgres_bin: $pgbin,
+    date: (now | todate),
+    results: .,
+    summary: {
+      suite_wall_s: {dblease: $d, clone_on_demand: $c, server_per_test_scaled: $s},
+      suite_speedup: {vs_clone: ($c / $d), vs_server: ($s / $d)},
+      fill_per_s: $fill.per_s, raw_clone_per_s: $raw.create_per_s,
+      fill_vs_raw: ($raw.create_per_s / $fill.per_s),
+      refill_per_s: $refill.per_s, raw_clone_drop_per_s: $raw.create_drop_per_s,
+      refill_vs_raw: ($raw.create_drop_per_s / $refill.per_s),
+      targets: {
+        lease_p50_le_100us_at_64: ($l64.lease_release.p50_us <= 100),
+        lease_p99_le_1ms_at_64: ($l64.lease_release.p99_us <= 1000),
+        suite_5x_clone: (($c / $d) >= 5),
+        suite_50x_server: (($s / $d) >= 50),
+        fill_within_1_5x_raw_clone: (($raw.create_per_s / $fill.per_s) <= 1.5),
+        refill_within_1_5x_raw_clone_drop: (($raw.create_drop_per_s / $refill.per_s) <= 1.5)
+      }
+    }
+  }' "$results" >"$json"
+
+jq -r --argjson server_tests "$SERVER_TESTS" '
+  def us: if . == null then "-" elif . >= 1000 then "\(. / 1000 * 100 | round / 100) ms" else "\(. | round) us" end;
+  "warm lease+release round trip (all samples, all clients)",
+  "  kind      mode  clients     p50       p99     p99.9   leases/s  daemon CPU",
+  (.results as $r | $r[] | select(.bench == "lease_latency") | . as $x |
+     ($r[] | select(.bench=="daemon" and .phase==$x.tag)) as $dm |
+     "  \(.kind|.+"        "|.[0:8])  \(.mode)  \(.clients|tostring|("     "+.)[-7:])  \(.lease_release.p50_us|us|("         "+.)[-9:]) \(.lease_release.p99_us|us|("         "+.)[-9:]) \(.lease_release.p999_us|us|("         "+.)[-9:])  \(.round_trips_per_s|tostring|("        "+.)[-9:])  \($dm.cpu_pct|round)%"),
+  "",
+  "suite (each test: fresh database, CREATE TABLE, INSERT, SELECT, return)",
+  "  kind      approach                 tests  workers   wall      per test (mean)",
+  (.results[] | select(.bench == "suite") |
+     "  \(.kind|.+"        "|.[0:8])  \(.approach|.+"                       "|.[0:23]) \(.tests|tostring|("     "+.)[-5:])  \(.workers|tostring|("       "+.)[-7:])  \(.wall_s*100|round/100)s   \(.test_ms.mean*100|round/100) ms"),
+  "  server-per-test scaled to the suite size: \(.summary.suite_wall_s.server_per_test_scaled*10|round/10)s (\(.results|map(select(.tag=="suite_server"))|first|.tests) tests run, wall time × \(.results|map(select(.tag=="suite_dblease"))|first|.tests)/\(.results|map(select(.tag=="suite_server"))|first|.tests))",
+  "  dblease is \(.summary.suite_speedup.vs_clone*10|round/10)× faster than clone-on-demand, \(.summary.suite_speedup.vs_server*10|round/10)× faster than server-per-test",
+  "",
+  "pool fill (clone + role + grants): \(.summary.fill_per_s) databases/s; raw CREATE DATABASE … TEMPLATE, one session: \(.summary.raw_clone_per_s)/s; raw is \(.summary.fill_vs_raw*100|round/100)× faster",
+  "pool refill (drop + clone): \(.summary.refill_per_s) databases/s; raw CREATE + DROP: \(.summary.raw_clone_drop_per_s)/s; raw is \(.summary.refill_vs_raw*100|round/100)× faster",
+  (.results[] | select(.tag=="rd_refill") | "redis refill (flush + new password): \(.per_s) instances/s"),
+  "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|.rss_peak_kb/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
+  "",
+  "targets: " + (.summary.targets | to_entries | map("\(.key)=\(if .value then "met" else "MISSED" end)") | join(", "))
+' "$json"
+
+# Plot: latency percentiles per point, and suite wall time per approach.
+plot() {
+    local png=$1
+    command -v gnuplot >/dev/null || { echo "bench: no gnuplot; skipping the plot" >&2; return 0; }
+    jq -r '.results[] | select(.bench=="lease_latency") |
+        "\(.kind)/\(.mode)/\(.clients) \(.lease_release.p50_us) \(.lease_release.p99_us) \(.lease_release.p999_us)"' \
+        "$json" >"$work/lat.dat"
+    jq -r '.summary.suite_wall_s | "dblease \(.dblease)\nclone-on-demand \(.clone_on_demand)\nserver-per-test \(.server_per_test_scaled)"' \
+        "$json" >"$work/suite.dat"
+    gnuplot <<EOF
+set terminal pngcairo size 1400,560 font ",10" noenhanced
+set output "$png"
+set multiplot layout 1,2
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set logscale y
+set grid ytics
+set xtics rotate by -35
+set title "warm lease+release round trip (kind/mode/clients)"
+set ylabel "microseconds (log)"
+plot "$work/lat.dat" using 2:xtic(1) title "p50", "" using 3 title "p99", "" using 4 title "p99.9"
+set title "suite wall time, $SUITE_TESTS tests x $SUITE_WORKERS workers (server-per-test scaled)"
+set ylabel "seconds (log)"
+unset xtics
+set xtics
+plot "$work/suite.dat" using 2:xtic(1) title "wall time" lc rgb "#4477aa"
+unset multiplot
+EOF
+}
+
+if [ $smoke -eq 1 ]; then
+    plot "$work/latest.png"
+    echo "bench: smoke run done (nothing judged, nothing kept)" >&2
+else
+    mkdir -p "$root/bench/results"
+    cp "$json" "$root/bench/results/latest.json"
+    plot "$root/bench/results/latest.png"
+    echo "bench: wrote bench/results/latest.json$(command -v gnuplot >/dev/null && echo ' and latest.png')" >&2
+fi
