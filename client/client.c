@@ -37,8 +37,9 @@ void dbl__disconnect(dbl_ctx_t *ctx)
     ctx->priv->fd = -1;
 }
 
-/* errstr holds 127 characters: use the longest wording that fits, and when
- * none does put the advice before the path, so that the path gets cut. */
+/* errstr holds DBL_ERRSTR_LEN - 1 characters, and the path can be longer:
+ * use the longest wording that fits, and when none does put the advice
+ * before the path, so that the path gets cut. */
 static void set_connect_err(dbl_ctx_t *ctx, const char *path, int errnum)
 {
     const char *why = strerror(errnum), *advice;

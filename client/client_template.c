@@ -2,7 +2,6 @@
  * template.finalize (PROTOCOL.md). The claim that ensure may hand out
  * belongs to this connection: finalize ends it, and so does closing the
  * connection, which the daemon treats as an abandoned migration. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,15 +91,14 @@ static json_object *template_request(dbl_ctx_t *ctx, const char *op, const char 
 /* Checks the arguments every template call shares. */
 static int check_args(dbl_ctx_t *ctx, const char *fn, const char *name, const char *hash)
 {
-    char msg[DBL_ERRSTR_LEN];
-
     if (!name || !*name) {
-        snprintf(msg, sizeof(msg), "%s() needs a template name", fn);
-        return usage(ctx, msg);
+        dbl__set_err(ctx, DBL_ERR_USAGE, "%s() needs a template name", fn);
+        return -1;
     }
     if (!hash || !*hash) {
-        snprintf(msg, sizeof(msg), "%s() needs a hash, e.g. the SHA-256 of the migrations", fn);
-        return usage(ctx, msg);
+        dbl__set_err(ctx, DBL_ERR_USAGE, "%s() needs a hash, e.g. the SHA-256 of the migrations",
+                     fn);
+        return -1;
     }
     return 0;
 }

@@ -15,7 +15,9 @@
 extern "C" {
 #endif
 
-#define DBL_ERRSTR_LEN 128
+/* Room for a daemon's message in full (a failed migration names the file,
+ * the line and PostgreSQL's error) and for our advice on what to do. */
+#define DBL_ERRSTR_LEN 512
 
 typedef enum dbl_err {
     DBL_ERR_NONE = 0,

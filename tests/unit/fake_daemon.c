@@ -1,5 +1,7 @@
 /* A scripted fake dbleased for the client's unit tests; see fake_daemon.h. */
+#include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,35 +20,115 @@
 
 /* ---- the daemon side ---------------------------------------------------- */
 
+static const char *script = "?"; /* the child's serve function */
+static char read_failure[128];   /* why srv_read() last returned NULL */
+
+void srv_fail(const char *file, int line, const char *func, int err, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (err)
+        fprintf(stderr, "fake daemon [%s]: %s:%d (%s): %s (errno %d, %s)\n", script, file, line,
+                func, msg, err, strerror(err));
+    else
+        fprintf(stderr, "fake daemon [%s]: %s:%d (%s): %s\n", script, file, line, func, msg);
+    _exit(1);
+}
+
 json_object *srv_read(int fd)
 {
     char line[65536];
     size_t n = 0;
+    json_object *req;
 
     while (n < sizeof(line) - 1) {
         ssize_t r = read(fd, line + n, 1);
 
-        if (r <= 0)
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(read_failure, sizeof(read_failure), "read failed: %s (errno %d)",
+                     strerror(errno), errno);
             return NULL;
+        }
+        if (r == 0) {
+            snprintf(read_failure, sizeof(read_failure),
+                     n ? "the client hung up mid-line" : "the client hung up");
+            return NULL;
+        }
         if (line[n] == '\n')
             break;
         n++;
     }
     line[n] = '\0';
-    return json_tokener_parse(line);
+    req = json_tokener_parse(line);
+    if (!req)
+        snprintf(read_failure, sizeof(read_failure), "not a JSON line: %.80s", line);
+    return req;
 }
 
-void srv_send(int fd, const char *fmt, ...)
+const char *srv_read_failure(void)
+{
+    return read_failure;
+}
+
+/* Formats a reply line and writes all of it: 0, or the errno of the failure. */
+static int send_line(int fd, char *buf, size_t size, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, size - 1, fmt, ap);
+    size_t len, done = 0;
+
+    if (n < 0 || (size_t)n >= size - 1)
+        return EMSGSIZE;
+    buf[n] = '\n';
+    len = (size_t)n + 1;
+    while (done < len) {
+        ssize_t w = write(fd, buf + done, len - done);
+
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            int err = errno;
+
+            buf[n] = '\0';
+            return err;
+        }
+        done += (size_t)w;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+void srv_send_at(const char *file, int line, const char *func, int fd, const char *fmt, ...)
 {
     char buf[4096];
     va_list ap;
-    int n;
+    int err;
 
     va_start(ap, fmt);
-    n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+    err = send_line(fd, buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    buf[n++] = '\n';
-    SRV_CHECK(write(fd, buf, (size_t)n) == n);
+    if (err)
+        srv_fail(file, line, func, err, "cannot send %.200s", buf);
+}
+
+bool srv_send_unawaited_at(const char *file, int line, const char *func, int fd, const char *fmt,
+                           ...)
+{
+    char buf[4096];
+    va_list ap;
+    int err;
+
+    va_start(ap, fmt);
+    err = send_line(fd, buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (err && err != EPIPE && err != ECONNRESET)
+        srv_fail(file, line, func, err, "cannot send %.200s", buf);
+    return err == 0;
 }
 
 const char *srv_str(json_object *req, const char *key)
@@ -61,14 +143,22 @@ bool srv_has(json_object *req, const char *key)
     return json_object_object_get_ex(req, key, NULL);
 }
 
-int64_t srv_expect(int fd, const char *op, json_object **out)
+int64_t srv_expect_at(const char *file, int line, const char *func, int fd, const char *op,
+                      json_object **out)
 {
     json_object *req = srv_read(fd), *v;
+    const char *got;
     int64_t id;
 
-    SRV_CHECK(req);
-    SRV_CHECK(srv_str(req, "op") && strcmp(srv_str(req, "op"), op) == 0);
-    SRV_CHECK(json_object_object_get_ex(req, "id", &v) && json_object_is_type(v, json_type_int));
+    if (!req)
+        srv_fail(file, line, func, 0, "expected a \"%s\" request: %s", op, srv_read_failure());
+    got = srv_str(req, "op");
+    if (!got || strcmp(got, op) != 0)
+        srv_fail(file, line, func, 0, "expected a \"%s\" request, got %.300s", op,
+                 json_object_to_json_string(req));
+    if (!json_object_object_get_ex(req, "id", &v) || !json_object_is_type(v, json_type_int))
+        srv_fail(file, line, func, 0, "\"%s\" request without an integer id: %.300s", op,
+                 json_object_to_json_string(req));
     id = json_object_get_int64(v);
     if (out)
         *out = req;
@@ -100,6 +190,23 @@ void srv_grant(int fd, int64_t id)
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"lease\":" LEASE_JSON "}", (long long)id);
 }
 
+void srv_error_at(const char *file, int line, const char *func, int fd, int64_t id,
+                  const char *code, const char *message)
+{
+    json_object *msg = json_object_new_string(message);
+
+    if (!msg)
+        srv_fail(file, line, func, ENOMEM, "cannot build an error reply");
+    srv_send_at(file, line, func, fd,
+                "{\"id\":%lld,\"ok\":false,\"error\":{\"code\":\"%s\",\"message\":%s}}",
+                (long long)id, code,
+                json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
+                                                        JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(msg);
+}
+
+/* Ends at the client's hang-up: end of stream, or ECONNRESET when it closed
+ * with replies still unread. */
 void srv_drain(int fd)
 {
     json_object *req;
@@ -110,11 +217,12 @@ void srv_drain(int fd)
 
 /* ---- the test side ------------------------------------------------------ */
 
-void fake_start(fake_t *f, void (*serve)(int fd))
+void fake_start_named(fake_t *f, void (*serve)(int fd), const char *name)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     int lfd, cfd;
 
+    f->script = name;
     snprintf(f->dir, sizeof(f->dir), "/tmp/dblease-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/s.sock", f->dir);
@@ -126,7 +234,13 @@ void fake_start(fake_t *f, void (*serve)(int fd))
     f->pid = fork();
     assert_true(f->pid >= 0);
     if (f->pid == 0) {
-        cfd = accept(lfd, NULL, NULL);
+        script = name;
+        /* A write to a client that hung up is an error to report (EPIPE),
+         * not a silent death by SIGPIPE. */
+        signal(SIGPIPE, SIG_IGN);
+        do
+            cfd = accept(lfd, NULL, NULL);
+        while (cfd < 0 && errno == EINTR);
         SRV_CHECK(cfd >= 0);
         serve(cfd);
         _exit(0);
@@ -141,8 +255,13 @@ void fake_finish(fake_t *f)
     assert_int_equal(waitpid(f->pid, &status, 0), f->pid);
     unlink(f->path);
     rmdir(f->dir);
+    if (WIFSIGNALED(status))
+        fail_msg("fake daemon [%s] killed by signal %d (%s)", f->script, WTERMSIG(status),
+                 strsignal(WTERMSIG(status)));
+    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+        fail_msg("fake daemon [%s] exited with status %d: a check failed, see its message above",
+                 f->script, WEXITSTATUS(status));
     assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
 }
 
 dbl_ctx_t *connect_to(const fake_t *f, int timeout_ms)

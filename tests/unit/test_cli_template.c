@@ -213,6 +213,33 @@ static void test_migrate_errors_map_to_the_documented_exit_codes(void **state)
     }
 }
 
+/* A failed migration as the daemon reports it: well over 127 characters. */
+#define LONG_MESSAGE                                                                               \
+    "template app: migration 004_add_orders_index.sql, line 2: column \"customer_idd\" does not "  \
+    "exist (hint: Perhaps you meant to reference the column \"orders.customer_id\".); fix it and " \
+    "the template rebuilds"
+
+static void serve_ensure_long_error(int fd)
+{
+    int64_t id = srv_expect_ensure(fd);
+
+    srv_error(fd, id, "template_failed", LONG_MESSAGE);
+    srv_drain(fd);
+}
+
+static void test_migrate_prints_the_daemons_whole_message_and_code(void **state)
+{
+    cli_out_t o;
+    fake_t f;
+
+    fake_start(&f, serve_ensure_long_error);
+    assert_int_equal(
+        run_cli(&f, &o, "template", "migrate", "app", "--hash", "abc123", "--", "true", NULL), 1);
+    assert_string_equal(o.out, "");
+    assert_string_equal(o.err, "dblease: " LONG_MESSAGE " (template_failed)\n");
+    fake_finish(&f);
+}
+
 static void serve_nothing(int fd)
 {
 }
@@ -338,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_failed_migration_is_abandoned_and_passes_its_status_on),
         cmocka_unit_test(test_migration_killed_by_a_signal_exits_128_plus_it),
         cmocka_unit_test(test_migrate_errors_map_to_the_documented_exit_codes),
+        cmocka_unit_test(test_migrate_prints_the_daemons_whole_message_and_code),
         cmocka_unit_test(test_bad_names_and_hashes_are_usage_errors),
         cmocka_unit_test(test_ensure_prints_migrate_and_hands_the_claim_back),
         cmocka_unit_test(test_run_sets_the_search_path_of_a_schema_lease),
