@@ -256,6 +256,8 @@ json=$work/latest.json
 jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson suite_tests "$SUITE_TESTS" \
     --arg host "$(uname -n)" --argjson cores "$(nproc)" --arg pgbin "$pg_bin" '
   def tag($t): map(select(.tag == $t)) | first;
+  # A smoke run may measure too little for a rate: no ratio then, not a crash.
+  def ratio($a; $b): if ($a == null or $b == null or $b == 0) then null else $a / $b end;
   (tag("suite_dblease").wall_s) as $d |
   (tag("suite_clone").wall_s) as $c |
   (tag("suite_server").wall_s * $suite_tests / $server_tests) as $s |
@@ -269,24 +271,26 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
     results: .,
     summary: {
       suite_wall_s: {dblease: $d, clone_on_demand: $c, server_per_test_scaled: $s},
-      suite_speedup: {vs_clone: ($c / $d), vs_server: ($s / $d)},
+      suite_speedup: {vs_clone: ratio($c; $d), vs_server: ratio($s; $d)},
       fill_per_s: $fill.per_s, raw_clone_per_s: $raw.create_per_s,
-      fill_vs_raw: ($raw.create_per_s / $fill.per_s),
+      fill_vs_raw: ratio($raw.create_per_s; $fill.per_s),
       refill_per_s: $refill.per_s, raw_clone_drop_per_s: $raw.create_drop_per_s,
-      refill_vs_raw: ($raw.create_drop_per_s / $refill.per_s),
+      refill_vs_raw: ratio($raw.create_drop_per_s; $refill.per_s),
       targets: {
         lease_p50_le_100us_at_64: ($l64.lease_release.p50_us <= 100),
         lease_p99_le_1ms_at_64: ($l64.lease_release.p99_us <= 1000),
-        suite_5x_clone: (($c / $d) >= 5),
-        suite_50x_server: (($s / $d) >= 50),
-        fill_within_1_5x_raw_clone: (($raw.create_per_s / $fill.per_s) <= 1.5),
-        refill_within_1_5x_raw_clone_drop: (($raw.create_drop_per_s / $refill.per_s) <= 1.5)
+        suite_5x_clone: (ratio($c; $d) // 0 >= 5),
+        suite_50x_server: (ratio($s; $d) // 0 >= 50),
+        fill_within_1_5x_raw_clone: (ratio($raw.create_per_s; $fill.per_s) // 99 <= 1.5),
+        refill_within_1_5x_raw_clone_drop: (ratio($raw.create_drop_per_s; $refill.per_s) // 99 <= 1.5)
       }
     }
   }' "$results" >"$json"
 
 jq -r --argjson server_tests "$SERVER_TESTS" '
   def us: if . == null then "-" elif . >= 1000 then "\(. / 1000 * 100 | round / 100) ms" else "\(. | round) us" end;
+  def r1: if . == null then "-" else (. * 10 | round / 10) end;
+  def r2: if . == null then "-" else (. * 100 | round / 100) end;
   "warm lease+release round trip (all samples, all clients)",
   "  kind      mode  clients     p50       p99     p99.9   leases/s  daemon CPU",
   (.results as $r | $r[] | select(.bench == "lease_latency") | . as $x |
@@ -297,11 +301,11 @@ jq -r --argjson server_tests "$SERVER_TESTS" '
   "  kind      approach                 tests  workers   wall      per test (mean)",
   (.results[] | select(.bench == "suite") |
      "  \(.kind|.+"        "|.[0:8])  \(.approach|.+"                       "|.[0:23]) \(.tests|tostring|("     "+.)[-5:])  \(.workers|tostring|("       "+.)[-7:])  \(.wall_s*100|round/100)s   \(.test_ms.mean*100|round/100) ms"),
-  "  server-per-test scaled to the suite size: \(.summary.suite_wall_s.server_per_test_scaled*10|round/10)s (\(.results|map(select(.tag=="suite_server"))|first|.tests) tests run, wall time × \(.results|map(select(.tag=="suite_dblease"))|first|.tests)/\(.results|map(select(.tag=="suite_server"))|first|.tests))",
-  "  dblease is \(.summary.suite_speedup.vs_clone*10|round/10)× faster than clone-on-demand, \(.summary.suite_speedup.vs_server*10|round/10)× faster than server-per-test",
+  "  server-per-test scaled to the suite size: \(.summary.suite_wall_s.server_per_test_scaled|r1)s (\(.results|map(select(.tag=="suite_server"))|first|.tests) tests run, wall time × \(.results|map(select(.tag=="suite_dblease"))|first|.tests)/\(.results|map(select(.tag=="suite_server"))|first|.tests))",
+  "  dblease is \(.summary.suite_speedup.vs_clone|r1)× faster than clone-on-demand, \(.summary.suite_speedup.vs_server|r1)× faster than server-per-test",
   "",
-  "pool fill (clone + role + grants): \(.summary.fill_per_s) databases/s; raw CREATE DATABASE … TEMPLATE, one session: \(.summary.raw_clone_per_s)/s; raw is \(.summary.fill_vs_raw*100|round/100)× faster",
-  "pool refill (drop + clone): \(.summary.refill_per_s) databases/s; raw CREATE + DROP: \(.summary.raw_clone_drop_per_s)/s; raw is \(.summary.refill_vs_raw*100|round/100)× faster",
+  "pool fill (clone + role + grants): \(.summary.fill_per_s) databases/s; raw CREATE DATABASE … TEMPLATE, one session: \(.summary.raw_clone_per_s)/s; raw is \(.summary.fill_vs_raw|r2)× faster",
+  "pool refill (drop + clone): \(.summary.refill_per_s) databases/s; raw CREATE + DROP: \(.summary.raw_clone_drop_per_s)/s; raw is \(.summary.refill_vs_raw|r2)× faster",
   (.results[] | select(.tag=="rd_refill") | "redis refill (flush + new password): \(.per_s) instances/s"),
   "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|.rss_peak_kb/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
   "",
