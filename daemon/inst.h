@@ -33,6 +33,7 @@ struct inst {
     bool docker;   /* runtime = docker: a container we create and remove */
     char url[CFG_PATH]; /* admin connection when not over our private socket */
     char container_id[80];
+    struct dkc *container;
     inst_state_t state;
     char last_error[256];
 

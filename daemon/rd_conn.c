@@ -114,8 +114,23 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     maybe_free(c);
 }
 
+static rdc_t *connect_ctx(uv_loop_t *loop, redisAsyncContext *ac, const char *user,
+                          const char *password, rdc_status_cb cb, void *ud);
+
 rdc_t *rdc_connect_unix(uv_loop_t *loop, const char *path, const char *user, const char *password,
                         rdc_status_cb cb, void *ud)
+{
+    return connect_ctx(loop, redisAsyncConnectUnix(path), user, password, cb, ud);
+}
+
+rdc_t *rdc_connect_tcp(uv_loop_t *loop, const char *host, int port, const char *user,
+                       const char *password, rdc_status_cb cb, void *ud)
+{
+    return connect_ctx(loop, redisAsyncConnect(host, port), user, password, cb, ud);
+}
+
+static rdc_t *connect_ctx(uv_loop_t *loop, redisAsyncContext *ac, const char *user,
+                          const char *password, rdc_status_cb cb, void *ud)
 {
     /* The credentials live right behind the struct, for on_connect. */
     rdc_t *c = calloc(1, sizeof *c + sizeof(auth_ctx_t));
@@ -126,7 +141,6 @@ rdc_t *rdc_connect_unix(uv_loop_t *loop, const char *path, const char *user, con
     snprintf(a->password, sizeof a->password, "%s", password);
     c->cb = cb;
     c->ud = ud;
-    redisAsyncContext *ac = redisAsyncConnectUnix(path);
     if (!ac || ac->err || redisLibuvAttach(ac, loop) != REDIS_OK) {
         if (ac)
             redisAsyncFree(ac);

@@ -18,6 +18,9 @@ typedef void (*rdc_reply_cb)(void *ud, int err, const char *msg, const redisRepl
 
 rdc_t *rdc_connect_unix(uv_loop_t *loop, const char *path, const char *user, const char *password,
                         rdc_status_cb cb, void *ud);
+/* The same over loopback TCP (a server in a container). */
+rdc_t *rdc_connect_tcp(uv_loop_t *loop, const char *host, int port, const char *user,
+                       const char *password, rdc_status_cb cb, void *ud);
 /* Queue a command given as argv. 0, or -ENOTCONN (callback not called). A
  * reply of type error counts as failure (err -EIO, msg the error text). */
 int rdc_command(rdc_t *c, int argc, const char **argv, rdc_reply_cb cb, void *ud);

@@ -5,90 +5,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dk_client.h"
+#include "dk_container.h"
 #include "log.h"
 #include "util.h"
-
-#define API_TIMEOUT_MS 60000 /* creating may pull nothing, but vfs copies are slow */
 
 void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
 {
     snprintf(out, len, "%016llx", util_hash_str(d->cfg.state_dir));
 }
 
-/* API path for container id plus a suffix ("/start", "?force=true"). */
-static void path(char *out, size_t len, const inst_t *i, const char *id, const char *suffix)
-{
-    snprintf(out, len, "%s/containers/%s%s", dk_api(i->d->dk), id, suffix);
-}
-
-static void on_exit_wait(void *ud, long status, json_object *body, const char *err)
-{
-    inst_t *i = ud;
-    if (status == -ECANCELED)
-        return;
-    i->proc_running = false;
-    i->pid = 0;
-    json_object *code;
-    int64_t exit_code = body && json_object_object_get_ex(body, "StatusCode", &code)
-                            ? json_object_get_int64(code)
-                            : -1;
-    inst_exited(i, exit_code, 0);
-}
-
-static void on_started(void *ud, long status, json_object *body, const char *err)
+static void on_started(void *ud, int err, const char *msg)
 {
     inst_t *i = ud;
     i->helper_running = false;
-    if (status == -ECANCELED)
-        return;
-    if (status != 204 && status != 304) {
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        inst_start_failed(i, "starting container %.12s: %s", i->container_id, why);
-        return;
-    }
-    if (i->state != INST_STARTING) { /* stopped meanwhile */
-        inst_settle(i);
+    if (err) {
+        inst_start_failed(i, "container from %s: %s (is the image there? `docker pull` or "
+                             "`podman pull` it)",
+                          i->d->cfg.postgres.image, msg);
         return;
     }
     i->proc_running = true;
-    char p[600];
-    path(p, sizeof p, i, i->container_id, "/wait");
-    if (dk_request(i->d->dk, "POST", p, NULL, 0, on_exit_wait, i) < 0)
-        log_warn("docker", "%s: cannot watch container %.12s", i->name, i->container_id);
+    snprintf(i->container_id, sizeof i->container_id, "%s", dkc_id(i->container));
     log_info("docker", "started container %.12s (%s) on 127.0.0.1:%d", i->container_id,
              i->d->cfg.postgres.image, i->port);
-    inst_spawned(i); /* the engine connects once postgres accepts */
+    if (i->state == INST_STARTING)
+        inst_spawned(i); /* the engine connects once postgres accepts */
 }
 
-static void on_created(void *ud, long status, json_object *body, const char *err)
+static void on_gone(void *ud, int64_t code)
 {
     inst_t *i = ud;
+    i->container = NULL;
     i->helper_running = false;
-    if (status == -ECANCELED)
-        return;
-    json_object *id;
-    if (status != 201 || !body || !json_object_object_get_ex(body, "Id", &id)) {
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        inst_start_failed(i, "creating a container from %s: %s (is the image there? `docker "
-                             "pull` or `podman pull` it)",
-                          i->d->cfg.postgres.image, why);
-        return;
-    }
-    snprintf(i->container_id, sizeof i->container_id, "%s", json_object_get_string(id));
-    if (i->state != INST_STARTING) { /* stopped meanwhile: it must not stay */
-        rt_dk_stop(i);
-        return;
-    }
-    char p[600];
-    path(p, sizeof p, i, i->container_id, "/start");
-    i->helper_running = true;
-    if (dk_request(i->d->dk, "POST", p, NULL, API_TIMEOUT_MS, on_started, i) < 0) {
-        i->helper_running = false;
-        inst_start_failed(i, "cannot reach the container engine");
-    }
+    i->proc_running = false;
+    inst_exited(i, code, 0);
 }
 
 /* argv for the container: [postgres] command (or "postgres") and ours. */
@@ -126,101 +76,49 @@ static void create(inst_t *i)
     snprintf(i->host, sizeof i->host, "127.0.0.1");
     snprintf(i->url, sizeof i->url, "postgresql://postgres:%s@127.0.0.1:%d/postgres", password,
              i->port);
-    char envpw[64], daemon_id[32];
+    char envpw[64], daemon_id[32], name[96];
     snprintf(envpw, sizeof envpw, "POSTGRES_PASSWORD=%s", password);
     rt_dk_daemon_id(i->d, daemon_id, sizeof daemon_id);
     json_object *env = json_object_new_array();
     json_object_array_add(env, json_object_new_string(envpw));
     json_object_array_add(env, json_object_new_string("POSTGRES_USER=postgres"));
-    json_object *labels = json_object_new_object();
-    json_object_object_add(labels, "dblease.daemon", json_object_new_string(daemon_id));
-    json_object_object_add(labels, "dblease.kind", json_object_new_string("postgres"));
+    /* The official image trusts 127.0.0.1 (initdb's default): on the host
+     * network any local client could log in as anyone. Passwords, then. */
+    json_object_array_add(env, json_object_new_string(
+                                   "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=trust"));
     json_object *host = json_object_new_object();
     json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
     json_object *body = json_object_new_object();
     json_object_object_add(body, "Image", json_object_new_string(i->d->cfg.postgres.image));
     json_object_object_add(body, "Env", env);
     json_object_object_add(body, "Cmd", command(i));
-    json_object_object_add(body, "Labels", labels);
+    json_object_object_add(body, "Labels", dkc_labels(daemon_id, "postgres"));
     json_object_object_add(body, "HostConfig", host);
-    char p[600];
-    snprintf(p, sizeof p, "%s/containers/create?name=dblease-%s-%s", dk_api(i->d->dk), daemon_id,
-             i->name);
+    snprintf(name, sizeof name, "dblease-%s-%s", daemon_id, i->name);
+    static const dkc_cbs_t cbs = {.started = on_started, .gone = on_gone};
     i->helper_running = true;
-    int rc = dk_request(i->d->dk, "POST", p, body, API_TIMEOUT_MS, on_created, i);
+    i->container = dkc_run(i->d->dk, body, name, &cbs, i);
     json_object_put(body);
-    if (rc < 0) {
+    if (!i->container) {
         i->helper_running = false;
         inst_start_failed(i, "cannot reach the container engine");
     }
 }
 
-/* ---- removing what carries our label --------------------------------- */
-
-typedef struct sweep {
-    inst_t *i;
-    int left;
-} sweep_t;
-
-static void on_removed_one(void *ud, long status, json_object *body, const char *err)
+static void on_swept(void *ud, int err, const char *msg)
 {
-    sweep_t *w = ud;
-    if (status != 204 && status != 404 && status != -ECANCELED) {
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        log_warn("docker", "removing a leftover container: %s", why);
-    }
-    if (--w->left > 0)
-        return;
-    inst_t *i = w->i;
-    bool cancelled = status == -ECANCELED;
-    free(w);
+    inst_t *i = ud;
     i->helper_running = false;
-    if (cancelled)
+    if (err == -ECANCELED)
         return;
+    if (err) {
+        inst_start_failed(i, "%s; is the engine running at %s?", msg, i->d->docker_host);
+        return;
+    }
     if (i->state == INST_STARTING)
         create(i);
     else
         inst_settle(i);
-}
-
-static void on_listed(void *ud, long status, json_object *body, const char *err)
-{
-    inst_t *i = ud;
-    if (status == -ECANCELED) {
-        i->helper_running = false;
-        return;
-    }
-    if (status != 200 || !body || !json_object_is_type(body, json_type_array)) {
-        i->helper_running = false;
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        inst_start_failed(i, "%s; is the engine running at %s?", why, i->d->docker_host);
-        return;
-    }
-    size_t n = json_object_array_length(body);
-    if (n == 0) {
-        i->helper_running = false;
-        create(i);
-        return;
-    }
-    sweep_t *w = calloc(1, sizeof *w);
-    if (!w) {
-        i->helper_running = false;
-        inst_start_failed(i, "out of memory");
-        return;
-    }
-    w->i = i;
-    w->left = (int)n;
-    for (size_t k = 0; k < n; k++) {
-        json_object *c = json_object_array_get_idx(body, k), *id;
-        const char *cid = json_object_object_get_ex(c, "Id", &id) ? json_object_get_string(id) : "";
-        log_warn("docker", "removing container %.12s left by a previous dbleased", cid);
-        char p[600];
-        path(p, sizeof p, i, cid, "?force=true");
-        if (dk_request(i->d->dk, "DELETE", p, NULL, API_TIMEOUT_MS, on_removed_one, w) < 0)
-            on_removed_one(w, 404, NULL, NULL);
-    }
 }
 
 void rt_dk_start(inst_t *i)
@@ -231,39 +129,15 @@ void rt_dk_start(inst_t *i)
         return;
     }
     i->container_id[0] = '\0';
-    /* First what a crashed run of ours left (same label), then ours. */
-    char daemon_id[32], filter[160], p[400];
+    /* First what a crashed run of ours left (same labels), then ours. */
+    char daemon_id[32];
     rt_dk_daemon_id(i->d, daemon_id, sizeof daemon_id);
-    snprintf(filter, sizeof filter, "%%7B%%22label%%22%%3A%%5B%%22dblease.daemon%%3D%s%%22%%5D%%7D",
-             daemon_id); /* {"label":["dblease.daemon=ID"]}, URL-encoded */
-    snprintf(p, sizeof p, "%s/containers/json?all=true&filters=%s", dk_api(i->d->dk), filter);
     i->helper_running = true;
-    if (dk_request(i->d->dk, "GET", p, NULL, API_TIMEOUT_MS, on_listed, i) < 0) {
-        i->helper_running = false;
-        inst_start_failed(i, "cannot reach the container engine");
-    }
-}
-
-static void on_stopped(void *ud, long status, json_object *body, const char *err)
-{
-    inst_t *i = ud;
-    if (status == -ECANCELED)
-        return;
-    if (status != 204 && status != 404) {
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        log_warn("docker", "%s: removing container %.12s: %s", i->name, i->container_id, why);
-    }
-    /* /wait answers when it exits; if nothing was waiting, settle now. */
-    if (!i->proc_running)
-        inst_settle(i);
+    dkc_sweep(i->d->dk, daemon_id, "postgres", on_swept, i);
 }
 
 void rt_dk_stop(inst_t *i)
 {
-    if (!i->container_id[0] || !i->d->dk)
-        return;
-    char p[600];
-    path(p, sizeof p, i, i->container_id, "?force=true");
-    dk_request(i->d->dk, "DELETE", p, NULL, API_TIMEOUT_MS, on_stopped, i);
+    if (i->container)
+        dkc_remove(i->container); /* on_gone follows */
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The docker runtime against a real Podman engine (its Docker-compatible
+# API) and local look-alike images of the official postgres image: leases,
+# isolation, reset, a container killed behind the daemon's back, a killed
+# daemon's containers removed by its successor, an unreachable engine.
+source "$(dirname "$0")/lib.sh"
+here=$(cd "$(dirname "$0")/../containers" && pwd)
+
+# Short path: the API socket lives in it (sun_path is 108 bytes).
+PM=$(mktemp -d /tmp/dbl-pm.XXXXXX)
+if ! exports=$("$here/podman-up.sh" "$PM"); then
+    echo "SKIP: no Podman engine here (see above)"
+    exit 77
+fi
+eval "$exports"
+trap '"$here/podman-down.sh" "$PM" >/dev/null 2>&1; rm -rf "$PM"; cleanup' EXIT
+"$here/build-images.sh" "$PM" >&2 || { rc=$?; [ "$rc" = 77 ] && { echo "SKIP: cannot build images"; exit 77; }; exit "$rc"; }
+
+CONFIG=("[postgres]" "runtime = docker" "docker_host = $DOCKER_HOST"
+        "image = localhost/dblease-postgres:15" "min_ready = 2" "start_timeout_s = 60")
+api() { curl -fsS --unix-socket "${DOCKER_HOST#unix://}" "$@"; }
+our_containers() {
+    api "http://d/v1.41/containers/json?all=true" |
+        jq -r '.[] | select(.Labels["dblease.daemon"] != null) | .Id'
+}
+field() { jq -r ".$2" <<<"$1"; }
+dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
+
+test_leases_come_from_a_container_and_are_isolated_and_reset() {
+    start_daemon "${CONFIG[@]}"
+    [ "$("$DBLEASE" status --json | jq -r '.instances[0].runtime')" = docker ]
+    [ -n "$(our_containers)" ] || fail "no labelled container"
+    a=$("$DBLEASE" lease --json)
+    b=$("$DBLEASE" lease --json)
+    sql "$(field "$a" url)" "CREATE TABLE mine (x int)"
+    cross="postgresql://$(field "$a" user):$(field "$a" password)@127.0.0.1:$(field "$b" port)/$(field "$b" dbname)"
+    if psql "$cross" -XAtqc 'SELECT 1' >/dev/null 2>&1; then fail "a opened b's database"; fi
+    "$DBLEASE" release "$(field "$a" id)"
+    wait_until 10 dead "$(field "$a" url)" || fail "released credentials still work"
+    for _ in 1 2 3; do
+        u=$("$DBLEASE" lease --wait 20000)
+        [ "$(sql "$u" "SELECT count(*) FROM pg_tables WHERE tablename = 'mine'")" = 0 ]
+    done
+    stop_daemon
+    [ -z "$(our_containers)" ] || fail "containers left after stop: $(our_containers)"
+}
+
+test_container_killed_behind_our_back_is_replaced() {
+    start_daemon "${CONFIG[@]}"
+    old=$(our_containers)
+    api -X POST "http://d/v1.41/containers/$old/kill" >/dev/null
+    replaced() { local now; now=$(our_containers); [ -n "$now" ] && [ "$now" != "$old" ] &&
+        [ "$("$DBLEASE" status --json | jq -r '.instances[0].state')" = running ]; }
+    wait_until 60 replaced || fail "not replaced: $(our_containers)"
+    sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
+    stop_daemon
+}
+
+test_killed_daemon_containers_are_removed_by_the_next_one() {
+    start_daemon "${CONFIG[@]}"
+    old=$(our_containers)
+    kill -9 "$(cat "$STATE/dbleased.lock")"
+    start_daemon "${CONFIG[@]}"
+    for c in $old; do
+        if our_containers | grep -qx "$c"; then fail "container $c of the killed daemon survived"; fi
+    done
+    sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
+    stop_daemon
+}
+
+test_unreachable_engine_is_a_clear_error() {
+    printf '[postgres]\nruntime = docker\ndocker_host = unix:///nonexistent/docker.sock\nstart_timeout_s = 5\n' > "$T/bad.ini"
+    set +e
+    out=$("$DBLEASED" --config "$T/bad.ini" --socket "$T/bad.sock" --state-dir "$T/bad" 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" != 0 ] || fail "started without an engine"
+    grep -q "container engine unreachable" <<<"$out" || fail "message: $out"
+}
+
+run_tests
