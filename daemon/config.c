@@ -319,12 +319,12 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
                          size_t errlen)
 {
     bool pg = strcmp(name, "redis") != 0;
-    bool known = strcmp(k->runtime, "process") == 0 ||
-                 (pg && (strcmp(k->runtime, "external") == 0 || strcmp(k->runtime, "docker") == 0));
+    bool known = strcmp(k->runtime, "process") == 0 || strcmp(k->runtime, "docker") == 0 ||
+                 (pg && strcmp(k->runtime, "external") == 0);
     if (!known) {
         snprintf(err, errlen,
                  "[%s] runtime = %s is not supported by this version; use runtime = process%s",
-                 name, k->runtime, pg ? ", external or docker" : "");
+                 name, k->runtime, pg ? ", external or docker" : " or docker");
         return -1;
     }
     if (strcmp(k->runtime, "external") == 0 && !k->url[0]) {

@@ -157,6 +157,10 @@ static void record_pid(dbld_t *d)
 static int find_redis(dbld_t *d, char *err, size_t errlen)
 {
     char why[512];
+    if (strcmp(d->cfg.redis.runtime, "docker") == 0) { /* the image has it */
+        snprintf(d->redis_bin, sizeof d->redis_bin, "redis-server");
+        return 0;
+    }
     if (rsrv_find_binary(d->cfg.redis.bin_dir, d->redis_bin, sizeof d->redis_bin, why,
                          sizeof why) == 0)
         return 0;
@@ -312,12 +316,16 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         uv_loop_close(&loop);
         return -1;
     }
-    if (strcmp(d->cfg.postgres.runtime, "docker") == 0) {
+    bool pg_dk = strcmp(d->cfg.postgres.runtime, "docker") == 0;
+    bool rd_dk = strcmp(d->cfg.redis.runtime, "docker") == 0;
+    if (pg_dk || rd_dk) {
         const char *env = getenv("DOCKER_HOST"), *why = NULL;
+        const char *conf = pg_dk && d->cfg.postgres.docker_host[0] ? d->cfg.postgres.docker_host
+                                                                   : d->cfg.redis.docker_host;
         snprintf(d->docker_host, sizeof d->docker_host, "%s",
-                 d->cfg.postgres.docker_host[0] ? d->cfg.postgres.docker_host
-                 : env && *env                   ? env
-                                                 : "unix:///var/run/docker.sock");
+                 conf[0]        ? conf
+                 : env && *env  ? env
+                                : "unix:///var/run/docker.sock");
         d->dk = dk_new(&loop, d->docker_host, &why);
         if (!d->dk) {
             snprintf(err, errlen, "docker_host %s: %s", d->docker_host, why);
@@ -326,8 +334,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
             uv_loop_close(&loop);
             return -1;
         }
-        log_info("daemon", "containers through %s, image %s", d->docker_host,
-                 d->cfg.postgres.image);
+        log_info("daemon", "containers through %s", d->docker_host);
     }
     if (metrics_start(d, err, errlen) < 0) {
         server_close(d);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "dk_container.h"
 #include "proc.h"
 #include "util.h"
 
@@ -63,12 +64,9 @@ static void gone(rsrv_t *r, const char *msg)
     uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
 
-static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+/* The process or container is gone, asked to or not. */
+static void exited(rsrv_t *r, int64_t status, int sig)
 {
-    rsrv_t *r = p->data;
-    r->proc = NULL;
-    r->pid = 0;
-    proc_close(p, handle_closed);
     char msg[160];
     snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
              (long long)status, sig);
@@ -77,12 +75,39 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
         r->d->counters.instance_restarts++;
     }
     gone(r, msg);
+    handle_closed(r);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+    rsrv_t *r = p->data;
+    r->proc = NULL;
+    r->pid = 0;
+    proc_close(p, NULL);
+    exited(r, status, sig);
+}
+
+static void on_container_started(void *ud, int err, const char *msg)
+{
+    rsrv_t *r = ud;
+    if (err)
+        log_error("redis", "%s: container from %s: %s", r->name, r->d->cfg.redis.image, msg);
+    /* started: try_connect notices when it accepts; failed: gone follows */
+}
+
+static void on_container_gone(void *ud, int64_t code)
+{
+    rsrv_t *r = ud;
+    r->container = NULL;
+    exited(r, code, 0);
 }
 
 static void kill_it(rsrv_t *r, int sig)
 {
     if (r->proc)
         uv_process_kill(r->proc, sig);
+    else if (r->container)
+        dkc_remove(r->container); /* a container stops by going */
 }
 
 static void try_connect(uv_timer_t *t);
@@ -132,6 +157,7 @@ static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
     }
     r->admin = NULL;
     rdc_close(c);
+    log_debug("redis", "%s: admin connection: %s", r->name, msg);
     if (r->stopping)
         return;
     if (r->up) { /* lost it: the process watcher decides whether it died */
@@ -151,16 +177,24 @@ static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
 static void try_connect(uv_timer_t *t)
 {
     rsrv_t *r = t->data;
-    if (r->stopping || !r->proc)
+    if (r->stopping || (!r->proc && !r->container))
         return;
-    if (access(r->sock, F_OK) < 0) { /* not listening yet */
-        if (util_now_ms() > r->deadline_ms)
-            kill_it(r, SIGKILL);
-        else
-            uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+    if (util_now_ms() > r->deadline_ms) {
+        log_error("redis", "%s did not accept connections in time", r->name);
+        kill_it(r, SIGKILL);
         return;
     }
-    r->admin = rdc_connect_unix(r->d->loop, r->sock, "dbladmin", r->admin_password, on_admin, r);
+    /* Not listening yet? hiredis 0.14's libuv adapter drops poll errors, so
+     * a refused connection would never be reported: only connect to a
+     * server that accepts (on loopback, connect() answers at once). */
+    if (r->container ? !util_port_accepts(r->port) : access(r->sock, F_OK) < 0) {
+        uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+        return;
+    }
+    r->admin = r->container ? rdc_connect_tcp(r->d->loop, "127.0.0.1", r->port, "dbladmin",
+                                              r->admin_password, on_admin, r)
+                            : rdc_connect_unix(r->d->loop, r->sock, "dbladmin",
+                                               r->admin_password, on_admin, r);
     if (!r->admin)
         uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
 }
@@ -182,6 +216,40 @@ static int write_conf(rsrv_t *r, int databases, const char *password, char *path
     return util_write_file(path, conf, 0600, r->d->run_uid, r->d->run_gid);
 }
 
+/* The same server in a container (runtime = docker), from an image with
+ * the official redis image's interface: arguments go to redis-server. ACL
+ * users are arguments here, seen only by whoever may inspect containers. */
+static int start_container(rsrv_t *r, int databases, const char *password)
+{
+    dbld_t *d = r->d;
+    char port[16], dbs[16], deflt[64], admin[64], daemon_id[32], name[96];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(dbs, sizeof dbs, "%d", databases);
+    snprintf(deflt, sizeof deflt, ">%s", password);
+    snprintf(admin, sizeof admin, ">%s", r->admin_password);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                          "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                          "--databases", dbs,
+                          "--user", "default", "on", deflt, "~*", "&*", "+@all", "-@admin",
+                          "--user", "dbladmin", "on", admin, "~*", "&*", "+@all"};
+    json_object *cmd = json_object_new_array();
+    for (size_t k = 0; k < sizeof argv / sizeof argv[0]; k++)
+        json_object_array_add(cmd, json_object_new_string(argv[k]));
+    json_object *host = json_object_new_object();
+    json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
+    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
+    json_object *body = json_object_new_object();
+    json_object_object_add(body, "Image", json_object_new_string(d->cfg.redis.image));
+    json_object_object_add(body, "Cmd", cmd);
+    json_object_object_add(body, "Labels", dkc_labels(daemon_id, "redis"));
+    json_object_object_add(body, "HostConfig", host);
+    snprintf(name, sizeof name, "dblease-%s-%s", daemon_id, r->name);
+    static const dkc_cbs_t cbs = {.started = on_container_started, .gone = on_container_gone};
+    r->container = dkc_run(d->dk, body, name, &cbs, r);
+    json_object_put(body);
+    return r->container ? 0 : -EIO;
+}
+
 rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
                    rsrv_cb cb, void *ud)
 {
@@ -192,6 +260,24 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     r->d = d;
     r->id = next_id++;
     snprintf(r->name, sizeof r->name, "rd-%d", r->id);
+    if (strcmp(d->cfg.redis.runtime, "docker") == 0) {
+        r->port = util_free_port();
+        if (!d->dk || r->port < 0 || util_random_password(r->admin_password, 32) < 0 ||
+            start_container(r, databases, password) < 0) {
+            log_error("redis", "cannot start a redis container: is the engine at %s up?",
+                      d->docker_host);
+            free(r);
+            return NULL;
+        }
+        r->handles = 2; /* the timer, the container */
+        r->cb = cb;
+        r->ud = ud;
+        uv_timer_init(d->loop, &r->timer);
+        r->timer.data = r;
+        r->deadline_ms = util_now_ms() + START_TIMEOUT_MS;
+        uv_timer_start(&r->timer, try_connect, 0, 0);
+        return r;
+    }
     char parent[CFG_PATH], conf[CFG_PATH];
     util_path(parent, sizeof parent, "%s/instances", d->server_root);
     util_path(r->dir, sizeof r->dir, "%s/%s", parent, r->name);

@@ -33,6 +33,7 @@ struct rsrv {
     bool up, stopping;
     char admin_password[33];
     uv_process_t *proc;
+    struct dkc *container; /* [redis] runtime = docker */
     rdc_t *admin;
     uv_timer_t timer; /* connect retry; health probes while up; stop deadline */
     uint64_t ping_sent_ms; /* 0: no PING in flight */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "dk_container.h"
 #include "rd_server.h"
 #include "util.h"
 
@@ -359,3 +360,33 @@ void rd_status_instances(const tpl_t *t, json_object *arr)
     }
 }
 
+
+static void ready_up(tpl_t *t)
+{
+    if (t->pool->ops == &rd_db_slot_ops)
+        rd_shared_start(t);
+    else
+        tpl_set_state(t, TPL_READY);
+}
+
+static void on_swept(void *ud, int err, const char *msg)
+{
+    tpl_t *t = ud;
+    if (err == -ECANCELED)
+        return;
+    if (err)
+        log_warn("redis", "removing leftover redis containers: %s", msg);
+    ready_up(t);
+}
+
+void rd_setup(tpl_t *t)
+{
+    dbld_t *d = t->d;
+    if (strcmp(d->cfg.redis.runtime, "docker") != 0 || !d->dk) {
+        ready_up(t);
+        return;
+    }
+    char daemon_id[32];
+    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
+    dkc_sweep(d->dk, daemon_id, "redis", on_swept, t);
+}

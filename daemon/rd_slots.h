@@ -13,6 +13,10 @@
 extern const slot_ops_t rd_instance_slot_ops;
 extern const slot_ops_t rd_db_slot_ops;
 
+/* Make a Redis template ready: remove containers a crashed run left
+ * (runtime = docker), then start the shared server (db isolation) or just
+ * serve (instance isolation). */
+void rd_setup(tpl_t *t);
 /* db isolation: start the shared server; the template is READY once it is
  * up, and it is restarted if it dies. */
 int rd_shared_start(tpl_t *t);

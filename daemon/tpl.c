@@ -335,10 +335,7 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
             return -1;
         }
         r->pool->cold = true;
-        if (strcmp(rd->isolation, "db") == 0)
-            rd_shared_start(r);
-        else
-            tpl_set_state(r, TPL_READY);
+        rd_setup(r);
     }
     for (int i = 0; i < d->cfg.n_templates; i++)
         refresh_config_template(d, &d->cfg.templates[i]);

@@ -2,6 +2,7 @@
 #ifndef DBL_UTIL_H
 #define DBL_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -21,6 +22,9 @@ int util_rm_rf(const char *path);
 /* Write a whole file (0600 unless mode), owned by uid/gid when they are not -1. */
 int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, gid_t gid);
 
+/* Does something accept on 127.0.0.1:port right now? (Loopback answers at
+ * once, so this does not block.) */
+bool util_port_accepts(int port);
 /* A TCP port on 127.0.0.1 free right now (bound then released). >0 or -errno. */
 int util_free_port(void);
 

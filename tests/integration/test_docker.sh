@@ -68,6 +68,24 @@ test_killed_daemon_containers_are_removed_by_the_next_one() {
     stop_daemon
 }
 
+test_redis_leases_come_from_containers_too() {
+    start_daemon "${CONFIG[@]}" "[redis]" "runtime = docker" "image = localhost/dblease-redis:7" \
+        "min_ready = 1" "max_total = 3"
+    j=$("$DBLEASE" lease --kind redis --wait 30000 --json)
+    u=$(jq -r .url <<<"$j")
+    [ "$(redis-cli --no-auth-warning -u "$u" SET k v)" = OK ] || fail "redis lease unusable: $u"
+    [ -n "$(api "http://d/v1.41/containers/json" | jq -r '.[] | select(.Labels["dblease.kind"] == "redis") | .Id')" ] \
+        || fail "no redis container"
+    if redis-cli --no-auth-warning -u "$u" CONFIG GET dir 2>/dev/null | grep -q dir; then
+        fail "a lease ran CONFIG"
+    fi
+    "$DBLEASE" release "$(jq -r .id <<<"$j")"
+    dead_redis() { ! redis-cli --no-auth-warning -u "$u" PING 2>/dev/null | grep -q PONG; }
+    wait_until 10 dead_redis || fail "old redis password still works"
+    stop_daemon
+    [ -z "$(our_containers)" ] || fail "containers left after stop: $(our_containers)"
+}
+
 test_unreachable_engine_is_a_clear_error() {
     printf '[postgres]\nruntime = docker\ndocker_host = unix:///nonexistent/docker.sock\nstart_timeout_s = 5\n' > "$T/bad.ini"
     set +e
