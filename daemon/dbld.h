@@ -61,6 +61,7 @@ typedef struct dbld {
     char arg_socket[108], arg_state_dir[CFG_PATH]; /* command line, kept for reload */
     uv_tcp_t metrics;
     bool metrics_on;
+    char metrics_addr[80]; /* where it really listens (port 0: the one we got) */
     int scrapers;
     lat_hist_t lat_pg, lat_redis;
     char redis_bin[CFG_PATH]; /* "" when redis-server is not installed */

@@ -1,5 +1,6 @@
 #include "metrics.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -248,8 +249,9 @@ int metrics_start(dbld_t *d, char *err, size_t errlen)
     int port = 0;
     const char *colon = strrchr(spec, ':');
     if (!colon || (size_t)(colon - spec) >= sizeof host ||
-        sscanf(colon + 1, "%d", &port) != 1 || port <= 0 || port > 65535) {
-        snprintf(err, errlen, "metrics_listen must be HOST:PORT such as 127.0.0.1:9187, got '%s'",
+        sscanf(colon + 1, "%d", &port) != 1 || port < 0 || port > 65535) {
+        snprintf(err, errlen,
+                 "metrics_listen must be HOST:PORT such as 127.0.0.1:9187 (port 0: any), got '%s'",
                  spec);
         return -1;
     }
@@ -272,7 +274,22 @@ int metrics_start(dbld_t *d, char *err, size_t errlen)
         return -1;
     }
     d->metrics_on = true;
-    log_info("metrics", "Prometheus metrics on http://%s/metrics", spec);
+    /* Port 0 asks for any free port: say which one we got. */
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    char ip[64] = "";
+    if (uv_tcp_getsockname(&d->metrics, (struct sockaddr *)&bound, &blen) == 0) {
+        int bport = 0;
+        if (bound.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&bound, ip, sizeof ip);
+            bport = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+        } else {
+            uv_ip6_name((struct sockaddr_in6 *)&bound, ip, sizeof ip);
+            bport = ntohs(((struct sockaddr_in6 *)&bound)->sin6_port);
+        }
+        snprintf(d->metrics_addr, sizeof d->metrics_addr, "%s:%d", ip, bport);
+    }
+    log_info("metrics", "Prometheus metrics on http://%s/metrics", d->metrics_addr);
     return 0;
 }
 

@@ -48,6 +48,8 @@ void status_fill(dbld_t *d, json_object *obj)
     json_object_object_add(daemon, "draining", json_object_new_boolean(d->stopping || d->draining));
     json_object_object_add(daemon, "socket", json_object_new_string(d->cfg.socket));
     json_object_object_add(daemon, "state_dir", json_object_new_string(d->cfg.state_dir));
+    if (d->metrics_on)
+        json_object_object_add(daemon, "metrics", json_object_new_string(d->metrics_addr));
     json_object_object_add(obj, "daemon", daemon);
 
     json_object *templates = json_object_new_array();

@@ -13,9 +13,12 @@ as_owner() { if [ "$(id -u)" = 0 ]; then setpriv --reuid=nobody --regid=nogroup 
 echo 'ext-secret' > "$EXT/pw" && chmod 0644 "$EXT/pw"
 as_owner "$PGBIN/initdb" -D "$EXT/data" -U super --auth=scram-sha-256 --pwfile="$EXT/pw" \
     --no-sync -E UTF8 --locale=C >/dev/null
-PORT=$(shuf -i 20000-60000 -n1)
-as_owner "$PGBIN/pg_ctl" -D "$EXT/data" -l "$EXT/server.log" -w start \
-    -o "-p $PORT -k $EXT -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null
+# Other tests pick ports at the same time: a taken one just means another try.
+for _ in 1 2 3 4 5; do
+    PORT=$(shuf -i 20000-60000 -n1)
+    as_owner "$PGBIN/pg_ctl" -D "$EXT/data" -l "$EXT/server.log" -w start \
+        -o "-p $PORT -k $EXT -c listen_addresses=127.0.0.1 -c fsync=off" >/dev/null && break
+done
 trap 'as_owner "$PGBIN/pg_ctl" -D "$EXT/data" -m immediate stop >/dev/null 2>&1; cleanup' EXIT
 URL="postgresql://super:ext-secret@127.0.0.1:$PORT/postgres"
 CONFIG=("[postgres]" "runtime = external" "url = $URL" "name_prefix = dblt_" "min_ready = 2")

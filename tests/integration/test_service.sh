@@ -5,7 +5,6 @@ source "$(dirname "$0")/lib.sh"
 for tool in curl setpriv; do command -v "$tool" >/dev/null || { echo "FAIL: $tool is required"; exit 1; }; done
 
 status() { "$DBLEASE" status --json; }
-free_port() { local p; while :; do p=$(shuf -i 20000-60000 -n1); ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && { echo "$p"; return; }; done; }
 
 test_notify_socket_hears_ready_status_and_stopping() {
     socat -u UNIX-RECV:"$T/notify.sock" - > "$T/notify.out" &
@@ -120,8 +119,10 @@ test_admin_ops_are_for_root_and_the_daemons_user_only() {
 }
 
 test_metrics_are_scraped_and_parse() {
-    port=$(free_port)
-    start_daemon "metrics_listen = 127.0.0.1:$port"
+    start_daemon "metrics_listen = 127.0.0.1:0" # any free port; status says which
+    addr=$(status | jq -r .daemon.metrics)
+    [[ $addr == 127.0.0.1:* ]] || fail "status does not say where metrics are: $addr"
+    port=${addr##*:}
     "$DBLEASE" lease >/dev/null
     m=$(curl -fsS "http://127.0.0.1:$port/metrics")
     grep -q '^dblease_leases_granted_total [1-9]' <<<"$m" || fail "no granted counter"
