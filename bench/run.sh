@@ -279,10 +279,10 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
       targets: {
         lease_p50_le_100us_at_64: ($l64.lease_release.p50_us <= 100),
         lease_p99_le_1ms_at_64: ($l64.lease_release.p99_us <= 1000),
-        suite_5x_clone: (ratio($c; $d) // 0 >= 5),
-        suite_50x_server: (ratio($s; $d) // 0 >= 50),
-        fill_within_1_5x_raw_clone: (ratio($raw.create_per_s; $fill.per_s) // 99 <= 1.5),
-        refill_within_1_5x_raw_clone_drop: (ratio($raw.create_drop_per_s; $refill.per_s) // 99 <= 1.5)
+        suite_5x_clone: ((ratio($c; $d) // 0) >= 5),
+        suite_50x_server: ((ratio($s; $d) // 0) >= 50),
+        fill_within_1_5x_raw_clone: ((ratio($raw.create_per_s; $fill.per_s) // 99) <= 1.5),
+        refill_within_1_5x_raw_clone_drop: ((ratio($raw.create_drop_per_s; $refill.per_s) // 99) <= 1.5)
       }
     }
   }' "$results" >"$json"

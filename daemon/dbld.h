@@ -53,6 +53,7 @@ typedef struct dbld {
     dbld_counters_t counters;
     bool stopping;
     bool finished;          /* shutdown complete: handles are closing */
+    int exit_code;
     bool draining;          /* SIGTERM: no new leases; attached ones get a grace period */
     uint64_t drain_deadline_ms;
     bool activated;         /* the listening socket came from systemd */

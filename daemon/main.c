@@ -267,6 +267,9 @@ static void on_janitor(uv_timer_t *t)
         char msg[512];
         snprintf(msg, sizeof msg, "PostgreSQL did not start: %s", d->pg->last_error);
         tell_parent(msg);
+        /* The parent reported failure and exited: nobody expects us now. */
+        d->exit_code = 1;
+        dbld_shutdown(d, "start-up failed");
     }
 }
 
@@ -428,5 +431,5 @@ int main(int argc, char **argv)
     }
     tell_parent("stopped before the first database was ready; see the log");
     close(d.lock_fd);
-    return rc < 0 ? 1 : 0;
+    return rc < 0 ? 1 : d.exit_code;
 }

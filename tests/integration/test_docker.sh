@@ -93,6 +93,7 @@ test_unreachable_engine_is_a_clear_error() {
     rc=$?
     set -e
     [ "$rc" != 0 ] || fail "started without an engine"
+    wait_until 5 sh -c "! pgrep -f -- '[-]-state-dir $T/bad' >/dev/null" || fail "a failed daemon stayed behind"
     grep -q "container engine unreachable" <<<"$out" || fail "message: $out"
 }
 

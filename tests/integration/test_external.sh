@@ -81,6 +81,7 @@ test_unreachable_external_server_is_a_clear_error() {
     rc=$?
     set -e
     [ "$rc" != 0 ] || fail "started against a server that is not there"
+    wait_until 5 sh -c "! pgrep -f -- '[-]-state-dir $T/bad' >/dev/null" || fail "a failed daemon stayed behind"
     grep -qi "connect" <<<"$out" || fail "message: $out"
 }
 
