@@ -250,6 +250,19 @@ static int start_container(rsrv_t *r, int databases, const char *password)
     return r->container ? 0 : -EIO;
 }
 
+/* Started (a process or a container): connect as soon as it accepts. */
+static rsrv_t *arm(rsrv_t *r, rsrv_cb cb, void *ud)
+{
+    r->handles = 2; /* the timer, and the process or container */
+    r->cb = cb;
+    r->ud = ud;
+    uv_timer_init(r->d->loop, &r->timer);
+    r->timer.data = r;
+    r->deadline_ms = util_now_ms() + START_TIMEOUT_MS;
+    uv_timer_start(&r->timer, try_connect, 0, 0);
+    return r;
+}
+
 rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
                    rsrv_cb cb, void *ud)
 {
@@ -269,14 +282,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
             free(r);
             return NULL;
         }
-        r->handles = 2; /* the timer, the container */
-        r->cb = cb;
-        r->ud = ud;
-        uv_timer_init(d->loop, &r->timer);
-        r->timer.data = r;
-        r->deadline_ms = util_now_ms() + START_TIMEOUT_MS;
-        uv_timer_start(&r->timer, try_connect, 0, 0);
-        return r;
+        return arm(r, cb, ud);
     }
     char parent[CFG_PATH], conf[CFG_PATH];
     util_path(parent, sizeof parent, "%s/instances", d->server_root);
@@ -306,13 +312,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
         return NULL;
     }
     r->pid = r->proc->pid;
-    r->handles = 2;
-    r->cb = cb;
-    r->ud = ud;
-    uv_timer_init(d->loop, &r->timer);
-    r->timer.data = r;
-    r->deadline_ms = util_now_ms() + START_TIMEOUT_MS;
-    uv_timer_start(&r->timer, try_connect, 0, 0);
+    arm(r, cb, ud);
     log_debug("redis", "started %s (pid %d) on 127.0.0.1:%d", r->name, r->pid, r->port);
     return r;
 }
