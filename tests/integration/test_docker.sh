@@ -74,6 +74,12 @@ test_redis_leases_come_from_containers_too() {
     j=$("$DBLEASE" lease --kind redis --wait 30000 --json)
     u=$(jq -r .url <<<"$j")
     [ "$(redis-cli --no-auth-warning -u "$u" SET k v)" = OK ] || fail "redis lease unusable: $u"
+    other=$("$DBLEASE" lease --kind redis --wait 30000 --json)
+    [ "$(jq -r .port <<<"$other")" != "$(jq -r .port <<<"$j")" ] || fail "two leases, one container"
+    cross="redis://default:$(jq -r .password <<<"$j")@127.0.0.1:$(jq -r .port <<<"$other")/0"
+    if redis-cli --no-auth-warning -u "$cross" GET k 2>/dev/null | grep -q v; then
+        fail "one lease's password opened another's container"
+    fi
     [ -n "$(api "http://d/v1.41/containers/json" | jq -r '.[] | select(.Labels["dblease.kind"] == "redis") | .Id')" ] \
         || fail "no redis container"
     if redis-cli --no-auth-warning -u "$u" CONFIG GET dir 2>/dev/null | grep -q dir; then
