@@ -156,8 +156,8 @@ static void print_pools(json_object *pools)
  * "templates": then there is no section at all, rather than "no templates". */
 static void print_templates(json_object *tmpls)
 {
-    static const char *const head[] = {"NAME", "HASH", "STATE", "SOURCE", "ISOLATION"};
-    table_t t = {.ncols = 5, .note_prefix = "error: "};
+    static const char *const head[] = {"KIND", "NAME", "HASH", "STATE", "SOURCE", "ISOLATION"};
+    table_t t = {.ncols = 6, .note_prefix = "error: "};
     size_t n = count(tmpls);
 
     if (!tmpls)
@@ -172,8 +172,10 @@ static void print_templates(json_object *tmpls)
         json_object *tp = json_object_array_get_idx(tmpls, i);
         const char *hash = str(tp, "hash");
         char short_hash[16];
-        const char *row[5] = {str(tp, "name"), short_hash, str(tp, "state"), str(tp, "source"),
-                              str(tp, "isolation")};
+        /* Daemons before Redis had only postgres templates, without "kind". */
+        const char *kind = str(tp, "kind") ? str(tp, "kind") : "postgres";
+        const char *row[6] = {kind, str(tp, "name"), short_hash, str(tp, "state"),
+                              str(tp, "source"), str(tp, "isolation")};
 
         /* 12 hex digits tell versions apart, as git's short hashes do. */
         snprintf(short_hash, sizeof(short_hash), "%.12s", hash && *hash ? hash : "-");

@@ -331,15 +331,20 @@ static void test_status_shows_templates_with_short_hashes_and_errors(void **stat
     status_json = "\"daemon\":{\"version\":\"9.9.9\"},\"pools\":[],\"templates\":["
                   "{\"name\":\"default\",\"hash\":\"\",\"state\":\"ready\",\"source\":\"builtin\","
                   "\"isolation\":\"database\",\"dbname\":\"dbl_tpl_default\"},"
+                  "{\"kind\":\"redis\",\"name\":\"default\",\"hash\":\"\",\"state\":\"ready\","
+                  "\"source\":\"builtin\",\"isolation\":\"instance\",\"dbname\":\"\"},"
                   "{\"name\":\"app\",\"hash\":\"0123456789abcdef0123\",\"state\":\"failed\","
                   "\"source\":\"client\",\"isolation\":\"schema\",\"dbname\":\"dbl_tpl_app_2\","
                   "\"error\":\"002_users.sql:14: syntax error\"}]";
     fake_start(&f, serve_status);
     assert_int_equal(run_cli(&f, &o, "status", NULL), 0);
-    assert_non_null(strstr(o.out, "TEMPLATES\nNAME     HASH          STATE   SOURCE   ISOLATION\n"
-                                  "default  -             ready   builtin  database\n"
-                                  "app      0123456789ab  failed  client   schema\n"
-                                  "  error: 002_users.sql:14: syntax error\n"));
+    /* No "kind" (an older daemon) reads as postgres. */
+    assert_non_null(strstr(o.out,
+                           "TEMPLATES\nKIND      NAME     HASH          STATE   SOURCE   ISOLATION\n"
+                           "postgres  default  -             ready   builtin  database\n"
+                           "redis     default  -             ready   builtin  instance\n"
+                           "postgres  app      0123456789ab  failed  client   schema\n"
+                           "  error: 002_users.sql:14: syntax error\n"));
     assert_true(strstr(o.out, "TEMPLATES") < strstr(o.out, "POOLS"));
     fake_finish(&f);
 }
