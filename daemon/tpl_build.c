@@ -92,13 +92,21 @@ static int admin(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb)
 /* The head of every job callback: the job is no longer pending; false when
  * the build was detached meanwhile (then freed here) or the job failed
  * (then the build failed, with what as the message's start). */
-static bool job_ok(tpl_build_t *b, bool *pending, int err, const char *what, const char *msg)
+/* The job is no longer pending; true when the build was detached
+ * meanwhile (b is then freed here and must not be touched). */
+static bool detached(tpl_build_t *b, bool *pending)
 {
     *pending = false;
-    if (!b->t) {
-        release(b);
+    if (b->t)
         return false;
-    }
+    release(b);
+    return true;
+}
+
+static bool job_ok(tpl_build_t *b, bool *pending, int err, const char *what, const char *msg)
+{
+    if (detached(b, pending))
+        return false;
     if (err) {
         fail(b, "%s: %s", what, msg);
         return false;
@@ -190,11 +198,8 @@ static void run_next_file(tpl_build_t *b);
 static void on_file_done(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    b->conn_job = false;
-    if (!b->t) {
-        release(b);
+    if (detached(b, &b->conn_job))
         return;
-    }
     tpl_t *t = b->t;
     if (err) {
         const char *name = t->files[b->next_file - 1];
@@ -435,11 +440,8 @@ int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud)
 static void on_abandoned(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    b->admin_job = false;
-    if (!b->t) {
-        release(b);
+    if (detached(b, &b->admin_job))
         return;
-    }
     tpl_t *t = b->t;
     tpl_claim_cb cb = b->cb;
     void *ud2 = b->ud;
@@ -514,11 +516,8 @@ void tpl_shared_close(tpl_t *t)
 static void on_dropped(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    b->admin_job = false;
-    if (!b->t) {
-        release(b);
+    if (detached(b, &b->admin_job))
         return;
-    }
     tpl_t *t = b->t;
     finish(b);
     if (err && err != -ECANCELED)
