@@ -8,6 +8,7 @@ packages=(
     clang libclang-rt-14-dev                    # libFuzzer for tests/fuzz
     libuv1-dev libpq-dev libjson-c-dev libinih-dev libcmocka-dev  # libraries
     libhiredis-dev libssl-dev libsystemd-dev    # Redis client; SHA-256; sd_notify
+    libcurl4-openssl-dev                        # docker runtime: the engine API over HTTP
     postgresql redis-server                     # server binaries for the process runtime
     postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
     gnuplot-nox                                 # bench/run.sh draws its plot
