@@ -1,5 +1,5 @@
 /* A recording fake engine for unit tests. It stands in for the PostgreSQL
- * engine (daemon/pg_engine.c), which the integration suite tests for real.
+ * engine (daemon/engine/pg_engine.c), which the integration suite tests for real.
  * Each slot_ops_t hook records the call and returns 0, leaving the call
  * pending until the test answers it (fake_answer(), then pool_slot_done()),
  * in any order; or, while refuse[op] is set, fails at once with -ENOTCONN. */

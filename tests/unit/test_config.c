@@ -1,4 +1,4 @@
-/* The daemon's configuration (daemon/config.c): built-in defaults, INI files
+/* The daemon's configuration (daemon/base/config.c): built-in defaults, INI files
  * over them, cross-key validation, and --check-config's dump. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* The pool and slot state machine (daemon/pool.c), driven directly: the
+/* The pool and slot state machine (daemon/pool/pool.c), driven directly: the
  * tests pass the time in and, through a recording fake engine
  * (fake_engine.h), complete each create, drop or rotate when and how they
  * choose. */

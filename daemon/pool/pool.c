@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsm.h"
 #include "log.h"
 
 #define BACKOFF_MIN_MS 500
@@ -15,33 +16,29 @@ static const char *const state_names[SLOT__COUNT] = {
     [SLOT_ROTATING] = "rotating", [SLOT_DROPPING] = "dropping", [SLOT_FAILED] = "failed",
 };
 
-/* allowed[from] has bit `to` set. */
 static const unsigned allowed[SLOT__COUNT] = {
-    [SLOT_CREATING] = 1u << SLOT_READY | 1u << SLOT_FAILED,
-    [SLOT_READY] = 1u << SLOT_LEASED | 1u << SLOT_DROPPING,
-    [SLOT_LEASED] = 1u << SLOT_ROTATING | 1u << SLOT_DROPPING,
-    [SLOT_ROTATING] = 1u << SLOT_READY | 1u << SLOT_DROPPING,
+    [SLOT_CREATING] = FSM_TO(SLOT_READY) | FSM_TO(SLOT_FAILED),
+    [SLOT_READY] = FSM_TO(SLOT_LEASED) | FSM_TO(SLOT_DROPPING),
+    [SLOT_LEASED] = FSM_TO(SLOT_ROTATING) | FSM_TO(SLOT_DROPPING),
+    [SLOT_ROTATING] = FSM_TO(SLOT_READY) | FSM_TO(SLOT_DROPPING),
     [SLOT_DROPPING] = 0,
-    [SLOT_FAILED] = 1u << SLOT_DROPPING,
+    [SLOT_FAILED] = FSM_TO(SLOT_DROPPING),
 };
+
+static const fsm_def_t slot_fsm = {"pool", SLOT__COUNT, state_names, allowed};
 
 const char *slot_state_name(slot_state_t s)
 {
-    return s < SLOT__COUNT ? state_names[s] : "?";
+    return fsm_name(&slot_fsm, (int)s);
 }
 
+/* The state is the list the slot sits on: move it with the state. */
 void slot_set_state(slot_t *s, slot_state_t to)
 {
-    if (!(allowed[s->state] & (1u << to))) {
-        log_error("pool", "impossible slot transition %s -> %s for %s", slot_state_name(s->state),
-                  slot_state_name(to), s->dbname);
-        abort();
-    }
     pool_t *p = s->pool;
-    list_remove(&p->slots[s->state], &s->node);
-    log_debug("pool", "slot %s: %s -> %s", s->dbname, slot_state_name(s->state),
-              slot_state_name(to));
-    s->state = to;
+    slot_state_t from = s->state;
+    s->state = (slot_state_t)fsm_step(&slot_fsm, (int)from, (int)to, s->dbname);
+    list_remove(&p->slots[from], &s->node);
     list_append(&p->slots[to], &s->node);
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsm.h"
 #include "log.h"
 #include "pg_engine.h"
 #include "rt_docker.h"
@@ -22,27 +23,23 @@ static const char *const state_names[INST__COUNT] = {
 };
 
 static const unsigned allowed[INST__COUNT] = {
-    [INST_STARTING] = 1u << INST_RUNNING | 1u << INST_FAILED | 1u << INST_STOPPING,
-    [INST_RUNNING] = 1u << INST_FAILED | 1u << INST_STOPPING,
-    [INST_STOPPING] = 1u << INST_STOPPED,
-    [INST_STOPPED] = 1u << INST_STARTING,
-    [INST_FAILED] = 1u << INST_STARTING | 1u << INST_STOPPING,
+    [INST_STARTING] = FSM_TO(INST_RUNNING) | FSM_TO(INST_FAILED) | FSM_TO(INST_STOPPING),
+    [INST_RUNNING] = FSM_TO(INST_FAILED) | FSM_TO(INST_STOPPING),
+    [INST_STOPPING] = FSM_TO(INST_STOPPED),
+    [INST_STOPPED] = FSM_TO(INST_STARTING),
+    [INST_FAILED] = FSM_TO(INST_STARTING) | FSM_TO(INST_STOPPING),
 };
+
+static const fsm_def_t inst_fsm = {"inst", INST__COUNT, state_names, allowed};
 
 const char *inst_state_name(inst_state_t s)
 {
-    return s < INST__COUNT ? state_names[s] : "?";
+    return fsm_name(&inst_fsm, (int)s);
 }
 
 void inst_set_state(inst_t *i, inst_state_t to)
 {
-    if (!(allowed[i->state] & (1u << to))) {
-        log_error("inst", "impossible transition %s -> %s for %s", inst_state_name(i->state),
-                  inst_state_name(to), i->name);
-        abort();
-    }
-    log_debug("inst", "%s: %s -> %s", i->name, inst_state_name(i->state), inst_state_name(to));
-    i->state = to;
+    i->state = (inst_state_t)fsm_step(&inst_fsm, (int)i->state, (int)to, i->name);
 }
 
 /* Stop (force: kill) the server through its runtime. */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "inst.h"
+#include "fsm.h"
 #include "log.h"
 #include "pg_engine.h"
 #include "rd_slots.h"
@@ -20,16 +21,19 @@ static const char *const state_names[TPL__COUNT] = {
 };
 
 static const unsigned allowed[TPL__COUNT] = {
-    [TPL_PENDING] = 1u << TPL_BUILDING | 1u << TPL_READY | 1u << TPL_RETIRING,
-    [TPL_BUILDING] = 1u << TPL_READY | 1u << TPL_FAILED | 1u << TPL_PENDING | 1u << TPL_RETIRING,
-    [TPL_READY] = 1u << TPL_PENDING | 1u << TPL_RETIRING,
-    [TPL_FAILED] = 1u << TPL_PENDING | 1u << TPL_BUILDING | 1u << TPL_RETIRING,
+    [TPL_PENDING] = FSM_TO(TPL_BUILDING) | FSM_TO(TPL_READY) | FSM_TO(TPL_RETIRING),
+    [TPL_BUILDING] =
+        FSM_TO(TPL_READY) | FSM_TO(TPL_FAILED) | FSM_TO(TPL_PENDING) | FSM_TO(TPL_RETIRING),
+    [TPL_READY] = FSM_TO(TPL_PENDING) | FSM_TO(TPL_RETIRING),
+    [TPL_FAILED] = FSM_TO(TPL_PENDING) | FSM_TO(TPL_BUILDING) | FSM_TO(TPL_RETIRING),
     [TPL_RETIRING] = 0,
 };
 
+static const fsm_def_t tpl_fsm = {"tpl", TPL__COUNT, state_names, allowed};
+
 const char *tpl_state_name(tpl_state_t s)
 {
-    return s < TPL__COUNT ? state_names[s] : "?";
+    return fsm_name(&tpl_fsm, (int)s);
 }
 
 static void notify_waiters(tpl_t *t)
@@ -43,14 +47,9 @@ static void notify_waiters(tpl_t *t)
 
 void tpl_set_state(tpl_t *t, tpl_state_t to)
 {
-    if (!(allowed[t->state] & (1u << to))) {
-        log_error("tpl", "impossible transition %s -> %s for template %s",
-                  tpl_state_name(t->state), tpl_state_name(to), t->name);
-        abort();
-    }
-    log_debug("tpl", "template %s (%.12s): %s -> %s", t->name, t->hash, tpl_state_name(t->state),
-              tpl_state_name(to));
-    t->state = to;
+    char who[96];
+    snprintf(who, sizeof who, "template %s (%.12s)", t->name, t->hash);
+    t->state = (tpl_state_t)fsm_step(&tpl_fsm, (int)t->state, (int)to, who);
     uint64_t now = util_now_ms();
     switch (to) {
     case TPL_READY:
