@@ -80,8 +80,9 @@ start_other_daemon() { # name isolation health_interval_ms
 }
 kill_db_daemons() {
     for db in "$T"/db-*; do
-        [ -s "$db/state/dbleased.lock" ] && ! flock -n "$db/state/dbleased.lock" true &&
+        if [ -s "$db/state/dbleased.lock" ] && ! flock -n "$db/state/dbleased.lock" true; then
             kill -9 "$(cat "$db/state/dbleased.lock")" 2>/dev/null || true
+        fi
     done
 }
 
