@@ -30,6 +30,7 @@ static const unsigned rdc_allowed[RDC__COUNT] = {
 static const fsm_def_t rdc_fsm = {"redis", RDC__COUNT, rdc_state_names, rdc_allowed};
 
 struct rdc {
+    char name[48];
     redisAsyncContext *ac; /* NULL once hiredis has freed it */
     rdc_state_t state;
     int err;               /* why it went down, for the callbacks that follow */
@@ -54,7 +55,7 @@ typedef struct rdc_cmd {
 
 static void set_state(rdc_t *c, rdc_state_t to)
 {
-    c->state = fsm_step(&rdc_fsm, (int)c->state, (int)to, "admin connection");
+    c->state = fsm_step(&rdc_fsm, (int)c->state, (int)to, c->name);
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -242,6 +243,7 @@ rdc_t *rdc_connect(const rdc_opts_t *o, rdc_status_cb cb, void *ud)
         free(c);
         return NULL;
     }
+    snprintf(c->name, sizeof c->name, "%s connection", o->name ? o->name : "redis");
     snprintf(c->user, sizeof c->user, "%s", o->user);
     snprintf(c->password, sizeof c->password, "%s", o->password);
     list_init(&c->cmds);

@@ -14,6 +14,7 @@
 typedef struct rdc rdc_t;
 
 typedef struct rdc_opts {
+    const char *name; /* for the log: whose connection */
     uv_loop_t *loop;
     const char *path; /* a Unix socket; NULL: host and port (loopback TCP) */
     const char *host;

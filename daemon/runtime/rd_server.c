@@ -14,7 +14,8 @@
 #include "proc.h"
 #include "util.h"
 
-#define CONNECT_RETRY_MS 10
+#define CONNECT_RETRY_MS 10      /* first retry; doubles up to: */
+#define CONNECT_RETRY_MAX_MS 50
 #define START_TIMEOUT_MS 15000
 #define STOP_TIMEOUT_MS 5000
 
@@ -143,6 +144,15 @@ static void kill_lost(rsrv_t *r)
 
 static void try_connect(uv_timer_t *t);
 
+/* Soon, then less often: a container may take seconds to listen. */
+static void retry_connect(rsrv_t *r)
+{
+    r->retry_ms = r->retry_ms ? r->retry_ms * 2 : CONNECT_RETRY_MS;
+    if (r->retry_ms > CONNECT_RETRY_MAX_MS)
+        r->retry_ms = CONNECT_RETRY_MAX_MS;
+    uv_timer_start(&r->timer, try_connect, r->retry_ms, 0);
+}
+
 static void on_pong(void *ud, int err, const char *msg, const redisReply *reply)
 {
     (void)err, (void)msg, (void)reply;
@@ -188,7 +198,7 @@ static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
         kill_lost(r);
         return;
     }
-    uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+    retry_connect(r);
 }
 
 /* A refused or unanswered connection is reported (rd_uv.h never drops a
@@ -205,7 +215,7 @@ static void try_connect(uv_timer_t *t)
         return;
     }
     int deadline = r->d->cfg.health_timeout_ms;
-    rdc_opts_t o = {.loop = r->d->loop, .user = "dbladmin", .password = r->admin_password,
+    rdc_opts_t o = {.name = r->name, .loop = r->d->loop, .user = "dbladmin", .password = r->admin_password,
                     .connect_timeout_ms = deadline, .command_timeout_ms = deadline};
     if (r->container) {
         o.host = "127.0.0.1";
@@ -215,7 +225,7 @@ static void try_connect(uv_timer_t *t)
     }
     r->admin = rdc_connect(&o, on_admin, r);
     if (!r->admin)
-        uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+        retry_connect(r);
 }
 
 static int write_conf(rsrv_t *r, int databases, const char *password, char *path, size_t len)
