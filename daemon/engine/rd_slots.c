@@ -55,27 +55,30 @@ static rd_engine_t *engine_of(const slot_t *s)
     return ((tpl_t *)s->pool->ops_ud)->rd;
 }
 
-/* A multi-command job: the slot is done when the last reply arrives. */
+/* A multi-command job: the slot is done when the last reply arrives. While
+ * commands are being queued the job holds one count of its own, so a reply
+ * can never finish it half-sent. */
 typedef struct rd_job {
     slot_t *slot;
-    int left;
+    int left; /* replies to come, plus the hold */
     int err;
     char msg[256];
     char password[33];
 } rd_job_t;
 
-static rd_job_t *job_new(slot_t *s, int commands)
+static rd_job_t *job_new(slot_t *s)
 {
     rd_job_t *j = calloc(1, sizeof *j);
     if (j) {
         j->slot = s;
-        j->left = commands;
+        j->left = 1;
     }
     return j;
 }
 
 static void on_job_reply(void *ud, int err, const char *msg, const redisReply *reply)
 {
+    (void)reply;
     rd_job_t *j = ud;
     if (err && !j->err) {
         j->err = err;
@@ -93,21 +96,46 @@ static void on_job_reply(void *ud, int err, const char *msg, const redisReply *r
     pool_slot_done(s, e, m, util_now_ms());
 }
 
-/* Queue the job's commands (argv lists); on a refusal before the first is
- * queued the job is freed and -ENOTCONN returned. */
+/* Queue one command of the job. 0, or < 0 (then it counts as failed). */
+static int job_send(rsrv_t *r, rd_job_t *j, int argc, const char **argv)
+{
+    int rc = rsrv_command(r, argc, argv, on_job_reply, j);
+    if (rc == 0)
+        j->left++;
+    else if (!j->err) {
+        j->err = rc;
+        snprintf(j->msg, sizeof j->msg, "%s: the redis-server is not reachable", argv[0]);
+    }
+    return rc;
+}
+
+/* All queued: drop the hold (finishes the job if no reply is to come). */
+static void job_release(rd_job_t *j)
+{
+    on_job_reply(j, 0, NULL, NULL);
+}
+
+/* Finish a job early, as failed (nothing of it is queued). */
+static void job_fail(rd_job_t *j, int err, const char *msg)
+{
+    on_job_reply(j, err, msg, NULL);
+}
+
+/* Queue the job's commands (argv lists). When the first cannot be queued
+ * the job is freed and -ENOTCONN returned (pool_slot_done is not called);
+ * otherwise the replies finish it. */
 static int run(rsrv_t *r, rd_job_t *j, int n, int argc[], const char **argv[])
 {
     for (int k = 0; k < n; k++) {
-        if (rsrv_command(r, argc[k], argv[k], on_job_reply, j) < 0) {
+        if (job_send(r, j, argc[k], argv[k]) < 0) {
             if (k == 0) {
                 free(j);
                 return -ENOTCONN;
             }
-            /* the ones queued will fail with the connection and finish j */
-            j->left -= n - k;
-            return 0;
+            break;
         }
     }
+    job_release(j);
     return 0;
 }
 
@@ -168,7 +196,7 @@ static int inst_drop(slot_t *s, void *ud)
  * end, then the data goes (so the old holder cannot write after the wipe). */
 static int inst_reset(slot_t *s, void *ud)
 {
-    rd_job_t *j = job_new(s, 4);
+    rd_job_t *j = job_new(s);
     if (!j || util_random_password(j->password, 32) < 0) {
         free(j);
         return -ENOMEM;
@@ -205,7 +233,7 @@ static int db_create(slot_t *s, void *ud)
         n++;
     if (n == e->databases)
         return -ENOSPC;
-    rd_job_t *j = job_new(s, 2);
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     char num[16];
@@ -228,7 +256,7 @@ static int db_drop(slot_t *s, void *ud)
 {
     (void)ud;
     engine_of(s)->used[s->db] = 0;
-    rd_job_t *j = job_new(s, 1);
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     const char *ping[] = {"PING"}; /* nothing to do: answer on the loop */
@@ -260,13 +288,6 @@ static int sessions_on(const char *list, int db, char ids[][24], int max)
     return n;
 }
 
-/* Finish a job early, as failed. */
-static void job_fail(rd_job_t *j, int err, const char *msg)
-{
-    j->left = 1;
-    on_job_reply(j, err, msg, NULL);
-}
-
 /* Kill the sessions on this number, then wipe it. The reply may come after
  * the shared server was stopped or lost (its pending commands fail then):
  * only a server that is still serving gets the follow-up commands. */
@@ -287,28 +308,21 @@ static void on_client_list(void *ud, int err, const char *msg, const redisReply 
     int kills = sessions_on(reply->str, s->db, ids, 64);
     char num[16];
     snprintf(num, sizeof num, "%d", s->db);
-    j->left = kills + 2;
     for (int k = 0; k < kills; k++) {
         const char *kill[] = {"CLIENT", "KILL", "ID", ids[k]};
-        if (rsrv_command(srv, 4, kill, on_job_reply, j) < 0)
-            j->left--;
+        job_send(srv, j, 4, kill);
     }
     const char *select[] = {"SELECT", num};
     const char *flush[] = {"FLUSHDB"};
-    if (rsrv_command(srv, 2, select, on_job_reply, j) < 0 ||
-        rsrv_command(srv, 1, flush, on_job_reply, j) < 0) {
-        /* The connection failed under us: the queued ones fail with it. */
-        j->err = -ENOTCONN;
-        snprintf(j->msg, sizeof j->msg, "lost the shared redis-server");
-        j->left = 1;
-        on_job_reply(j, 0, NULL, NULL);
-    }
+    if (job_send(srv, j, 2, select) == 0)
+        job_send(srv, j, 1, flush);
+    job_release(j);
 }
 
 static int db_reset(slot_t *s, void *ud)
 {
     (void)ud;
-    rd_job_t *j = job_new(s, 1);
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     const char *list[] = {"CLIENT", "LIST"};
