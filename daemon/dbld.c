@@ -93,10 +93,16 @@ static void rd_pool_lost(void *ud, pool_t *p)
     dbld_pool_lost(ud, p);
 }
 
+static void rd_server_died(void *ud)
+{
+    ((dbld_t *)ud)->counters.instance_restarts++;
+}
+
 int dbld_redis_setup(dbld_t *d)
 {
     tpl_t *t = tpl_current(d, "redis", "default");
-    const rd_events_t ev = {.slot_lost = rd_slot_lost, .pool_lost = rd_pool_lost, .ud = d};
+    const rd_events_t ev = {.slot_lost = rd_slot_lost, .pool_lost = rd_pool_lost,
+                            .server_died = rd_server_died, .ud = d};
     return t ? rd_setup(t, &ev) : 0;
 }
 

@@ -111,14 +111,14 @@ static void arm_for_oldest(rdc_t *c)
     uv_timer_start(&c->deadline, on_deadline, due > now ? due - now : 0, 0);
 }
 
-/* Why pending commands fail: closed by us, our deadline, or hiredis's error. */
-static const char *lost_msg(const rdc_t *c, const redisAsyncContext *ac)
+/* A command failed without a reply: closed by its owner (-ECANCELED), or
+ * lost, which the owner hears first, so that it knows why before any of
+ * its commands' callbacks run. */
+static void on_no_reply(rdc_t *c, const redisAsyncContext *ac)
 {
-    if (c->state == RDC_CLOSED)
-        return "connection closed";
-    if (c->errmsg[0])
-        return c->errmsg;
-    return ac && ac->errstr[0] ? ac->errstr : "connection lost";
+    if (c->state == RDC_CLOSED || c->state == RDC_DOWN)
+        return;
+    down(c, -ECONNRESET, ac && ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
 static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
@@ -128,10 +128,12 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
     redisReply *reply = r;
     list_remove(&c->cmds, &cmd->node);
     c->busy++;
+    if (!reply)
+        on_no_reply(c, ac);
     if (cmd->cb) {
         if (!reply)
-            cmd->cb(cmd->ud, c->state == RDC_CLOSED ? -ECANCELED : c->err ? c->err : -ECONNRESET,
-                    lost_msg(c, ac), NULL);
+            cmd->cb(cmd->ud, c->err ? c->err : -ECANCELED,
+                    c->err ? c->errmsg : "connection closed", NULL);
         else if (reply->type == REDIS_REPLY_ERROR)
             cmd->cb(cmd->ud, -EIO, reply->str, reply);
         else
@@ -167,11 +169,9 @@ static void on_deadline(uv_timer_t *h)
         snprintf(msg, sizeof msg, "not connected and authenticated within %d ms",
                  c->connect_timeout_ms);
     c->busy++;
-    c->err = -ETIMEDOUT;
-    snprintf(c->errmsg, sizeof c->errmsg, "%s", msg);
+    down(c, -ETIMEDOUT, msg); /* the owner first: it may close, failing the commands */
     if (c->ac)
-        free_context(c); /* pending commands fail; on_disconnect may report */
-    down(c, -ETIMEDOUT, msg);
+        free_context(c); /* pending commands fail with -ETIMEDOUT */
     c->busy--;
     maybe_free(c);
 }

@@ -151,6 +151,9 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
         }
         return;
     }
+    rd_engine_t *e = engine_of(s);
+    if (ev == RSRV_DIED)
+        e->ev.server_died(e->ev.ud);
     s->engine = NULL; /* the server is gone */
     switch (s->state) {
     case SLOT_CREATING:
@@ -161,11 +164,9 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
     case SLOT_FAILED:
         pool_slot_lost(s, util_now_ms());
         break;
-    case SLOT_LEASED: {
-        rd_engine_t *e = engine_of(s);
+    case SLOT_LEASED:
         e->ev.slot_lost(e->ev.ud, s);
         break;
-    }
     default: /* ROTATING: its commands failed with the connection */
         break;
     }
@@ -362,6 +363,8 @@ static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *
         return;
     }
     /* Its pending commands have failed already (their slots moved on). */
+    if (ev == RSRV_DIED)
+        e->ev.server_died(e->ev.ud);
     e->srv = NULL;
     restart_later(e);
     if (t->state == TPL_READY)

@@ -17,6 +17,8 @@ typedef struct rd_events {
     void (*slot_lost)(void *ud, slot_t *s);
     /* The shared server (db isolation) died: every lease of the pool is gone. */
     void (*pool_lost)(void *ud, pool_t *p);
+    /* A server died unasked, or was killed as hung: for the counters. */
+    void (*server_died)(void *ud);
     void *ud;
 } rd_events_t;
 

@@ -25,7 +25,7 @@ static const unsigned rsrv_allowed[RSRV__COUNT] = {
     [RSRV_STARTING] = FSM_TO(RSRV_RUNNING) | FSM_TO(RSRV_KILLING) | FSM_TO(RSRV_STOPPING) |
                       FSM_TO(RSRV_EXITED),
     [RSRV_RUNNING] = FSM_TO(RSRV_KILLING) | FSM_TO(RSRV_STOPPING) | FSM_TO(RSRV_EXITED),
-    [RSRV_KILLING] = FSM_TO(RSRV_STOPPING) | FSM_TO(RSRV_EXITED),
+    [RSRV_KILLING] = FSM_TO(RSRV_EXITED),
     [RSRV_STOPPING] = FSM_TO(RSRV_EXITED),
 };
 static const fsm_def_t rsrv_fsm = {"redis", RSRV__COUNT, rsrv_state_names, rsrv_allowed};
@@ -69,7 +69,7 @@ static void timer_closed(uv_handle_t *h)
 }
 
 /* The end: tell the owner once, then let the handles go. */
-static void gone(rsrv_t *r, const char *msg)
+static void gone(rsrv_t *r, rsrv_event_t ev, const char *msg)
 {
     uv_timer_stop(&r->timer);
     set_state(r, RSRV_EXITED);
@@ -80,7 +80,7 @@ static void gone(rsrv_t *r, const char *msg)
     rsrv_cb cb = r->cb;
     r->cb = NULL;
     if (cb)
-        cb(r, RSRV_GONE, msg, r->ud);
+        cb(r, ev, msg, r->ud);
     uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
 
@@ -90,11 +90,10 @@ static void exited(rsrv_t *r, int64_t status, int sig)
     char msg[160];
     snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
              (long long)status, sig);
-    if (r->state != RSRV_STOPPING) {
+    bool asked = r->state == RSRV_STOPPING;
+    if (!asked)
         log_warn("redis", "%s", msg);
-        r->d->counters.instance_restarts++;
-    }
-    gone(r, msg);
+    gone(r, asked ? RSRV_GONE : RSRV_DIED, msg);
     handle_closed(r);
 }
 
@@ -132,14 +131,16 @@ static void kill_it(rsrv_t *r, int sig)
 
 /* Not asked to stop, but beyond use (hung, unreachable, never up): its
  * exit then takes the usual path, and the pool replaces it. */
+static void stop_deadline(uv_timer_t *t);
+
 static void kill_lost(rsrv_t *r)
 {
     set_state(r, RSRV_KILLING);
-    uv_timer_stop(&r->timer);
+    kill_it(r, SIGKILL);
+    uv_timer_start(&r->timer, stop_deadline, STOP_TIMEOUT_MS, 0);
     rdc_t *admin = r->admin;
     r->admin = NULL;
-    rdc_close(admin);
-    kill_it(r, SIGKILL);
+    rdc_close(admin); /* its commands fail: their owners find us going */
 }
 
 static void try_connect(uv_timer_t *t);
@@ -355,8 +356,8 @@ static void stop_deadline(uv_timer_t *t)
 
 void rsrv_stop(rsrv_t *r)
 {
-    if (r->state == RSRV_STOPPING || r->state == RSRV_EXITED)
-        return;
+    if (r->state == RSRV_KILLING || r->state == RSRV_STOPPING || r->state == RSRV_EXITED)
+        return; /* going already */
     set_state(r, RSRV_STOPPING);
     rdc_t *admin = r->admin;
     r->admin = NULL;

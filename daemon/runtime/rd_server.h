@@ -17,7 +17,8 @@ typedef struct rsrv rsrv_t;
 
 typedef enum rsrv_event {
     RSRV_UP,   /* accepting; the admin connection is authenticated */
-    RSRV_GONE, /* exited (asked to or not); the object is freed after this */
+    RSRV_GONE, /* exited when asked to; the object is freed after this */
+    RSRV_DIED, /* exited unasked, or killed as hung or unreachable; freed after this */
 } rsrv_event_t;
 
 typedef void (*rsrv_cb)(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud);
@@ -60,7 +61,8 @@ int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size
  * (the callback is then never called). */
 rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
                    rsrv_cb cb, void *ud);
-/* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE follows. */
+/* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE (or
+ * RSRV_DIED, if it was dying already) follows. */
 void rsrv_stop(rsrv_t *r);
 /* The same, and no more news: the owner is going away. */
 void rsrv_abandon(rsrv_t *r);
