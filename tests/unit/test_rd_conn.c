@@ -33,6 +33,7 @@ typedef struct fake {
     /* what the client saw */
     rdc_t *c;
     int status_calls, up, lost_err;
+    int replies_before_lost; /* replies already run when the loss was reported */
     int replies, reply_err[8];
 } fake_t;
 
@@ -43,8 +44,10 @@ static void on_status(rdc_t *c, int err, const char *msg, void *ud)
     f->status_calls++;
     if (err == 0)
         f->up = 1;
-    else
+    else {
         f->lost_err = err;
+        f->replies_before_lost = f->replies;
+    }
 }
 
 static void on_reply(void *ud, int err, const char *msg, const redisReply *reply)
@@ -200,6 +203,7 @@ static void test_server_closing_with_commands_unread_fails_them(void **state)
     assert_int_equal(f->replies, 2);
     assert_int_equal(f->reply_err[0], -ECONNRESET);
     assert_int_equal(f->reply_err[1], -ECONNRESET);
+    assert_int_equal(f->replies_before_lost, 0); /* the owner knew first */
 }
 
 static void test_unanswered_command_fails_at_its_deadline(void **state)
@@ -214,6 +218,7 @@ static void test_unanswered_command_fails_at_its_deadline(void **state)
     assert_int_equal(f->lost_err, -ETIMEDOUT);
     assert_int_equal(f->replies, 1);
     assert_int_equal(f->reply_err[0], -ETIMEDOUT);
+    assert_int_equal(f->replies_before_lost, 0);
     assert_true(uv_now(&f->loop) - start >= 150);
 }
 
