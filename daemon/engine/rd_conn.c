@@ -33,11 +33,11 @@ struct rdc {
     char name[48];
     redisAsyncContext *ac; /* NULL once hiredis has freed it */
     rdc_state_t state;
-    int err;               /* why it went down, for the callbacks that follow */
+    int err; /* why it went down, for the callbacks that follow */
     char errmsg[128];
-    list_t cmds;           /* sent, unanswered: oldest first */
-    int busy;              /* inside one of our callbacks: not freed until it returns */
-    uv_timer_t deadline;   /* connect deadline, then the oldest command's */
+    list_t cmds;         /* sent, unanswered: oldest first */
+    int busy;            /* inside one of our callbacks: not freed until it returns */
+    uv_timer_t deadline; /* connect deadline, then the oldest command's */
     int connect_timeout_ms, command_timeout_ms;
     rdc_status_cb cb;
     void *ud;
@@ -132,8 +132,8 @@ static void on_reply(redisAsyncContext *ac, void *r, void *privdata)
         on_no_reply(c, ac);
     if (cmd->cb) {
         if (!reply)
-            cmd->cb(cmd->ud, c->err ? c->err : -ECANCELED,
-                    c->err ? c->errmsg : "connection closed", NULL);
+            cmd->cb(cmd->ud, c->err ? c->err : -ECANCELED, c->err ? c->errmsg : "connection closed",
+                    NULL);
         else if (reply->type == REDIS_REPLY_ERROR)
             cmd->cb(cmd->ud, -EIO, reply->str, reply);
         else
@@ -235,8 +235,8 @@ rdc_t *rdc_connect(const rdc_opts_t *o, rdc_status_cb cb, void *ud)
     rdc_t *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
-    redisAsyncContext *ac = o->path ? redisAsyncConnectUnix(o->path)
-                                    : redisAsyncConnect(o->host, o->port);
+    redisAsyncContext *ac =
+        o->path ? redisAsyncConnectUnix(o->path) : redisAsyncConnect(o->host, o->port);
     if (!ac || ac->err || rd_uv_attach(ac, o->loop) != REDIS_OK) {
         if (ac)
             redisAsyncFree(ac);

@@ -278,7 +278,8 @@ static int sessions_on(const char *list, int db, char ids[][24], int max)
         size_t len = end ? (size_t)(end - line) : strlen(line);
         char buf[1024];
         snprintf(buf, sizeof buf, " %.*s ", (int)(len < 1000 ? len : 1000), line);
-        if (strstr(buf, want) && strstr(buf, " user=default ") && sscanf(buf, " id=%23s", ids[n]) == 1) {
+        if (strstr(buf, want) && strstr(buf, " user=default ") &&
+            sscanf(buf, " id=%23s", ids[n]) == 1) {
             char *sp = strchr(ids[n], ' ');
             if (sp)
                 *sp = '\0';

@@ -14,7 +14,7 @@
 #include "proc.h"
 #include "util.h"
 
-#define CONNECT_RETRY_MS 10      /* first retry; doubles up to: */
+#define CONNECT_RETRY_MS 10 /* first retry; doubles up to: */
 #define CONNECT_RETRY_MAX_MS 50
 #define START_TIMEOUT_MS 15000
 #define STOP_TIMEOUT_MS 5000
@@ -129,10 +129,10 @@ static void kill_it(rsrv_t *r, int sig)
         dkc_remove(r->container); /* a container stops by going */
 }
 
-/* Not asked to stop, but beyond use (hung, unreachable, never up): its
- * exit then takes the usual path, and the pool replaces it. */
 static void stop_deadline(uv_timer_t *t);
 
+/* Not asked to stop, but beyond use (hung, unreachable, never up): its
+ * exit then takes the usual path, and the pool replaces it. */
 static void kill_lost(rsrv_t *r)
 {
     set_state(r, RSRV_KILLING);
@@ -216,8 +216,12 @@ static void try_connect(uv_timer_t *t)
         return;
     }
     int deadline = r->d->cfg.health_timeout_ms;
-    rdc_opts_t o = {.name = r->name, .loop = r->d->loop, .user = "dbladmin", .password = r->admin_password,
-                    .connect_timeout_ms = deadline, .command_timeout_ms = deadline};
+    rdc_opts_t o = {.name = r->name,
+                    .loop = r->d->loop,
+                    .user = "dbladmin",
+                    .password = r->admin_password,
+                    .connect_timeout_ms = deadline,
+                    .command_timeout_ms = deadline};
     if (r->container) {
         o.host = "127.0.0.1";
         o.port = r->port;

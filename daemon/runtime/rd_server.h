@@ -47,9 +47,9 @@ struct rsrv {
     struct dkc *container; /* [redis] runtime = docker */
     rdc_t *admin;
     uv_timer_t timer; /* connect retry; health probes while up; stop deadline */
-    int pings;             /* health PINGs in flight (each has the command deadline) */
-    uint64_t deadline_ms;  /* to be up by */
-    uint64_t retry_ms;     /* until the next connect attempt */
+    int pings;            /* health PINGs in flight (each has the command deadline) */
+    uint64_t deadline_ms; /* to be up by */
+    uint64_t retry_ms;    /* until the next connect attempt */
     rsrv_cb cb;
     void *ud;
     int handles; /* open: the timer, the process */

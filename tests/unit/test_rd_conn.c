@@ -19,7 +19,7 @@
 
 #include "rd_conn.h"
 
-#define GUARD_MS 5000 /* a test that waits longer than this has failed */
+#define GUARD_MS   5000 /* a test that waits longer than this has failed */
 #define PATIENT_MS 60000
 
 typedef struct fake {
@@ -174,8 +174,12 @@ static int peer_has_unread(fake_t *f)
 
 static rdc_t *connect_unix(fake_t *f, int connect_ms, int command_ms)
 {
-    rdc_opts_t o = {.loop = &f->loop, .path = f->path, .user = "u", .password = "p",
-                    .connect_timeout_ms = connect_ms, .command_timeout_ms = command_ms};
+    rdc_opts_t o = {.loop = &f->loop,
+                    .path = f->path,
+                    .user = "u",
+                    .password = "p",
+                    .connect_timeout_ms = connect_ms,
+                    .command_timeout_ms = command_ms};
     f->c = rdc_connect(&o, on_status, f);
     assert_non_null(f->c);
     return f->c;
@@ -243,8 +247,12 @@ static void test_refused_tcp_connect_is_reported(void **state)
     assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof a), 0);
     assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
     close(s);
-    rdc_opts_t o = {.loop = &f->loop, .host = "127.0.0.1", .port = ntohs(a.sin_port),
-                    .user = "u", .password = "p", .connect_timeout_ms = PATIENT_MS,
+    rdc_opts_t o = {.loop = &f->loop,
+                    .host = "127.0.0.1",
+                    .port = ntohs(a.sin_port),
+                    .user = "u",
+                    .password = "p",
+                    .connect_timeout_ms = PATIENT_MS,
                     .command_timeout_ms = PATIENT_MS};
     f->c = rdc_connect(&o, on_status, f);
     if (!f->c)
@@ -288,12 +296,12 @@ static void test_closing_inside_a_reply_callback_cancels_the_rest(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_server_closing_with_commands_unread_fails_them,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_server_closing_with_commands_unread_fails_them, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_unanswered_command_fails_at_its_deadline, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_unanswered_auth_fails_at_the_connect_deadline,
-                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unanswered_auth_fails_at_the_connect_deadline, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_refused_tcp_connect_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closing_inside_a_reply_callback_cancels_the_rest,
                                         setup, teardown),
