@@ -82,6 +82,30 @@ void dbld_slot_lost(dbld_t *d, slot_t *s)
         lease_end(l, d->stopping ? LEASE_SHUTDOWN : LEASE_INSTANCE_DOWN, false);
 }
 
+/* The Redis engine reports lost servers through these (rd_events_t). */
+static void rd_slot_lost(void *ud, slot_t *s)
+{
+    dbld_slot_lost(ud, s);
+}
+
+static void rd_pool_lost(void *ud, pool_t *p)
+{
+    dbld_pool_lost(ud, p);
+}
+
+static void rd_server_died(void *ud)
+{
+    ((dbld_t *)ud)->counters.instance_restarts++;
+}
+
+int dbld_redis_setup(dbld_t *d)
+{
+    tpl_t *t = tpl_current(d, "redis", "default");
+    const rd_events_t ev = {.slot_lost = rd_slot_lost, .pool_lost = rd_pool_lost,
+                            .server_died = rd_server_died, .ud = d};
+    return t ? rd_setup(t, &ev) : 0;
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     (void)h;

@@ -83,6 +83,9 @@ void dbld_shutdown_progress(dbld_t *d);
  * end the leases concerned, telling their holders (instance_down). */
 void dbld_pool_lost(dbld_t *d, pool_t *p);
 void dbld_slot_lost(dbld_t *d, slot_t *s);
+/* Set up the Redis engine of the redis template (if redis-server is
+ * there), wired to dbld_slot_lost/dbld_pool_lost. 0 or -ENOMEM. */
+int dbld_redis_setup(dbld_t *d);
 /* Is this peer allowed admin operations? (our uid, or root) */
 bool dbld_is_admin(const dbld_t *d, uid_t peer);
 

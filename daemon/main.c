@@ -349,6 +349,10 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     list_init(&d->templates);
     if (tpl_setup(d, err, errlen) < 0)
         return -1;
+    if (dbld_redis_setup(d) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     watch_sql_dirs(d);
     uv_signal_init(&loop, &d->sig_term);
     uv_signal_init(&loop, &d->sig_int);
