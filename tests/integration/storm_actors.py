@@ -15,9 +15,12 @@ from storm_lib import (BOUNDED, DAEMON_LIVES, EMPTY_OWN, ONE_REPLY, STATUS_FAST,
 LEASE_WAIT_MS = 8000
 
 
-def connect(storm, who):
+def connect(storm, actor):
+    """A new connection, named for its actor and round ("n1.7")."""
+    with storm.lock:
+        n = storm.rounds[actor] = storm.rounds.get(actor, 0) + 1
     try:
-        return Conn(storm, who)
+        return Conn(storm, f"{actor}.{n}")
     except OSError:
         storm.count("connect failed")
         storm.sleep(0.2)
@@ -297,7 +300,7 @@ def send_all(s, data, limit=10.0):
 
 GARBAGE = [
     lambda rng: bytes(rng.choice(range(1, 256)) for _ in range(rng.randint(1, 400))).replace(b"\n", b" "),
-    lambda rng: b'{"id":1,"op":"hello","client":"\xff\xfe\xc0\xaf"}',
+    lambda rng: b'{"op":"hello","client":"\xff\xfe\xc0\xaf"}',
     lambda rng: b'{"op":"lease","template":"\xed\xa0\x80"}',
     lambda rng: b"[" * rng.randint(1, 5000) + b"]" * rng.randint(0, 5000),
     lambda rng: b'{"id":1.5,"op":"status"}',
@@ -346,6 +349,7 @@ def garbage(storm, k):
         c.wait(c.send("status"))
         c.finish()
         storm.count("garbage rounds")
+        storm.sleep(rng.uniform(0.02, 0.3))
 
 
 def huge(storm, k):

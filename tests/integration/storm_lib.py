@@ -45,6 +45,7 @@ class Storm:
         self.ledger = []  # (resource, start, end, holder)
         self.servers = set()  # "pid:starttime" of every server status listed
         self.helper_errors = []
+        self.rounds = {}  # actor -> connections it opened
 
     def rng(self, actor, k=0):
         """Each actor's own stream: the same seed replays the same choices."""

@@ -18,6 +18,10 @@ SEED=${DBLEASE_STORM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 ACTORS=${DBLEASE_STORM_ACTORS:-all}
 echo "storm: seed $SEED, $SECONDS_TOTAL s, actors $ACTORS (replay: DBLEASE_STORM_SEED=$SEED)"
 
+test_storm_ledger_check_sees_overlaps() {
+    python3 "$(dirname "$0")/storm.py" --self-test
+}
+
 test_storm_keeps_every_promise() {
     mkdir -p "$T/churn"
     echo "CREATE TABLE base (x int);" > "$T/churn/001_base.sql"
@@ -38,6 +42,8 @@ test_storm_keeps_every_promise() {
         fail "sanitizer report in the daemon log"
         rc=1
     fi
+    # the last errors the daemon logged: why it died or what it refused
+    grep -E 'level=(error|fatal)|impossible|Assertion' "$STATE/dbleased.log" | tail -n 5 | sed 's/^/storm: daemon log: /' || true
     grep -c "did not answer a health probe" "$STATE/dbleased.log" |
         sed 's/^/storm: servers killed by the health probe: /' || true
     [ "$rc" = 0 ] || fail "storm broke a promise (exit $rc); replay with DBLEASE_STORM_SEED=$SEED"
