@@ -202,11 +202,11 @@ def main():
     while any(t.is_alive() for t in threads) and time.monotonic() < storm.deadline:
         time.sleep(0.2)
     storm.stop.set()
-    end = time.monotonic() + LEASE_WAIT_MS / 1000 + 20
+    end = time.monotonic() + LEASE_WAIT_MS / 1000 + 37
     for t in threads:
         t.join(max(0, end - time.monotonic()))
     if any(t.is_alive() for t in threads):
-        helper_error_msg = "actors still running 30 s after the storm ended"
+        helper_error_msg = "actors still running 45 s after the storm ended"
         storm.helper_errors.append(helper_error_msg)
         print("HELPER ERROR: " + helper_error_msg, flush=True)
     for o in overlaps(storm.ledger):

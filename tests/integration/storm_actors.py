@@ -2,14 +2,13 @@
 or hostile in its own way, checking what it can see on the way."""
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
 import sys
 import time
 
-from storm_lib import (BOUNDED, DAEMON_LIVES, EMPTY_OWN, ONE_REPLY, STATUS_FAST, Conn, children_of,
+from storm_lib import (BOUNDED, DAEMON_LIVES, EMPTY_OWN, STATUS_FAST, Conn,
                        inq, outq, proc_alive, proc_id, psql, resp)
 
 LEASE_WAIT_MS = 8000
@@ -41,12 +40,14 @@ def watcher(storm, _k):
         t = time.monotonic()
         if not proc_alive(storm.daemon_pid):
             storm.violate(DAEMON_LIVES, f"dbleased (pid {storm.daemon_pid.split(':')[0]}) is gone")
+            storm.abandon.set()
             storm.stop.set()
             return
         rss = rss_kb(storm.daemon_pid.split(":")[0])
         if rss > cap_kb:
             storm.violate(BOUNDED, f"dbleased holds {rss // 1024} MiB; killed to save the machine")
             os.kill(int(storm.daemon_pid.split(":")[0]), signal.SIGKILL)
+            storm.abandon.set()
             storm.stop.set()
             return
         reply = poll_status(storm)
@@ -55,6 +56,7 @@ def watcher(storm, _k):
             silent_since = silent_since or t
             if time.monotonic() - silent_since > 15:
                 print("storm: the daemon has not answered status for 15 s; stopping early", flush=True)
+                storm.abandon.set()
                 storm.stop.set()
                 return
         else:

@@ -46,6 +46,9 @@ class Storm:
         self.servers = set()  # "pid:starttime" of every server status listed
         self.helper_errors = []
         self.rounds = {}  # actor -> connections it opened
+        # Set when the daemon is dead or has stopped answering: replies still
+        # owed are given up at once (each already broke its promise).
+        self.abandon = threading.Event()
 
     def rng(self, actor, k=0):
         """Each actor's own stream: the same seed replays the same choices."""
@@ -59,7 +62,7 @@ class Storm:
 
     def violate(self, promise, msg):
         line = f"[{self.now():6.1f}s] {msg}"
-        if promise in (STATUS_FAST, ONE_REPLY) and not proc_alive(self.daemon_pid):
+        if promise in (STATUS_FAST, ONE_REPLY) and self.dying():
             # A dead daemon answers nothing: one finding, not one per client.
             self.count("failures after the daemon died")
             return
@@ -68,6 +71,16 @@ class Storm:
             first = len(self.broken[promise]) <= 5
         if first:
             print(f"BROKEN: {promise}: {line}", flush=True)
+
+    def dying(self):
+        """Whether the daemon is gone or going: its sockets close while it
+        exits, a moment before /proc shows it gone."""
+        end = time.monotonic() + 0.5
+        while proc_alive(self.daemon_pid):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.05)
+        return True
 
     def count(self, what, n=1):
         with self.lock:
@@ -214,13 +227,15 @@ class Conn:
         if rid is None:
             return None
         while rid not in self.replies and rid in self.pending:
-            if not self._read_some(self.pending[rid][1]):
+            until = min(self.pending[rid][1], time.monotonic() + 0.5)
+            if not self._read_some(until) or self.storm.abandon.is_set():
                 break
             if rid in self.pending and time.monotonic() >= self.pending[rid][1]:
                 break
         if rid in self.replies:
             return self.replies.pop(rid)
-        self._missed(rid)
+        if rid in self.pending:
+            self._missed(rid)
         return None
 
     def _missed(self, rid):

@@ -18,7 +18,7 @@ SEED=${DBLEASE_STORM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 ACTORS=${DBLEASE_STORM_ACTORS:-all}
 echo "storm: seed $SEED, $SECONDS_TOTAL s, actors $ACTORS (replay: DBLEASE_STORM_SEED=$SEED)"
 
-test_storm_ledger_check_sees_overlaps() {
+test_ledger_check_sees_overlaps() { # (runs first: names sort)
     python3 "$(dirname "$0")/storm.py" --self-test
 }
 
