@@ -19,7 +19,7 @@ ACTORS=${DBLEASE_STORM_ACTORS:-all}
 echo "storm: seed $SEED, $SECONDS_TOTAL s, actors $ACTORS (replay: DBLEASE_STORM_SEED=$SEED)"
 
 test_ledger_check_sees_overlaps() { # (runs first: names sort)
-    python3 "$(dirname "$0")/storm.py" --self-test
+    python3 -B "$(dirname "$0")/storm.py" --self-test
 }
 
 test_storm_keeps_every_promise() {
@@ -36,7 +36,7 @@ test_storm_keeps_every_promise() {
         "[postgres]" "min_ready = 2" "max_total = 8" "${redis[@]}" \
         "[template.churn]" "sql_dir = $T/churn" "min_ready = 1" "max_total = 2"
     rc=0
-    python3 "$(dirname "$0")/storm.py" "$SOCK" "$STATE" "$T" "$SEED" "$SECONDS_TOTAL" "$ACTORS" || rc=$?
+    python3 -B "$(dirname "$0")/storm.py" "$SOCK" "$STATE" "$T" "$SEED" "$SECONDS_TOTAL" "$ACTORS" || rc=$?
     if ! check_sanitizers 2>/dev/null; then
         grep -m1 -A30 -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "$STATE/dbleased.log" | grep -E 'ERROR|error|#[0-9]+ ' | head -25
         fail "sanitizer report in the daemon log"
