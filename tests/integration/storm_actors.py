@@ -122,17 +122,15 @@ def normal(storm, k):
     mark, release: the ledger gets the interval when the daemon confirms
     the lease was ours until the release."""
     rng = storm.rng("normal", k)
-    i = 0
     while storm.running():
         c = connect(storm, f"n{k}")
         if not c:
             continue
-        i += 1
         kind = "redis" if storm.redis and rng.random() < 0.3 else "postgres"
         lease = lease_of(c, c.wait(c.send("lease", LEASE_WAIT_MS / 1000, kind=kind,
                                           wait_ms=LEASE_WAIT_MS)))
         if lease:
-            use_and_release(storm, c, rng, lease, f"n{k}.{i}")
+            use_and_release(storm, c, rng, lease, c.who)
         c.finish()
         storm.count("normal rounds")
 
@@ -223,15 +221,16 @@ def flooder(storm, k):
                                           wait_ms=LEASE_WAIT_MS)))
         if lease:
             aimed = flood(storm, c, rng, lease["id"], mark)
-            storm.count("floods aimed at the mark" if aimed else "floods held back by the daemon")
+            storm.count("floods aimed at the mark" if aimed else
+                        "floods that missed it (held back, cut off or expired)")
             storm.sleep(rng.uniform(1.5, 4))
         c.close()
 
 
 def flood(storm, c, rng, lease_id, mark):
-    # One renew read back gives the size of every reply to come.
-    # ttl_s 1 as the brief of the storm says; 2 now and then, so that a
-    # daemon slowed by everything else does not end the lease mid-flood.
+    # One renew read back gives the size of every reply to come. ttl_s 1,
+    # or 2 now and then, so that a daemon slowed by everything else does
+    # not always end the lease mid-flood.
     ttl = rng.choice((1, 2))
     rid = c.send("renew", lease=lease_id, ttl_s=ttl)
     r = c.wait(rid)
