@@ -75,11 +75,13 @@ func TestHashDirMatchesThePythonPackage(t *testing.T) {
 	os.WriteFile(filepath.Join(d, ".hidden"), []byte("ignored"), 0o644)
 	os.Mkdir(filepath.Join(d, "sub"), 0o755)
 	os.WriteFile(filepath.Join(d, "sub", "b.sql"), nil, 0o644)
+	os.Mkdir(filepath.Join(d, "__pycache__"), 0o755)
+	os.WriteFile(filepath.Join(d, "__pycache__", "a.pyc"), []byte("varies"), 0o644)
 	got, err := HashDir(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha256.Sum256([]byte("a.sql\n1\nx" + "sub/b.sql\n0\n"))
+	sum := sha256.Sum256([]byte("a.sql\x00x\x00" + "sub/b.sql\x00\x00"))
 	if want := hex.EncodeToString(sum[:]); got != want {
 		t.Errorf("HashDir = %s, want %s", got, want)
 	}

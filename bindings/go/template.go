@@ -60,17 +60,18 @@ func (c *Client) TemplateFinalize(ctx context.Context, name, hash string, ok boo
 	return c.templateOp(ctx, "template.finalize", map[string]any{"template": name, "hash": hash, "ok": ok})
 }
 
-// HashDir is the hex SHA-256 of a migration directory: every regular file
-// under it, in byte order of its '/'-separated relative path, as "path\n",
-// the size in decimal and "\n", then the content; names starting with '.'
-// are skipped. The Python package computes the same value.
+// HashDir is the hex SHA-256 of a migration directory: for every regular
+// file under it, in byte order of its '/'-separated relative path: the path,
+// NUL, the content, NUL. Names starting with '.' and __pycache__ are
+// skipped. The Python and Node packages compute the same value, so that
+// suites in several languages share a template.
 func HashDir(dir string) (string, error) {
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if p != dir && strings.HasPrefix(d.Name(), ".") {
+		if p != dir && (strings.HasPrefix(d.Name(), ".") || d.Name() == "__pycache__") {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -95,8 +96,9 @@ func HashDir(dir string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		fmt.Fprintf(h, "%s\n%d\n", rel, len(data))
+		h.Write([]byte(rel + "\x00"))
 		h.Write(data)
+		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }

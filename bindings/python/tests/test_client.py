@@ -94,5 +94,7 @@ def test_hash_dir_known_value(tmp_path):
     (tmp_path / "a.sql").write_text("x")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.sql").write_text("")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "a.pyc").write_text("changes with the interpreter")
     assert dblease.hash_dir(str(tmp_path)) == \
-        __import__("hashlib").sha256(b"a.sql\n1\nx" b"sub/b.sql\n0\n").hexdigest()
+        __import__("hashlib").sha256(b"a.sql\0x\0" b"sub/b.sql\0\0").hexdigest()

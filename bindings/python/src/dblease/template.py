@@ -19,10 +19,11 @@ _done_lock = threading.Lock()
 
 
 def hash_dir(path: str) -> str:
-    """Hex SHA-256 of a migration directory: every regular file under it, in
-    byte order of its relative path ('/'-separated), as "path\\n", then the
-    size in decimal and "\\n", then the content. Names starting with '.' and
-    __pycache__ are skipped. The Go package computes the same value."""
+    """Hex SHA-256 of a migration directory: for every regular file under it,
+    in byte order of its relative path ('/'-separated): the path, NUL, the
+    content, NUL. Names starting with '.' and __pycache__ (which importing
+    alembic's versions creates) are skipped. The Go and Node packages compute
+    the same value, so that suites in several languages share a template."""
     files = []
     for root, dirs, names in os.walk(path):
         dirs[:] = [d for d in dirs if not d.startswith(".") and d != "__pycache__"]
@@ -37,8 +38,7 @@ def hash_dir(path: str) -> str:
     for rel, full in sorted(files):
         with open(full, "rb") as f:
             data = f.read()
-        h.update(rel + b"\n" + str(len(data)).encode() + b"\n")
-        h.update(data)
+        h.update(rel + b"\0" + data + b"\0")
     return h.hexdigest()
 
 
