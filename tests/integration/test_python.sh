@@ -29,10 +29,11 @@ pytest_in() { # dir, pytest args…
 test_a_pip_install_works_offline() {
     "$T/venv/bin/pip" install -q --no-index --no-build-isolation "$T/pkg" \
         || fail "pip install ./bindings/python failed"
-    "$VPY" -c 'import dblease.pytest_plugin, dblease; print(dblease.__file__)' | grep -q "$T/venv/" \
-        || fail "dblease is not imported from the venv"
-    (cd "$T" && "$VPY" -m pytest --help) | grep -q -- --dblease-template \
-        || fail "the pytest11 entry point did not register the plugin"
+    # Captured, not piped into grep -q: an early grep exit would SIGPIPE the writer.
+    where=$("$VPY" -c 'import dblease.pytest_plugin, dblease; print(dblease.__file__)')
+    [[ "$where" == "$T/venv/"* ]] || fail "dblease is imported from $where, not the venv"
+    help=$(cd "$T" && "$VPY" -m pytest --help)
+    grep -q -- --dblease-template <<<"$help" || fail "the pytest11 entry point did not register the plugin"
 }
 
 test_package_tests() {

@@ -12,7 +12,8 @@ def _write_suite(pytester, n=8):
     for i in range(n):
         body += [f"def test_per_test_{i}(dblease_url):",
                  "    q(dblease_url, 'CREATE TABLE only_mine (x int)')", "",
-                 f"def test_per_worker_{i}(dblease_worker_url):",
+                 f"def test_per_worker_{i}(dblease_worker_url, dblease_worker_lease):",
+                 "    assert dblease_worker_lease.ttl_s > 3600  # outlives a long session",
                  "    q(dblease_worker_url, 'CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1)')", ""]
     body += ["def test_redis(dblease_redis_url):",
              "    out = subprocess.run(['redis-cli', '-u', dblease_redis_url, 'SET', 'k', '1', 'NX'],",

@@ -57,9 +57,9 @@ def dblease_template(request):
     return request.config.getoption("dblease_template") or os.environ.get("DBLEASE_TEMPLATE") or None
 
 
-def _lease(request, client, kind, template=None):
+def _lease(request, client, kind, template=None, ttl=None):
     try:
-        return client.lease(kind=kind, template=template, wait=request.config.getoption("dblease_wait"))
+        return client.lease(kind=kind, template=template, ttl=ttl, wait=request.config.getoption("dblease_wait"))
     except DbleaseError as e:
         hint = " (raise the pool's max_total, or --dblease-wait)" if e.retryable else ""
         pytest.fail(f"dblease: could not lease a {kind} database: {e.message}{hint}", pytrace=False)
@@ -91,7 +91,10 @@ def dblease_url(dblease_lease):
 @pytest.fixture(scope="session")
 def dblease_worker_lease(request, dblease_client, dblease_template):
     """One PostgreSQL lease per xdist worker (per pytest process), for the session."""
-    lease = _lease(request, dblease_client, "postgres", dblease_template)
+    # The session may outlast the default TTL (15 min); the lease still ends
+    # with this process's connection.
+    ttl = dblease_client.defaults.get("max_ttl_s")
+    lease = _lease(request, dblease_client, "postgres", dblease_template, ttl=ttl)
     yield lease
     _release(dblease_client, lease)
 
