@@ -1,5 +1,5 @@
-import os
 import subprocess
+import time
 
 import pytest
 
@@ -98,3 +98,21 @@ def test_hash_dir_known_value(tmp_path):
     (tmp_path / "__pycache__" / "a.pyc").write_text("changes with the interpreter")
     assert dblease.hash_dir(str(tmp_path)) == \
         __import__("hashlib").sha256(b"a.sql\0x\0" b"sub/b.sql\0\0").hexdigest()
+
+
+def test_release_ends_a_session_still_open(sql):
+    # A test that forgets a connection must not make its release fail or hang.
+    with Client() as c:
+        lease = c.lease(ttl=120)
+        p = subprocess.Popen(["psql", lease.url, "-XAtq", "-c", "SELECT pg_sleep(60)"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            busy = "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'"
+            deadline = time.monotonic() + 20
+            while sql(lease.url, busy) != "1":
+                assert time.monotonic() < deadline and p.poll() is None, "psql never got in"
+            c.release(lease.id)
+            assert p.wait(timeout=20) != 0   # ended by the release, not by pg_sleep
+        finally:
+            if p.poll() is None:
+                p.kill()
