@@ -230,10 +230,32 @@ func (c *Client) Do(ctx context.Context, op string, args map[string]any) (map[st
 		}
 		return checkReply(r.raw)
 	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
+		if op == "lease" {
+			go c.releaseLate(ch) // the daemon may still grant it
+		} else {
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+		}
 		return nil, &Error{"timeout", fmt.Sprintf("no reply to %s from dbleased: %v", op, ctx.Err())}
+	}
+}
+
+// releaseLate waits for the reply to a lease nobody waits for any more and
+// releases what it grants: on a shared connection, it would otherwise live
+// until its TTL. It ends when the reply comes or the connection closes.
+func (c *Client) releaseLate(ch chan reply) {
+	r := <-ch
+	if r.err != nil {
+		return
+	}
+	var l struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(r.raw["lease"], &l) == nil && l.ID != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), replyMargin)
+		defer cancel()
+		_ = c.Release(ctx, l.ID, false)
 	}
 }
 

@@ -233,3 +233,64 @@ func TestTemplateClaimIsSharedAcrossConnections(t *testing.T) {
 		t.Fatalf("waiter: %+v", tb)
 	}
 }
+
+func releasedCount(t *testing.T, c *Client) (released int64, leasedOf func(string) int) {
+	s, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counters struct {
+		Released int64 `json:"leases_released"`
+	}
+	var pools []struct {
+		Template string `json:"template"`
+		Leased   int    `json:"leased"`
+	}
+	_ = json.Unmarshal(s["counters"], &counters)
+	_ = json.Unmarshal(s["pools"], &pools)
+	return counters.Released, func(name string) int {
+		for _, p := range pools {
+			if p.Template == name {
+				return p.Leased
+			}
+		}
+		return -1
+	}
+}
+
+func TestLeaseGivenUpIsReleasedWhenItArrives(t *testing.T) {
+	needDaemon(t)
+	ctx := context.Background()
+	name := fmt.Sprintf("go_late_%d", time.Now().UnixNano()%1e9)
+	owner, err := Dial(ctx, "", "late owner")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer owner.Close()
+	if ti, err := owner.TemplateEnsure(ctx, name, "h1", 0); err != nil || ti.State != "migrate" {
+		t.Fatalf("ensure: %+v %v", ti, err)
+	}
+	c, _ := testClient()
+	before, _ := releasedCount(t, c)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	// Waits in the daemon for the template while our context gives up.
+	if _, err := c.Lease(short, LeaseOptions{Template: name, Wait: 20 * time.Second}); err == nil {
+		t.Fatal("lease returned before the template was ready")
+	}
+	if _, err := owner.TemplateFinalize(ctx, name, "h1", true); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		released, leasedOf := releasedCount(t, c)
+		if released > before && leasedOf(name) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pool %s: %d leased, %d released since; want the late lease released",
+				name, leasedOf(name), released-before)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
