@@ -205,24 +205,32 @@ func TestTemplateMigratesOnceAndAbandonsOnFailure(t *testing.T) {
 	}
 }
 
-func TestTemplateClaimIsSharedAcrossConnections(t *testing.T) {
-	needDaemon(t)
-	ctx := context.Background()
-	name := fmt.Sprintf("go_claim_%d", time.Now().UnixNano()%1e9)
-	a, err := Dial(ctx, "", "claim a")
+// claim takes the migration claim on a new template (hash "h1") on a
+// connection of its own, closed when the test ends.
+func claim(t *testing.T, prefix string) (string, *Client, *TemplateInfo) {
+	t.Helper()
+	name := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano()%1e9)
+	c, err := Dial(context.Background(), "", prefix+" owner")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
+	t.Cleanup(func() { c.Close() })
+	ti, err := c.TemplateEnsure(context.Background(), name, "h1", 0)
+	if err != nil || ti.State != "migrate" || ti.URL == "" {
+		t.Fatalf("ensure %s: %+v %v", name, ti, err)
+	}
+	return name, c, ti
+}
+
+func TestTemplateClaimIsSharedAcrossConnections(t *testing.T) {
+	needDaemon(t)
+	ctx := context.Background()
+	name, a, ta := claim(t, "go_claim")
 	b, err := Dial(ctx, "", "claim b")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	ta, err := a.TemplateEnsure(ctx, name, "h1", 0)
-	if err != nil || ta.State != "migrate" || ta.URL == "" {
-		t.Fatalf("first ensure: %+v %v", ta, err)
-	}
 	done := make(chan *TemplateInfo)
 	go func() { tb, _ := b.TemplateEnsure(ctx, name, "h1", 30*time.Second); done <- tb }()
 	mustSQL(t, ta.URL, "CREATE TABLE x (y int)")
@@ -261,15 +269,7 @@ func releasedCount(t *testing.T, c *Client) (released int64, leasedOf func(strin
 func TestLeaseGivenUpIsReleasedWhenItArrives(t *testing.T) {
 	needDaemon(t)
 	ctx := context.Background()
-	name := fmt.Sprintf("go_late_%d", time.Now().UnixNano()%1e9)
-	owner, err := Dial(ctx, "", "late owner")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer owner.Close()
-	if ti, err := owner.TemplateEnsure(ctx, name, "h1", 0); err != nil || ti.State != "migrate" {
-		t.Fatalf("ensure: %+v %v", ti, err)
-	}
+	name, owner, _ := claim(t, "go_late")
 	c, _ := testClient()
 	before, _ := releasedCount(t, c)
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
