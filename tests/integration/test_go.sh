@@ -9,6 +9,8 @@ command -v go >/dev/null || { echo "SKIP: no go (scripts/deps.sh installs golang
 [ -f /usr/share/gocode/src/github.com/lib/pq/go.mod ] \
     || { echo "SKIP: no lib/pq (scripts/deps.sh installs golang-github-lib-pq-dev)"; exit 77; }
 export GOFLAGS=-mod=mod GOPROXY=off GOSUMDB=off GOTOOLCHAIN=local
+# go needs a build cache and a GOPATH, by default under $HOME.
+if [ -z "${HOME:-}" ]; then export GOCACHE="$CACHE/go-build" GOPATH="$T/gopath"; fi
 # Copies with the same layout (the example's replace is ../../bindings/go),
 # so that go leaves nothing in the source tree.
 mkdir -p "$T/src/bindings" "$T/src/examples"

@@ -27,7 +27,8 @@ pytest_in() { # dir, pytest args…
 
 # Runs first (functions run in name order): the others need the package.
 test_a_pip_install_works_offline() {
-    "$T/venv/bin/pip" install -q --no-index --no-build-isolation "$T/pkg" \
+    "$T/venv/bin/pip" install -q --no-index --no-build-isolation --no-cache-dir \
+        --disable-pip-version-check "$T/pkg" \
         || fail "pip install ./bindings/python failed"
     # Captured, not piped into grep -q: an early grep exit would SIGPIPE the writer.
     where=$("$VPY" -c 'import dblease.pytest_plugin, dblease; print(dblease.__file__)')
