@@ -24,7 +24,7 @@ go_test_in() { # dir, go test args…
 }
 
 test_module_tests() {
-    out=$(go_test_in "$T/src/bindings/go" -v 2>&1) || { echo "$out"; fail "bindings/go tests failed"; }
+    out=$(go_test_in "$T/src/bindings/go" -race -v 2>&1) || { echo "$out"; fail "bindings/go tests failed"; }
     ! grep -- "--- SKIP" <<<"$out" || fail "tests skipped with a daemon running"
     grep -c -- "--- PASS" <<<"$out"
 }

@@ -5,7 +5,7 @@ import pytest
 
 def _write_suite(pytester, n=8):
     pytester.makeconftest("")
-    body = ["import subprocess", "",
+    body = ["import os", "import subprocess", "",
             "def q(url, s):",
             "    return subprocess.run(['psql', url, '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', s],",
             "                          check=True, capture_output=True, text=True).stdout.strip()", ""]
@@ -14,7 +14,9 @@ def _write_suite(pytester, n=8):
                  "    q(dblease_url, 'CREATE TABLE only_mine (x int)')", "",
                  f"def test_per_worker_{i}(dblease_worker_url, dblease_worker_lease):",
                  "    assert dblease_worker_lease.ttl_s > 3600  # outlives a long session",
-                 "    q(dblease_worker_url, 'CREATE TABLE IF NOT EXISTS w (x int); INSERT INTO w VALUES (1)')", ""]
+                 "    me = os.environ.get('PYTEST_XDIST_WORKER', 'main')",
+                 "    q(dblease_worker_url, f\"CREATE TABLE IF NOT EXISTS w (x text); INSERT INTO w VALUES ('{me}')\")",
+                 "    assert q(dblease_worker_url, 'SELECT string_agg(DISTINCT x, \\',\\') FROM w') == me", ""]
     body += ["def test_redis(dblease_redis_url):",
              "    out = subprocess.run(['redis-cli', '-u', dblease_redis_url, 'SET', 'k', '1', 'NX'],",
              "                         capture_output=True, text=True).stdout.strip()",
