@@ -294,3 +294,24 @@ func TestLeaseGivenUpIsReleasedWhenItArrives(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+func TestExpiryArrivesAsAnEvent(t *testing.T) {
+	needDaemon(t)
+	c, err := Dial(context.Background(), "", "expiry")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	l, err := c.Lease(context.Background(), LeaseOptions{TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-c.Events:
+		if ev.Event != "lease_expired" || ev.Lease != l.ID {
+			t.Fatalf("event %+v, want lease_expired for %s", ev, l.ID)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no lease_expired event")
+	}
+}

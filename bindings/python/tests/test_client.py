@@ -116,3 +116,18 @@ def test_release_ends_a_session_still_open(sql):
         finally:
             if p.poll() is None:
                 p.kill()
+
+
+def test_expiry_arrives_as_an_event():
+    with Client() as c:
+        lease = c.lease(ttl=1)
+        deadline = time.monotonic() + 15
+        events = []
+        while not events:
+            assert time.monotonic() < deadline, "no lease_expired event"
+            c.status()  # events are read while waiting for a reply
+            events = [e for e in c.events() if e.get("event") == "lease_expired"]
+        assert events[0]["lease"] == lease.id
+        with pytest.raises(DbleaseError) as e:
+            c.release(lease.id)
+        assert e.value.code == "not_found"
