@@ -83,6 +83,11 @@ void dbld_shutdown_progress(dbld_t *d);
  * end the leases concerned, telling their holders (instance_down). */
 void dbld_pool_lost(dbld_t *d, pool_t *p);
 void dbld_slot_lost(dbld_t *d, slot_t *s);
+/* The PostgreSQL instance came up, went down, stopped (its inst_events_t,
+ * wired in main.c). */
+void dbld_inst_running(dbld_t *d, inst_t *i);
+void dbld_inst_down(dbld_t *d, inst_t *i);
+void dbld_inst_stopped(dbld_t *d, inst_t *i);
 /* Is this peer allowed admin operations? (our uid, or root) */
 bool dbld_is_admin(const dbld_t *d, uid_t peer);
 

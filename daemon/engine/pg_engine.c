@@ -11,7 +11,7 @@
 
 #define PROBE_INTERVAL_MS 25
 
-static void admin_conninfo(const inst_t *i, char *out, size_t len)
+void pg_admin_conninfo(const inst_t *i, char *out, size_t len)
 {
     if (i->external || i->docker) {
         snprintf(out, len, "%s", i->url);
@@ -124,7 +124,7 @@ static void connect_admin(inst_t *i, int k)
 {
     char ci[CFG_PATH + 128];
     const char *e = NULL;
-    admin_conninfo(i, ci, sizeof ci);
+    pg_admin_conninfo(i, ci, sizeof ci);
     i->admin[k] = pgc_connect(i->d->loop, ci, on_admin_status, i, &e);
     if (i->admin[k] || k != 0 || i->state != INST_STARTING)
         return;
@@ -152,6 +152,7 @@ void pg_engine_probe(inst_t *i)
 
 void pg_engine_close(inst_t *i)
 {
+    pg_health_close(i);
     for (int k = 0; k < ADMIN_CONNS; k++) {
         pgc_t *c = i->admin[k];
         i->admin[k] = NULL;
@@ -194,7 +195,7 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
         return NULL;
     char ci[CFG_PATH + 256];
     const char *e;
-    admin_conninfo(i, ci, sizeof ci);
+    pg_admin_conninfo(i, ci, sizeof ci);
     return pgc_connect_db(i->d->loop, ci, dbname, cb, ud, &e);
 }
 
