@@ -187,20 +187,32 @@ static void finish(uv_loop_t *loop, pgc_t *c)
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
+/* Start a fake server and a connection to it (sslmode: disable or prefer). */
+static pgc_t *open_fake(uv_loop_t *loop, fake_t *f, fake_mode_t mode, const char *sslmode,
+                        pgc_opts_t opts, outcome_t *o)
+{
+    uv_loop_init(loop);
+    fake_start(loop, f, mode);
+    char ci[192];
+    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=x dbname=x sslmode=%s gssencmode=disable",
+             f->port, sslmode);
+    o->loop = loop;
+    opts.conninfo = ci;
+    const char *err = NULL;
+    pgc_t *c = pgc_open(loop, &opts, on_status, o, &err);
+    assert_non_null(c);
+    return c;
+}
+
+static const char *const select_1[] = {"SELECT 1"};
+
 static void a_connect_that_gets_no_answer_fails_at_its_deadline(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     fake_t f;
-    fake_start(&loop, &f, FAKE_SILENT);
-    char ci[128];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=x dbname=x sslmode=disable gssencmode=disable", f.port);
-    outcome_t o = {.loop = &loop};
-    const char *err = NULL;
-    pgc_opts_t opts = {.conninfo = ci, .connect_timeout_ms = 200};
-    pgc_t *c = pgc_open(&loop, &opts, on_status, &o, &err);
-    assert_non_null(c);
+    outcome_t o = {0};
+    pgc_t *c = open_fake(&loop, &f, FAKE_SILENT, "disable", (pgc_opts_t){.connect_timeout_ms = 200}, &o);
     uint64_t took = run(&loop);
     assert_int_equal(o.status_calls, 1);
     assert_int_equal(o.status_err, -ETIMEDOUT);
@@ -212,18 +224,11 @@ static void a_statement_that_gets_no_answer_fails_at_its_deadline_once(void **st
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     fake_t f;
-    fake_start(&loop, &f, FAKE_LOGIN_THEN_SILENT);
-    char ci[128];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=x dbname=x sslmode=disable gssencmode=disable", f.port);
-    outcome_t o = {.loop = &loop};
-    const char *err = NULL;
-    pgc_opts_t opts = {.conninfo = ci, .statement_timeout_ms = 200};
-    pgc_t *c = pgc_open(&loop, &opts, on_status, &o, &err);
-    assert_non_null(c);
-    const char *sql[] = {"SELECT 1"};
-    assert_int_equal(pgc_exec(c, sql, 1, on_done, &o), 0);
+    outcome_t o = {0};
+    pgc_t *c = open_fake(&loop, &f, FAKE_LOGIN_THEN_SILENT, "disable",
+                         (pgc_opts_t){.statement_timeout_ms = 200}, &o);
+    assert_int_equal(pgc_exec(c, select_1, 1, on_done, &o), 0);
     uint64_t took = run(&loop);
     assert_int_equal(o.done_calls, 1);
     assert_int_equal(o.done_err, -ETIMEDOUT);
@@ -235,26 +240,18 @@ static void a_statement_that_gets_no_answer_fails_at_its_deadline_once(void **st
 }
 
 /* sslmode=prefer: the SSL handshake fails, libpq retries without SSL on
- * a new socket (the old one closed, often the same descriptor number). */
+ * a new socket, here with another descriptor number than the old one. */
 static void the_poll_handle_follows_libpq_to_a_new_socket(void **state)
 {
     (void)state;
     uv_loop_t loop;
-    uv_loop_init(&loop);
     fake_t f;
-    fake_start(&loop, &f, FAKE_BAD_SSL);
-    char ci[192];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=x dbname=x sslmode=prefer gssencmode=disable",
-             f.port);
-    outcome_t o = {.loop = &loop};
-    const char *err = NULL;
-    pgc_opts_t opts = {.conninfo = ci, .connect_timeout_ms = 3000, .statement_timeout_ms = 200};
+    outcome_t o = {0};
     spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    pgc_t *c = pgc_open(&loop, &opts, on_status, &o, &err);
-    assert_non_null(c);
+    pgc_t *c = open_fake(&loop, &f, FAKE_BAD_SSL, "prefer",
+                         (pgc_opts_t){.connect_timeout_ms = 3000, .statement_timeout_ms = 200}, &o);
     /* A statement, so the run ends (at its deadline) once connected. */
-    const char *sql[] = {"SELECT 1"};
-    assert_int_equal(pgc_exec(c, sql, 1, on_done, &o), 0);
+    assert_int_equal(pgc_exec(c, select_1, 1, on_done, &o), 0);
     run(&loop);
     assert_int_equal(o.status_calls, 2); /* connected on the second socket */
     assert_int_equal(o.done_err, -ETIMEDOUT);
