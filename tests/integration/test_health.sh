@@ -74,4 +74,55 @@ test_half_open_login_does_not_get_a_busy_server_killed() {
     close_conn holder
 }
 
+# A restarted server's old data dir is removed before the new one is made:
+# with this many files that takes a second or more, which must not be a
+# second in which nobody gets an answer.
+test_status_answers_while_a_big_data_dir_is_removed() {
+    pid=$(pg_field pid)
+    dir="$STATE/instances/$(pg_field id)"
+    [ -d "$dir" ] || fail "no instance dir $dir"
+    python3 - "$dir/junk" <<'EOF'
+import os, sys
+os.mkdir(sys.argv[1])
+seed = os.path.join(sys.argv[1], "seed")
+open(seed, "w").close()
+for d in range(150):  # hard links: quick to make, as slow to remove as files
+    sub = os.path.join(sys.argv[1], str(d))
+    os.mkdir(sub)
+    for f in range(1000):
+        os.link(seed, os.path.join(sub, str(f)))
+EOF
+    # Ask for status every 10 ms until the server is replaced; the slowest
+    # answer is what a client waited at worst.
+    python3 - "$SOCK" "$pid" >"$T/latency.out" <<'EOF' &
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+f = s.makefile("rwb")
+worst, n, deadline = 0.0, 0, time.time() + 30
+while time.time() < deadline:
+    n += 1
+    t = time.time()
+    f.write(b'{"id":%d,"op":"status"}\n' % n)
+    f.flush()
+    reply = json.loads(f.readline())
+    worst = max(worst, time.time() - t)
+    insts = reply.get("instances") or reply.get("status", {}).get("instances", [])
+    if any(i["kind"] == "postgres" and i["state"] == "running" and str(i.get("pid")) != sys.argv[2]
+           for i in insts):
+        print("replaced worst_ms=%d" % (worst * 1000))
+        sys.exit(0)
+    time.sleep(0.01)
+print("not replaced worst_ms=%d" % (worst * 1000))
+EOF
+    watcher=$!
+    kill -9 "$pid"
+    wait "$watcher" || true
+    cat "$T/latency.out"
+    grep -q "^replaced" "$T/latency.out" || fail "the server was not replaced"
+    worst=$(sed 's/.*worst_ms=//' "$T/latency.out")
+    [ "$worst" -lt 500 ] || fail "status took $worst ms while the old data dir was removed"
+    [ ! -e "$dir/junk" ] || fail "the old data dir was not removed"
+}
+
 run_tests
