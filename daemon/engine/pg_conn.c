@@ -298,12 +298,18 @@ static void on_notice(void *arg, const char *message)
 
 static PGconn *start_libpq(const pgc_opts_t *o)
 {
-    if (!o->dbname)
-        return PQconnectStart(o->conninfo);
-    /* The first dbname is expanded as a connection string (or URL); the
-     * second overrides the database in it. */
-    const char *const keys[] = {"dbname", "dbname", NULL};
-    const char *const vals[] = {o->conninfo, o->dbname, NULL};
+    /* The first dbname is expanded as a connection string (or URL); what
+     * follows overrides what it says. */
+    const char *keys[4] = {"dbname"}, *vals[4] = {o->conninfo};
+    int n = 1;
+    if (o->dbname) {
+        keys[n] = "dbname";
+        vals[n++] = o->dbname;
+    }
+    if (o->application_name) {
+        keys[n] = "application_name";
+        vals[n++] = o->application_name;
+    }
     return PQconnectStartParams(keys, vals, 1);
 }
 

@@ -27,6 +27,7 @@ typedef void (*pgc_done_cb)(void *ud, int err, const char *msg, const PGresult *
 typedef struct pgc_opts {
     const char *conninfo; /* key=value string or postgresql:// URL */
     const char *dbname;   /* NULL, or the database instead of conninfo's */
+    const char *application_name; /* NULL, or instead of conninfo's */
     int connect_timeout_ms;   /* 0: PGC_CONNECT_TIMEOUT_MS */
     int statement_timeout_ms; /* each statement's own; 0: PGC_STATEMENT_TIMEOUT_MS */
 } pgc_opts_t;

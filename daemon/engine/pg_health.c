@@ -53,7 +53,8 @@ static int open_conn(pg_health_t *h)
     const char *e = NULL;
     pg_admin_conninfo(h->i, ci, sizeof ci);
     int ms = h->i->d->cfg.health_timeout_ms;
-    pgc_opts_t o = {.conninfo = ci, .connect_timeout_ms = ms, .statement_timeout_ms = ms};
+    pgc_opts_t o = {.conninfo = ci, .application_name = "dbleased-health",
+                    .connect_timeout_ms = ms, .statement_timeout_ms = ms};
     h->conn = pgc_open(h->i->d->loop, &o, on_status, h, &e);
     return h->conn ? 0 : -ENOTCONN;
 }

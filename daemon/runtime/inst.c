@@ -100,6 +100,7 @@ void inst_hung(inst_t *i, const char *msg)
     }
     snprintf(i->last_error, sizeof i->last_error, "%s; killed it", msg);
     log_error("inst", "%s: %s", i->name, i->last_error);
+    uv_timer_stop(&i->health); /* one verdict: the dying server is not probed again */
     inst_kill(i, true); /* its exit takes the usual path: leases told, restart */
 }
 

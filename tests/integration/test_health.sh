@@ -36,9 +36,51 @@ EOF
     HALF_OPEN_PID=$!
 }
 
+running_pid() { status | jq -r '.instances[] | select(.kind == "postgres" and .state == "running") | .pid'; }
+replaced() { local p; p=$(running_pid); [ -n "$p" ] && [ "$p" != "$1" ]; }
+# The backend serving the daemon's health probe.
+probe_backend() {
+    local dir="$STATE/instances/$(pg_field id)"
+    psql -h "$dir/sock" -p "$(pg_field port)" -U dblease -d postgres -XAtqc \
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'dbleased-health'"
+}
+has_probe_backend() { [ -n "$(probe_backend)" ]; }
+# The daemon's log from line $1 on: what this test caused.
+log_mark() { wc -l <"$STATE/dbleased.log"; }
+log_since() { tail -n +"$(($1 + 1))" "$STATE/dbleased.log"; }
+logged_since() { log_since "$1" | grep -q "$2"; }
+
+test_a_stuck_probe_connection_alone_does_not_get_the_server_killed() {
+    pid=$(pg_field pid)
+    mark=$(log_mark)
+    wait_until 10 has_probe_backend || fail "no health probe connection"
+    backend=$(probe_backend)
+    kill -STOP "$backend"
+    wait_until 10 logged_since "$mark" "busy, not hung" ||
+        { kill -CONT "$backend"; fail "the fresh connection was not asked"; }
+    kill -CONT "$backend"
+    [ "$(pg_field pid)" = "$pid" ] || fail "the server was replaced"
+    ! logged_since "$mark" "did not answer a health probe" || fail "a probe was declared dead"
+}
+
+test_a_hung_server_is_killed_with_the_evidence_logged() {
+    old=$(running_pid)
+    mark=$(log_mark)
+    # Every backend stops with the postmaster, the probe's too: it must
+    # exist first, or it would go on answering.
+    wait_until 10 has_probe_backend || fail "no health probe connection"
+    kids=$(pgrep -P "$old" || true)
+    kill -STOP "$old" $kids
+    wait_until 15 replaced "$old" || { kill -CONT "$old" $kids; fail "hung postgres not replaced"; }
+    log_since "$mark" | grep "hung: the probe connection:" | grep -q "admin connections:" ||
+        fail "the kill's evidence is not in the log"
+    logged_since "$mark" "did not answer a health probe.*killed it" || fail "no kill logged"
+}
+
 test_half_open_login_does_not_get_a_busy_server_killed() {
     pid=$(pg_field pid)
     port=$(pg_field port)
+    mark=$(log_mark)
     # A holder on an attached connection: it hears instance_down if the
     # server is killed.
     open_conn holder
@@ -69,7 +111,7 @@ test_half_open_login_does_not_get_a_busy_server_killed() {
     wait "$HALF_OPEN_PID" 2>/dev/null || true
     url=$("$DBLEASE" lease --wait 10000)
     [ "$(sql "$url" "SHOW authentication_timeout")" = 5s ] || fail "authentication_timeout is not 5s"
-    ! grep -q "did not answer a health probe" "$STATE/dbleased.log" || fail "a probe was declared dead"
+    ! logged_since "$mark" "did not answer a health probe" || fail "a probe was declared dead"
     [ "$(pg_field pid)" = "$pid" ] || fail "the server was replaced"
     close_conn holder
 }
