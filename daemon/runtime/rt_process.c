@@ -137,7 +137,10 @@ typedef struct rt_job {
     uv_work_t req;
     inst_t *i;
     void (*after)(struct rt_job *j);
-    char dir[CFG_PATH], tmp[CFG_PATH], dst[CFG_PATH];
+    /* Copied on the loop: the worker reads nothing a reload may change. */
+    char dir[CFG_PATH], tmp[CFG_PATH], dst[CFG_PATH], parent[CFG_PATH], cache[CFG_PATH];
+    uid_t uid;
+    gid_t gid;
     bool remove; /* cleaning: remove dir too */
     bool cached; /* preparing: the cache has a data dir */
     int killed;  /* cleaning: processes left in dir */
@@ -435,25 +438,19 @@ static void start_server(inst_t *i)
 static void prepare_work(uv_work_t *req)
 {
     rt_job_t *j = req->data;
-    inst_t *i = j->i; /* read-only here: paths and config */
-    char parent[CFG_PATH];
-    util_path(parent, sizeof parent, "%s/instances", i->d->server_root);
-    kill_procs_in(i->dir);
-    util_rm_rf(i->dir);
-    snprintf(j->what, sizeof j->what, "cannot create %s", i->dir);
-    if (util_mkdir_p(parent, 0711) < 0 || util_mkdir_p(i->d->cfg.cache_dir, 0711) < 0 ||
-        mkdir(i->dir, 0700) < 0 || chown(i->dir, i->d->run_uid, i->d->run_gid) < 0) {
+    kill_procs_in(j->dir);
+    util_rm_rf(j->dir);
+    snprintf(j->what, sizeof j->what, "cannot create %s", j->dir);
+    if (util_mkdir_p(j->parent, 0711) < 0 || util_mkdir_p(j->cache, 0711) < 0 ||
+        mkdir(j->dir, 0700) < 0 || chown(j->dir, j->uid, j->gid) < 0) {
         j->err = -errno;
         return;
     }
-    char marker[CFG_PATH];
-    cache_path(i, marker, sizeof marker, "/PG_VERSION");
-    if ((j->cached = access(marker, F_OK) == 0))
+    if ((j->cached = access(j->dst, F_OK) == 0))
         return;
-    cache_tmp_path(i, j->tmp, sizeof j->tmp);
     util_rm_rf(j->tmp);
     snprintf(j->what, sizeof j->what, "cannot create %s", j->tmp);
-    if (mkdir(j->tmp, 0700) < 0 || chown(j->tmp, i->d->run_uid, i->d->run_gid) < 0)
+    if (mkdir(j->tmp, 0700) < 0 || chown(j->tmp, j->uid, j->gid) < 0)
         j->err = -errno;
 }
 
@@ -476,6 +473,13 @@ void rt_pg_start(inst_t *i)
         inst_start_failed(i, "out of memory");
         return;
     }
+    snprintf(j->dir, sizeof j->dir, "%s", i->dir);
+    util_path(j->parent, sizeof j->parent, "%s/instances", d->server_root);
+    snprintf(j->cache, sizeof j->cache, "%s", d->cfg.cache_dir);
+    cache_path(i, j->dst, sizeof j->dst, "/PG_VERSION"); /* the marker of a cached dir */
+    cache_tmp_path(i, j->tmp, sizeof j->tmp);
+    j->uid = d->run_uid;
+    j->gid = d->run_gid;
     job_queue(i, j, prepare_work, prepare_after);
 }
 
