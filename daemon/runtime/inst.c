@@ -38,7 +38,7 @@ static const char *const rt_names[RT__COUNT] = {
 };
 
 static const unsigned rt_allowed[RT__COUNT] = {
-    [RT_IDLE] = FSM_TO(RT_PREPARING),
+    [RT_IDLE] = FSM_TO(RT_PREPARING) | FSM_TO(RT_CLEANING), /* cleaning: stopped while down */
     [RT_PREPARING] = FSM_TO(RT_INITDB) | FSM_TO(RT_COPYING) | FSM_TO(RT_SERVING) |
                      FSM_TO(RT_CLEANING) | FSM_TO(RT_IDLE),
     [RT_INITDB] = FSM_TO(RT_PREPARING) | FSM_TO(RT_CLEANING),
@@ -151,7 +151,7 @@ static void restart_cb(uv_timer_t *t)
     }
 }
 
-/* Called whenever a process of ours exits: finish a stop, or plan a restart. */
+/* Called whenever the runtime goes idle: finish a stop, or plan a restart. */
 void inst_settle(inst_t *i)
 {
     if (i->rt != RT_IDLE)

@@ -487,6 +487,10 @@ void rt_pg_stop(inst_t *i, bool force)
 {
     if (i->helper)
         uv_process_kill(i->helper, SIGKILL);
+    if (i->rt == RT_IDLE && i->state == INST_STOPPING) {
+        clean_up(i); /* stopped while down: what the last server left goes now */
+        return;
+    }
     if (i->rt != RT_SERVING)
         return;
     if (!force) {

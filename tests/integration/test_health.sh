@@ -48,7 +48,9 @@ has_probe_backend() { [ -n "$(probe_backend)" ]; }
 # The daemon's log from line $1 on: what this test caused.
 log_mark() { wc -l <"$STATE/dbleased.log"; }
 log_since() { tail -n +"$(($1 + 1))" "$STATE/dbleased.log"; }
-logged_since() { log_since "$1" | grep -q "$2"; }
+# grep -c reads to the end: -q would stop early, and pipefail would
+# report the SIGPIPE of tail.
+logged_since() { log_since "$1" | grep -c "$2" >/dev/null; }
 
 test_a_stuck_probe_connection_alone_does_not_get_the_server_killed() {
     pid=$(pg_field pid)
@@ -72,7 +74,7 @@ test_a_hung_server_is_killed_with_the_evidence_logged() {
     kids=$(pgrep -P "$old" || true)
     kill -STOP "$old" $kids
     wait_until 15 replaced "$old" || { kill -CONT "$old" $kids; fail "hung postgres not replaced"; }
-    log_since "$mark" | grep "hung: the probe connection:" | grep -q "admin connections:" ||
+    logged_since "$mark" "hung: the probe connection:.*admin connections:" ||
         fail "the kill's evidence is not in the log"
     logged_since "$mark" "did not answer a health probe.*killed it" || fail "no kill logged"
 }
@@ -165,6 +167,16 @@ EOF
     worst=$(sed 's/.*worst_ms=//' "$T/latency.out")
     [ "$worst" -lt 500 ] || fail "status took $worst ms while the old data dir was removed"
     [ ! -e "$dir/junk" ] || fail "the old data dir was not removed"
+}
+
+# Stops the daemon: runs last (tests run in name order).
+test_stopped_while_down_leaves_no_instance_dir() {
+    dir="$STATE/instances/$(pg_field id)"
+    kill -9 "$(pg_field pid)"
+    failed() { [ "$(pg_field state)" = failed ]; }
+    wait_until 10 failed || fail "the instance did not go down"
+    stop_daemon
+    [ ! -e "$dir" ] || fail "$dir is left after the stop"
 }
 
 run_tests
