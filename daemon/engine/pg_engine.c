@@ -85,7 +85,8 @@ static int bootstrap(inst_t *i, pgc_t *c)
     return pgc_exec(c, sql, 4, on_bootstrapped, i);
 }
 
-/* Connection status for the admin connections, probe included. */
+/* Connection status for the admin connections (the first one is also the
+ * start-up probe: the server is ready once it gets in). */
 static void on_admin_status(pgc_t *c, int err, const char *msg, void *ud)
 {
     inst_t *i = ud;
@@ -164,7 +165,7 @@ void pg_engine_close(inst_t *i)
 
 pgc_t *pg_pick_admin(inst_t *i)
 {
-    /* Setting up (bootstrap, clean-up): the probe connection only. */
+    /* Setting up (bootstrap, clean-up): the first admin connection only. */
     if (i->state == INST_STARTING)
         return pgc_is_up(i->admin[0]) ? i->admin[0] : NULL;
     /* An external server stays up while we stop: our databases go first. */

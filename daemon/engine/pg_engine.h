@@ -10,7 +10,8 @@
 /* Try to connect until the server accepts (then inst_ready) or the start
  * deadline passes (then inst_start_failed). */
 void pg_engine_probe(inst_t *i);
-/* Close the admin and probe connections; queued work fails with -ECANCELED. */
+/* Close the admin and health-probe connections; queued work fails with
+ * -ECANCELED. */
 void pg_engine_close(inst_t *i);
 /* How we reach the server as its superuser. */
 void pg_admin_conninfo(const inst_t *i, char *out, size_t len);
