@@ -7,6 +7,7 @@
 
 #include "dk_container.h"
 #include "log.h"
+#include "rt_process.h"
 #include "util.h"
 
 void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
@@ -53,10 +54,10 @@ static json_object *command(inst_t *i)
     snprintf(maxconn, sizeof maxconn, "max_connections=%d",
              i->d->cfg.postgres.server_max_connections);
     /* Host network: only loopback, at the port we picked. */
-    /* authentication_timeout: see rt_process.c. */
     const char *settings[] = {port, "listen_addresses=127.0.0.1", maxconn, "fsync=off",
                               "synchronous_commit=off", "full_page_writes=off",
-                              "log_min_error_statement=panic", "authentication_timeout=5s"};
+                              "log_min_error_statement=panic",
+                              "authentication_timeout=" PG_AUTH_TIMEOUT};
     for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
         json_object_array_add(cmd, json_object_new_string("-c"));
         json_object_array_add(cmd, json_object_new_string(settings[k]));

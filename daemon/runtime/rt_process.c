@@ -22,8 +22,6 @@
 #include "proc.h"
 #include "util.h"
 
-/* Seconds a login may take before the server gives up on it. */
-#define PG_AUTH_TIMEOUT "5s"
 
 /* ---- finding the binaries -------------------------------------------- */
 
@@ -416,9 +414,7 @@ static void start_server(inst_t *i)
                     "-c", "dynamic_shared_memory_type=mmap",
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
-                    /* A login left half-done (a SCRAM challenge never
-                     * answered) holds DROP DATABASE on a ProcSignalBarrier
-                     * until it times out: a few seconds, not a minute. */
+                    /* see PG_AUTH_TIMEOUT */
                     "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, NULL};
     rc = spawn(i, &i->proc, args, PROC_SERVER, on_server_exit);
     if (rc < 0) {
