@@ -286,7 +286,7 @@ static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *
         tpl_set_state(t, TPL_PENDING);
     dbld_pool_lost(t->d, t->pool);
     memset(sh->used, 0, (size_t)sh->databases);
-    if (!sh->stopping && !t->d->stopping)
+    if (!sh->stopping && !dbld_stopping(t->d))
         uv_timer_start(&sh->restart, on_restart, SHARED_RESTART_MS, 0);
 }
 
