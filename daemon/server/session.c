@@ -185,8 +185,14 @@ static void on_written(uv_write_t *req, int status)
     sess_t *s = req->handle->data;
     free(w->data);
     free(w);
-    if (status < 0 || s->state != SESS_PAUSED)
-        return; /* a failed write shows up as EOF/error on read */
+    if (status < 0 && status != UV_ECANCELED) {
+        /* The client is gone. A paused session reads nothing, so this is
+         * the only news of it: its attached leases must end now. */
+        sess_close(s);
+        return;
+    }
+    if (s->state != SESS_PAUSED)
+        return;
     if (queued(s) < LOW_WATER)
         resume_reading(s);
     else /* it reads, slowly: stuck means no progress at all */

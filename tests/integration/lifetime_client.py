@@ -12,6 +12,7 @@ asserts on it. Standard library only.
                        then read everything; report how many replies came.
   noread SOCK N        pipeline N requests, never read; report when the
                        daemon closed us (or that it never did).
+  lease-and-flood SOCK an attached lease, then requests until paused; hold.
   longline SOCK N      pipeline N requests and a line over the limit, never
                        read, hold the connection open.
 """
@@ -240,6 +241,16 @@ def main():
                 closed_after = time.monotonic() - t0
                 break
         print(json.dumps({"closed_after": closed_after}))
+    elif mode == "lease-and-flood":
+        # An attached lease, then requests until the daemon pauses us; then
+        # hold still (the test kills us by pid).
+        s = connect(path)
+        s.sendall(b'{"id":1,"op":"lease","wait_ms":30000}\n')
+        lease = read_line(s)["lease"]["id"]
+        data = b"".join(b'{"id":%d,"op":"hello"}\n' % k for k in range(2, 60000))
+        sent = send_all_until_stuck(s, data, 1.0)
+        print(json.dumps({"lease": lease, "paused": sent < len(data)}), flush=True)
+        time.sleep(120)
     elif mode == "longline":
         # Unread replies, then a line over the limit: the daemon closes us
         # after flushing, which we never let it finish.

@@ -48,6 +48,22 @@ test_client_that_never_reads_is_closed_after_the_stuck_deadline() {
     stop_daemon
 }
 
+# Paused, it is not read, so its death shows as a failed write: its
+# attached lease still ends at once (safety promise 1), not at the deadline.
+test_paused_client_killed_loses_its_lease_at_once() {
+    start_daemon
+    coproc LF { exec python3 "$CLIENT" lease-and-flood "$SOCK"; }
+    lf_pid=$LF_PID
+    read -r line <&"${LF[0]}"
+    jq -e .paused <<<"$line" >/dev/null || { kill "$lf_pid"; fail "client was not paused: $line"; }
+    kill -KILL "$lf_pid"
+    wait "$lf_pid" 2>/dev/null || true
+    no_leases() { rpc '{"id":1,"op":"status"}' | jq -e '.leases == []'; }
+    wait_until 2 no_leases || fail "lease of a killed client still held: $(rpc '{"id":1,"op":"status"}' | jq -c .leases)"
+    daemon_alive || fail "daemon died"
+    stop_daemon
+}
+
 # Its last replies never read, a closing session used to hold the loop (and
 # so SIGTERM) forever in uv_shutdown.
 test_sigterm_finishes_while_a_client_does_not_read() {
