@@ -73,8 +73,9 @@ static void begin_close(sess_t *s)
 
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
-    (void)status;
     sess_t *s = req->data;
+    log_debug("server", "session %llu: replies flushed (%s)", (unsigned long long)s->serial,
+              status < 0 ? uv_strerror(status) : "ok");
     free(req);
     if (s->state == SESS_FLUSHING) /* else: the deadline closed it first */
         begin_close(s);
@@ -188,6 +189,7 @@ static void on_written(uv_write_t *req, int status)
     if (status < 0 && status != UV_ECANCELED) {
         /* The client is gone. A paused session reads nothing, so this is
          * the only news of it: its attached leases must end now. */
+        log_debug("server", "client pid %d: write failed (%s)", (int)s->pid, uv_strerror(status));
         sess_close(s);
         return;
     }

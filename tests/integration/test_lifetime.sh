@@ -5,6 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 CLIENT="$(dirname "$0")/lifetime_client.py"
 
+status_ok() { rpc '{"id":1,"op":"status"}' | grep -q '"ok":true'; }
 daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null && rpc '{"id":1,"op":"status"}' | grep -q '"ok":true'; }
 
 # An attached lease expires while its session's write queue sits just under
@@ -81,6 +82,23 @@ test_sigterm_finishes_while_a_client_does_not_read() {
     check_sanitizers
 }
 
+# A closing session still holds its buffers: it counts against max_clients
+# until its connection is really closed (here: at the flush deadline).
+test_closing_session_counts_against_max_clients() {
+    start_daemon "max_clients = 1"
+    coproc LL { exec python3 "$CLIENT" longline "$SOCK" 3000; }
+    ll_pid=$LL_PID
+    read -r line <&"${LL[0]}"
+    wait_until 10 grep -q "sent a line over" "$STATE/dbleased.log" || fail "daemon did not see the long line"
+    rpc '{"id":1,"op":"status"}' >/dev/null 2>&1 || true
+    grep -q "too many clients (max_clients)" "$STATE/dbleased.log" || { kill "$ll_pid"; fail "a second client was let in"; }
+    # Once its flush deadline has closed it, the place is free again.
+    wait_until 15 status_ok || { kill "$ll_pid"; fail "still refused after the flush deadline"; }
+    kill "$ll_pid"
+    wait "$ll_pid" 2>/dev/null || true
+    stop_daemon
+}
+
 # ---- exactly one reply per waiting lease request, on every way it can end
 
 replies_to() { grep -c "\"id\":$2[,}]" "$T/$1.out" || true; }
@@ -94,7 +112,8 @@ one_leased_one_waiting() {
     reply_of A 1 | grep -q '"ok":true' || fail "first lease refused"
     open_conn B
     send B '{"id":7,"op":"lease","wait_ms":30000}'
-    wait_until 10 grep -q '"waiting":1' <(rpc '{"id":1,"op":"status"}') || fail "B is not waiting"
+    b_waits() { rpc '{"id":1,"op":"status"}' | grep -q '"waiting":1'; }
+    wait_until 10 b_waits || fail "B is not waiting"
 }
 
 test_waiting_request_is_answered_when_the_daemon_drains() {
