@@ -8,7 +8,7 @@ asserts on it. Standard library only.
                        reading until the daemon's write queue for us sits
                        just under the 4 MiB cut-off, then wait for the
                        lease to expire (its event crosses the mark).
-  pipeline SOCK N      pipeline N status-free requests without reading,
+  pipeline SOCK N      pipeline N hello requests without reading,
                        then read everything; report how many replies came.
   noread SOCK N        pipeline N requests, never read; report when the
                        daemon closed us (or that it never did).
@@ -24,6 +24,7 @@ import select
 import socket
 import sys
 import termios
+import threading
 import time
 
 OLD_CUTOFF = 4 << 20  # session.c's MAX_WRITE_QUEUE on the code this reproduces
@@ -166,7 +167,6 @@ def main():
         s = out.pop("sock", None)
         tail = out.pop("tail", b"")
         if s is not None:
-            import threading
             t = threading.Thread(target=lambda: s.sendall(tail))
             t.start()
             msgs = read_all(s, 3.0)
@@ -183,7 +183,6 @@ def main():
         paused = sent < len(data)
         # Read while finishing the send, as a slow client would.
         s.setblocking(True)
-        import threading
         rest = data[sent:]
 
         def finish_send():
