@@ -27,15 +27,17 @@ typedef struct write_req {
 } write_req_t;
 
 static const char *const state_names[] = {
-    [SESS_OPEN] = "open",         [SESS_PAUSED] = "paused",   [SESS_EOF] = "eof",
-    [SESS_FLUSHING] = "flushing", [SESS_CLOSING] = "closing",
+    [SESS_OPEN] = "open",           [SESS_PAUSED] = "paused",   [SESS_EOF] = "eof",
+    [SESS_FLUSHING] = "flushing",   [SESS_LINGERING] = "lingering",
+    [SESS_CLOSING] = "closing",
 };
 static const unsigned allowed[] = {
     [SESS_OPEN] = FSM_TO(SESS_PAUSED) | FSM_TO(SESS_EOF) | FSM_TO(SESS_FLUSHING) |
                   FSM_TO(SESS_CLOSING),
     [SESS_PAUSED] = FSM_TO(SESS_OPEN) | FSM_TO(SESS_FLUSHING) | FSM_TO(SESS_CLOSING),
     [SESS_EOF] = FSM_TO(SESS_FLUSHING) | FSM_TO(SESS_CLOSING),
-    [SESS_FLUSHING] = FSM_TO(SESS_CLOSING),
+    [SESS_FLUSHING] = FSM_TO(SESS_LINGERING) | FSM_TO(SESS_CLOSING),
+    [SESS_LINGERING] = FSM_TO(SESS_CLOSING),
     [SESS_CLOSING] = 0,
 };
 static const fsm_def_t sess_fsm = {"server", SESS__STATES, state_names, allowed};
@@ -63,6 +65,14 @@ static void on_handle_closed(uv_handle_t *h)
     free(s);
 }
 
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    static char chunk[READ_CHUNK]; /* consumed synchronously in on_read */
+    *buf = uv_buf_init(chunk, sizeof chunk);
+}
+
 static void begin_close(sess_t *s)
 {
     set_state(s, SESS_CLOSING);
@@ -77,15 +87,34 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     log_debug("server", "session %llu: replies flushed (%s)", (unsigned long long)s->serial,
               status < 0 ? uv_strerror(status) : "ok");
     free(req);
-    if (s->state == SESS_FLUSHING) /* else: the deadline closed it first */
+    if (s->state != SESS_FLUSHING) /* the deadline closed it first */
+        return;
+    /* Still sending to us: wait for its close (or the deadline). */
+    if (status == 0 && uv_is_readable((uv_stream_t *)&s->pipe))
+        set_state(s, SESS_LINGERING);
+    else
+        begin_close(s);
+}
+
+/* FLUSHING, LINGERING: what the client still sends is read and dropped. */
+static void on_read_dropped(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    sess_t *s = stream->data;
+    if (nread >= 0)
+        return;
+    uv_read_stop(stream);
+    /* At EOF a half-closed client may still be reading the flush. */
+    if (s->state == SESS_LINGERING || nread != UV_EOF)
         begin_close(s);
 }
 
 static void on_flush_deadline(uv_timer_t *t)
 {
     sess_t *s = t->data;
-    log_warn("server", "client pid %d did not read its last replies in %d ms; closing it",
-             (int)s->pid, FLUSH_DEADLINE_MS);
+    log_warn("server", "client pid %d did not %s in %d ms; closing it", (int)s->pid,
+             s->state == SESS_FLUSHING ? "read its last replies" : "close its end",
+             FLUSH_DEADLINE_MS);
     begin_close(s);
 }
 
@@ -105,11 +134,31 @@ static void let_go(sess_t *s)
     }
 }
 
+/* FLUSHING: uv_shutdown lets queued replies (a last error) reach the
+ * client first; the deadline keeps one that does not read from holding us.
+ * false if it cannot start. */
+static bool start_flush(sess_t *s)
+{
+    uv_shutdown_t *req = malloc(sizeof *req);
+    if (!req)
+        return false;
+    set_state(s, SESS_FLUSHING);
+    req->data = s;
+    if (uv_shutdown(req, (uv_stream_t *)&s->pipe, on_shutdown) < 0) {
+        free(req);
+        return false;
+    }
+    uv_timer_start(&s->timer, on_flush_deadline, FLUSH_DEADLINE_MS, 0);
+    if (uv_is_readable((uv_stream_t *)&s->pipe)) /* not after EOF */
+        uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read_dropped);
+    return true;
+}
+
 static void close_session(sess_t *s, bool flush)
 {
     if (s->state == SESS_CLOSING)
         return;
-    if (s->state == SESS_FLUSHING) {
+    if (s->state == SESS_FLUSHING || s->state == SESS_LINGERING) {
         if (!flush)
             begin_close(s);
         return;
@@ -118,23 +167,10 @@ static void close_session(sess_t *s, bool flush)
               (int)s->pid);
     uv_read_stop((uv_stream_t *)&s->pipe);
     uv_timer_stop(&s->timer);
-    /* FLUSHING first: nothing let_go() sets off may send to us again. */
-    uv_shutdown_t *req = flush ? malloc(sizeof *req) : NULL;
-    if (req) {
-        set_state(s, SESS_FLUSHING);
-        req->data = s;
-        /* uv_shutdown lets queued replies (a last error) reach the client
-         * first; the deadline keeps one that does not read from holding us. */
-        if (uv_shutdown(req, (uv_stream_t *)&s->pipe, on_shutdown) == 0) {
-            uv_timer_start(&s->timer, on_flush_deadline, FLUSH_DEADLINE_MS, 0);
-            let_go(s);
-            return;
-        }
-        free(req);
+    /* Flushing or closing before let_go(): nothing it sets off (a lease
+     * ending, a template claim dropped) can send to us or close us again. */
+    if (!flush || !start_flush(s))
         begin_close(s);
-    } else {
-        begin_close(s);
-    }
     let_go(s);
 }
 
@@ -158,16 +194,20 @@ static size_t queued(const sess_t *s)
     return uv_stream_get_write_queue_size((const uv_stream_t *)&s->pipe);
 }
 
+static void arm_stuck_timer(sess_t *s)
+{
+    uv_timer_start(&s->timer, on_stuck, (uint64_t)s->d->cfg.stuck_client_timeout_s * 1000u, 0);
+}
+
 static void pause_reading(sess_t *s)
 {
     log_debug("server", "client pid %d: %zu bytes of replies unread; pausing its requests",
               (int)s->pid, queued(s));
     set_state(s, SESS_PAUSED);
     uv_read_stop((uv_stream_t *)&s->pipe);
-    uv_timer_start(&s->timer, on_stuck, (uint64_t)s->d->cfg.stuck_client_timeout_s * 1000u, 0);
+    arm_stuck_timer(s);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void handle_lines(sess_t *s);
 
@@ -198,7 +238,7 @@ static void on_written(uv_write_t *req, int status)
     if (queued(s) < LOW_WATER)
         resume_reading(s);
     else /* it reads, slowly: stuck means no progress at all */
-        uv_timer_again(&s->timer);
+        arm_stuck_timer(s);
 }
 
 void sess_send(sess_t *s, json_object *msg)
@@ -247,14 +287,6 @@ static void handle_line(sess_t *s, const char *line, size_t len)
     else
         ops_dispatch(s, &req);
     dbl_request_free(&req);
-}
-
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    (void)suggested;
-    static char chunk[READ_CHUNK]; /* consumed synchronously in on_read */
-    *buf = uv_buf_init(chunk, sizeof chunk);
 }
 
 void sess_maybe_finish(sess_t *s)

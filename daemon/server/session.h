@@ -16,13 +16,17 @@
  * replies pile up (backpressure) and resumes once they drain, unless it
  * stays stuck past stuck_client_timeout_s; EOF: the client half-closed, so
  * answer what it waits for, then flush. FLUSHING sends the last replies
- * (uv_shutdown) within a deadline; CLOSING: its handles are closing, and
- * the last close callback unlinks and frees it. */
+ * (uv_shutdown) while reading and dropping whatever the client still
+ * sends; LINGERING: all sent, waiting for the client to close, so that
+ * closing with its bytes unread cannot reset the replies away. Both end
+ * at a deadline. CLOSING: its handles are closing, and the last close
+ * callback unlinks and frees it. */
 typedef enum sess_state {
     SESS_OPEN,
     SESS_PAUSED,
     SESS_EOF,
     SESS_FLUSHING,
+    SESS_LINGERING,
     SESS_CLOSING,
     SESS__STATES
 } sess_state_t;
@@ -32,7 +36,7 @@ struct sess {
     dbld_t *d;
     sess_state_t state;
     uv_pipe_t pipe;
-    uv_timer_t timer; /* PAUSED: the stuck deadline; FLUSHING: the flush deadline */
+    uv_timer_t timer; /* PAUSED: the stuck deadline; FLUSHING, LINGERING: the flush deadline */
     int open_handles; /* freed when the last one's close callback runs */
     dbl_decoder_t dec;
     uint64_t serial;
