@@ -145,7 +145,7 @@ void inst_start(inst_t *i)
 static void restart_cb(uv_timer_t *t)
 {
     inst_t *i = t->data;
-    if (i->state == INST_FAILED && !i->d->stopping) {
+    if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         log_info("inst", "%s: restarting (attempt %d)", i->name, i->restarts);
         inst_start(i);
     }
@@ -160,7 +160,7 @@ void inst_settle(inst_t *i)
         uv_timer_stop(&i->timer);
         inst_set_state(i, INST_STOPPED);
         i->ev.stopped(i->ev.ud, i);
-    } else if (i->state == INST_FAILED && !i->d->stopping) {
+    } else if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         uint64_t delay = RESTART_MIN_MS << (i->restarts < 6 ? i->restarts : 6);
         if (delay > RESTART_MAX_MS)
             delay = RESTART_MAX_MS;
