@@ -11,6 +11,7 @@
 #include "dk_client.h"
 #include "metrics.h"
 #include "notify.h"
+#include "ops_template.h"
 #include "rd_slots.h"
 #include "tpl.h"
 
@@ -171,6 +172,7 @@ void dbld_shutdown(dbld_t *d, const char *why)
     d->stopping = true;
     notify_stopping(d);
     log_info("daemon", "shutting down: %s", why);
+    ops_template_stopping(d); /* one reply per request, before the sessions go */
     server_close(d);
     metrics_stop(d);
     while (!list_empty(&d->sessions))
