@@ -393,7 +393,7 @@ int main(int argc, char **argv)
         if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
             tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
             fprintf(stderr, "dbleased: %s\n", err);
-            return 1;
+            return EX_CONFIG;
         }
         fprintf(stderr, "dbleased: configuration is valid\n");
         return 0;

@@ -40,7 +40,8 @@ typedef struct tpl_scan {
     tpl_t *t;
     char dir[CFG_PATH];
     int major;
-    int rc; /* the result, written on the worker thread */
+    bool stale; /* sql_dir changed while it was read: read again */
+    int rc;     /* the result, written on the worker thread */
     char hash[65];
     char **files, **texts;
     int nfiles;
@@ -417,8 +418,7 @@ static void scan_done(uv_work_t *req, int status)
         return;
     }
     t->scan = NULL;
-    if (t->scan_again) { /* changed while read: this result is stale */
-        t->scan_again = false;
+    if (sc->stale) { /* changed while read: read it again */
         scan_free(sc);
         start_scan(t);
         return;
@@ -481,7 +481,7 @@ static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
 {
     tpl_t *cur = tpl_current(d, "postgres", tc->name);
     if (cur && cur->state == TPL_SCANNING) {
-        cur->scan_again = true; /* one read at a time; the next one follows */
+        cur->scan->stale = true; /* one read at a time; the next one follows */
         return;
     }
     if (!tc->sql_dir[0] && cur && !cur->sql_dir[0])
@@ -633,7 +633,8 @@ void tpl_janitor(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
-        if (t->state != TPL_RETIRING || pool_total(t->pool) != 0 || t->dropping)
+        /* A retiring version's only build is its drop. */
+        if (t->state != TPL_RETIRING || pool_total(t->pool) != 0 || t->build)
             continue;
         if (strcmp(t->kind, "postgres") != 0 || d->pg->state != INST_RUNNING ||
             tpl_build_drop(t) < 0)

@@ -62,11 +62,9 @@ struct tpl {
     struct tpl_build *build; /* the build or claim in progress, if any */
     pgc_t *shared;           /* schema isolation: to the shared database, for slots */
     struct tpl_scan *scan;   /* the read of sql_dir in flight (SCANNING) */
-    bool scan_again;         /* sql_dir changed while it was being read */
     char **files;            /* *.sql of sql_dir, in name order */
     char **texts;            /* their contents, as hashed */
     int nfiles;
-    bool dropping;
 
     struct rd_shared *rd; /* redis isolation = db: the shared server */
 

@@ -618,11 +618,9 @@ int tpl_build_drop(tpl_t *t)
     tpl_build_t *b = build_new(t, B_DROP);
     if (!b)
         return -1;
-    t->dropping = true;
     const char *sql[] = {s[0], s[1], s[2]};
     if (admin(b, sql, n, on_dropped) < 0) {
         finish(b);
-        t->dropping = false;
         return -1;
     }
     return 0;

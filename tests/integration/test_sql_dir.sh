@@ -53,7 +53,7 @@ check_config_refuses() { # sql_dir pattern
     out=$("$DBLEASED" --config "$T/check.ini" --check-config 2>&1 >/dev/null)
     rc=$?
     set -e
-    [ "$rc" != 0 ] || fail "--check-config accepted sql_dir $1"
+    [ "$rc" = 78 ] || fail "--check-config on sql_dir $1: exit $rc, not 78"
     grep -q "$2" <<<"$out" || fail "message: $out"
 }
 
