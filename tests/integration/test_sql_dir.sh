@@ -125,4 +125,15 @@ test_files_vanishing_while_read_are_survived() {
     expect_recovers app
 }
 
+test_reload_resizes_a_template_whose_files_did_not_change() {
+    # The reload reads sql_dir again; finding it unchanged must not lose
+    # the new pool sizes.
+    sed -i 's/^min_ready = 1$/min_ready = 2/' "$T/dbleased.ini"
+    kill -HUP "$DAEMON_PID"
+    app_min() { "$DBLEASE" status --json | jq -e '[.pools[] | select(.template == "app" and .template_state == "ready")] | last | .min_ready == 2'; }
+    wait_until 10 app_min || fail "min_ready not applied: $("$DBLEASE" status --json | jq -c '.pools')"
+    sed -i 's/^min_ready = 2$/min_ready = 1/' "$T/dbleased.ini"
+    kill -HUP "$DAEMON_PID"
+}
+
 run_tests
