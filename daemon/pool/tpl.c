@@ -400,6 +400,10 @@ static void supersede(tpl_t *prev, tpl_t *t)
 /* The files are as prev had them: t was a look, not a version. */
 static void discard(tpl_t *t, tpl_t *prev)
 {
+    /* t was made from the configuration as it is now (a reload resized
+     * it): its sizes stay. */
+    prev->pool->min_ready = t->pool->min_ready;
+    prev->pool->max_total = t->pool->max_total;
     move_waiters(t->pool, prev->pool);
     tpl_free(t); /* first: a failed waiter's reply names the current version's error */
     settle_waiters(prev);
