@@ -98,6 +98,13 @@ void tpl_offer_claim(tpl_t *t)
         tpl_cancel_wait(w);
         w->cb(w, t);
     }
+    if (t->state == TPL_PENDING && !t->claimer && t->pool->waiters.count > 0) {
+        /* Nobody migrates it now: leases waiting for it are answered. */
+        snprintf(t->error, sizeof t->error,
+                 "its migration was abandoned; run `dblease template migrate` or "
+                 "template.ensure, then lease again");
+        pool_fail_waiters(t->pool);
+    }
 }
 
 void tpl_wait(tpl_t *t, tpl_waiter_t *w, tpl_wait_cb cb, void *ud)

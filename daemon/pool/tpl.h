@@ -100,7 +100,8 @@ void tpl_free_all(dbld_t *d);
 void tpl_wait(tpl_t *t, tpl_waiter_t *w, tpl_wait_cb cb, void *ud);
 void tpl_cancel_wait(tpl_waiter_t *w);
 /* A client template's claim is free (or its server is back): offer it to
- * the waiters, first come first served. */
+ * the waiters, first come first served. If none takes it, leases waiting
+ * for the template fail (nobody is migrating it). */
 void tpl_offer_claim(tpl_t *t);
 /* Supersede: no new leases; dropped when empty. */
 void tpl_retire(tpl_t *t);

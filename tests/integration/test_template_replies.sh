@@ -98,6 +98,39 @@ test_server_lost_answers_waiters_and_claim_in_flight() {
     close_conn b
 }
 
+# A lease waiting for a client template being migrated: answered when the
+# migrator goes away or the template is dropped, not left to its wait_ms.
+lease_waiting_on() { # name template
+    send "$1" "{\"id\":1,\"op\":\"lease\",\"template\":\"$2\",\"wait_ms\":60000}"
+    send "$1" '{"id":2,"op":"hello"}'
+    reply_in_10s "$1" 2 >/dev/null
+}
+
+test_lease_waiting_on_a_template_is_answered_when_its_migrator_goes() {
+    open_conn a
+    open_conn l
+    send a "$(ID=1 ensure wait1 h1)"
+    [ "$(state_of "$(reply_in_10s a 1)")" = migrate ]
+    lease_waiting_on l wait1
+    close_conn a # EOF with nothing pending: the session closes, the claim goes
+    r=$(reply_in_10s l 1)
+    [ "$(code_of "$r")" = template_failed ] || fail "lease waiter: $r"
+    close_conn l
+}
+
+test_lease_waiting_on_a_template_is_answered_when_it_is_dropped() {
+    open_conn a
+    open_conn l
+    send a "$(ID=1 ensure wait2 h1)"
+    [ "$(state_of "$(reply_in_10s a 1)")" = migrate ]
+    lease_waiting_on l wait2
+    [ "$(code_of "$(rpc '{"id":1,"op":"template.drop","template":"wait2"}')")" = ok ]
+    r=$(reply_in_10s l 1)
+    [ "$(code_of "$r")" = template_failed ] || fail "lease waiter: $r"
+    close_conn a
+    close_conn l
+}
+
 test_shutdown_answers_waiters() {
     open_conn a
     open_conn b
