@@ -483,8 +483,8 @@ int config_check_paths(const config_t *cfg, char *err, size_t errlen)
             return -1;
         }
         if (access(t->sql_dir, R_OK | X_OK) < 0) {
-            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it",
-                     t->name, t->sql_dir, strerror(errno));
+            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
+                     t->sql_dir, strerror(errno));
             return -1;
         }
     }

@@ -265,8 +265,9 @@ int util_read_regular(int dirfd, const char *name, size_t max, char **out, size_
         int e = errno;
         char m[128];
         if (e == ELOOP)
-            snprintf(err, errlen, "is a symbolic link; only regular files are read (copy the file "
-                                  "in, or link the directory instead)");
+            snprintf(err, errlen,
+                     "is a symbolic link; only regular files are read (copy the file "
+                     "in, or link the directory instead)");
         else
             snprintf(err, errlen, "%s", strerror_r(e, m, sizeof m));
         return -e;

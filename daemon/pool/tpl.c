@@ -17,8 +17,8 @@
 #include "util.h"
 
 static const char *const state_names[TPL__COUNT] = {
-    [TPL_SCANNING] = "scanning", [TPL_PENDING] = "pending", [TPL_BUILDING] = "building", [TPL_READY] = "ready",
-    [TPL_FAILED] = "failed",   [TPL_RETIRING] = "retiring",
+    [TPL_SCANNING] = "scanning", [TPL_PENDING] = "pending", [TPL_BUILDING] = "building",
+    [TPL_READY] = "ready",       [TPL_FAILED] = "failed",   [TPL_RETIRING] = "retiring",
 };
 
 static const unsigned allowed[TPL__COUNT] = {
@@ -122,7 +122,6 @@ void tpl_cancel_wait(tpl_waiter_t *w)
     list_remove(&w->t->waiters, &w->node);
     w->t = NULL;
 }
-
 
 static void free_list(char **v, int n)
 {
@@ -287,8 +286,8 @@ int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, ch
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         size_t len = 0;
-        if (util_read_regular(dirfd(dh), names[i], TPL_MAX_FILE, &texts[i], &len, why,
-                              sizeof why) < 0) {
+        if (util_read_regular(dirfd(dh), names[i], TPL_MAX_FILE, &texts[i], &len, why, sizeof why) <
+            0) {
             snprintf(err, errlen, "%s/%s %s", dir, names[i], why);
             rc = -1;
             break;
@@ -335,7 +334,6 @@ int tpl_check_sql_dirs(const config_t *cfg, char *err, size_t errlen)
 }
 
 /* ---- reading sql_dir off the loop thread ------------------------------ */
-
 
 static void scan_work(uv_work_t *req)
 {
@@ -436,7 +434,8 @@ static void scan_done(uv_work_t *req, int status)
     }
     if (status < 0 && sc->rc == 0) {
         sc->rc = -1;
-        snprintf(sc->err, sizeof sc->err, "reading sql_dir %.600s: %s", sc->dir, uv_strerror(status));
+        snprintf(sc->err, sizeof sc->err, "reading sql_dir %.600s: %s", sc->dir,
+                 uv_strerror(status));
     }
     tpl_t *prev = previous_version(t);
     if (sc->rc < 0 ? prev && prev->state == TPL_FAILED && strcmp(prev->error, sc->err) == 0
@@ -477,8 +476,10 @@ static void start_scan(tpl_t *t)
     }
     if (!sc || uv_queue_work(t->d->loop, &sc->req, scan_work, scan_done) < 0) {
         free(sc);
-        snprintf(t->error, sizeof t->error, "cannot read sql_dir %.600s now (out of resources); "
-                 "send SIGHUP to retry", t->sql_dir);
+        snprintf(t->error, sizeof t->error,
+                 "cannot read sql_dir %.600s now (out of resources); "
+                 "send SIGHUP to retry",
+                 t->sql_dir);
         snprintf(t->hash, sizeof t->hash, "unreadable");
         tpl_set_state(t, TPL_FAILED);
         return;
@@ -497,8 +498,8 @@ static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
     }
     if (!tc->sql_dir[0] && cur && !cur->sql_dir[0])
         return; /* no files: nothing can change */
-    tpl_t *t = tpl_new(d, "postgres", tc->name, "", TPL_CONFIG, tc->k.isolation,
-                       tc->k.min_ready, tc->k.max_total, tc->sql_dir[0] ? TPL_SCANNING : TPL_PENDING);
+    tpl_t *t = tpl_new(d, "postgres", tc->name, "", TPL_CONFIG, tc->k.isolation, tc->k.min_ready,
+                       tc->k.max_total, tc->sql_dir[0] ? TPL_SCANNING : TPL_PENDING);
     if (!t)
         return;
     snprintf(t->sql_dir, sizeof t->sql_dir, "%s", tc->sql_dir);
@@ -546,8 +547,8 @@ tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash)
             return t;
     }
     const kind_cfg_t *pg = &d->cfg.postgres;
-    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready,
-                   pg->max_total, TPL_PENDING);
+    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready, pg->max_total,
+                   TPL_PENDING);
 }
 
 void tpl_instance_up(dbld_t *d)

@@ -26,7 +26,7 @@ typedef enum build_state {
 } build_state_t;
 
 static const char *const build_state_names[B__COUNT] = {
-    [B_IDLE] = "idle",   [B_ADMIN] = "admin",        [B_CONNECTING] = "connecting",
+    [B_IDLE] = "idle",   [B_ADMIN] = "admin",       [B_CONNECTING] = "connecting",
     [B_QUERY] = "query", [B_DETACHED] = "detached",
 };
 
@@ -143,8 +143,7 @@ static int admin(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb)
 }
 
 /* A statement on our own connection; on failure the build failed. */
-static void query(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb,
-                  const char *lost)
+static void query(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb, const char *lost)
 {
     set_state(b, B_QUERY);
     if (pgc_exec(b->conn, sql, n, cb, b) == 0)
@@ -567,8 +566,9 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
         finish(b);
         rc = -ENOTCONN;
     }
-    pay(owed, t, ok ? "template.finalize was sent again; the last one answers"
-                    : "the claim was abandoned before it was ready");
+    pay(owed, t,
+        ok ? "template.finalize was sent again; the last one answers"
+           : "the claim was abandoned before it was ready");
     return rc;
 }
 

@@ -348,7 +348,6 @@ void ops_template_stopping(dbld_t *d)
         }
         if (!r)
             return;
-        reply_error(r, DBL_E_SHUTTING_DOWN,
-                    "dbleased is shutting down; retry when it is back");
+        reply_error(r, DBL_E_SHUTTING_DOWN, "dbleased is shutting down; retry when it is back");
     }
 }

@@ -48,7 +48,8 @@ static void put(const char *name, const char *data, size_t len)
 static void refused(const char *name, size_t max, int expect_errno, const char *want)
 {
     char *text = NULL, err[256] = "";
-    assert_int_equal(util_read_regular(dfd, name, max, &text, NULL, err, sizeof err), -expect_errno);
+    assert_int_equal(util_read_regular(dfd, name, max, &text, NULL, err, sizeof err),
+                     -expect_errno);
     assert_null(text);
     if (!strstr(err, want))
         fail_msg("%s: \"%s\" lacks \"%s\"", name, err, want);
