@@ -559,9 +559,10 @@ void tpl_instance_up(dbld_t *d)
         tpl_t *t = list_entry(it, tpl_t, node);
         if (strcmp(t->kind, "postgres") != 0)
             continue;
-        if (t->source == TPL_BUILTIN && !t->schema)
-            tpl_set_state(t, TPL_READY);
-        else if (t->state == TPL_PENDING && t->source != TPL_CLIENT)
+        if (t->source == TPL_BUILTIN && !t->schema) {
+            if (t->state == TPL_PENDING) /* template0: nothing to build */
+                tpl_set_state(t, TPL_READY);
+        } else if (t->state == TPL_PENDING && t->source != TPL_CLIENT)
             tpl_build_start(t);
         else if (t->state == TPL_PENDING)
             tpl_offer_claim(t); /* its callers waited for the server */
