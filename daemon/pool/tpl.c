@@ -596,13 +596,29 @@ void tpl_rescan(dbld_t *d)
         refresh_config_template(d, &d->cfg.templates[i]);
 }
 
-void tpl_retire(tpl_t *t)
+static void retire_one(tpl_t *t)
 {
     if (t->state == TPL_RETIRING)
         return;
     /* A build in flight would otherwise finish it. */
     tpl_build_abort(t, "a newer version of the template replaced it, or it was dropped");
     tpl_set_state(t, TPL_RETIRING);
+}
+
+void tpl_retire(tpl_t *t)
+{
+    /* Older live versions of the name go too: while a new version's files
+     * are read (SCANNING), the one before it still serves. */
+    list_node_t *it, *tmp;
+    list_for_each(&t->d->templates, it, tmp)
+    {
+        tpl_t *o = list_entry(it, tpl_t, node);
+        if (o == t)
+            break;
+        if (strcmp(o->name, t->name) == 0 && strcmp(o->kind, t->kind) == 0)
+            retire_one(o);
+    }
+    retire_one(t);
 }
 
 /* The global cap keeps a pool with waiters from growing: make room by

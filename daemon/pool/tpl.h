@@ -103,7 +103,8 @@ void tpl_cancel_wait(tpl_waiter_t *w);
  * the waiters, first come first served. If none takes it, leases waiting
  * for the template fail (nobody is migrating it). */
 void tpl_offer_claim(tpl_t *t);
-/* Supersede: no new leases; dropped when empty. */
+/* Supersede: no new leases; dropped when empty. Older versions of the
+ * same name still live (the one serving while t's files are read) too. */
 void tpl_retire(tpl_t *t);
 
 /* Largest *.sql file read from a sql_dir. */

@@ -152,4 +152,18 @@ test_reload_resizes_a_template_whose_files_did_not_change() {
     kill -HUP "$DAEMON_PID"
 }
 
+test_template_removed_while_being_read_retires_every_version() {
+    # A big file keeps the read of churn's sql_dir in flight while a second
+    # reload removes the template: no version of it may stay live.
+    head -c 60M /dev/zero | tr '\0' ' ' > "$CHURN/500_big.sql"
+    chmod a+r "$CHURN/500_big.sql"
+    kill -HUP "$DAEMON_PID"
+    status_answers
+    sed -i '/^\[template.churn\]$/,$d' "$T/dbleased.ini"
+    kill -HUP "$DAEMON_PID"
+    live() { "$DBLEASE" status --json | jq '[.templates[] | select(.name == "churn" and .state != "retiring")] | length'; }
+    wait_until 20 test "$(live)" = 0 || fail "churn still live: $("$DBLEASE" status --json | jq -c '.templates')"
+    rm "$CHURN/500_big.sql"
+}
+
 run_tests
