@@ -334,14 +334,14 @@ void ops_template_stopping(dbld_t *d)
         if (t->source == TPL_CLIENT && (t->build || t->claimer))
             tpl_build_abort(t, "dbleased is shutting down; retry when it is back");
     }
-    /* Answering can close a session (and a session closing answers
-     * nothing), so the walk restarts after each. */
+    /* Answering can close a session, so the walk restarts after each; each
+     * round answers (and unlinks) one request. */
     for (;;) {
         tpl_req_t *r = NULL;
         list_for_each(&d->sessions, it, tmp)
         {
             sess_t *s = list_entry(it, sess_t, node);
-            if (!s->closing && !list_empty(&s->tpl_reqs)) {
+            if (!list_empty(&s->tpl_reqs)) {
                 r = list_entry(list_first(&s->tpl_reqs), tpl_req_t, node);
                 break;
             }
