@@ -633,7 +633,9 @@ static void evict_for_waiters(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         pool_t *p = list_entry(it, tpl_t, node)->pool;
-        starved |= p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
+        /* A pool that is down (its template being read or built) could not
+         * use the room. */
+        starved |= p->up && p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
                    pool_total(p) < p->max_total;
     }
     if (!starved)
