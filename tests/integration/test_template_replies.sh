@@ -82,7 +82,7 @@ test_finalize_right_after_ensure_answers_both() {
     close_conn a
 }
 
-test_server_lost_answers_waiters_and_claim_in_flight() {
+test_server_lost_answers_waiters_and_the_claim_is_offered_again() {
     open_conn a
     open_conn b
     send a "$(ID=1 ensure lost1 h1)"
@@ -129,6 +129,24 @@ test_lease_waiting_on_a_template_is_answered_when_it_is_dropped() {
     [ "$(code_of "$r")" = template_failed ] || fail "lease waiter: $r"
     close_conn a
     close_conn l
+}
+
+test_server_lost_answers_a_claim_in_flight() {
+    # Stopped, the server cannot finish setting up the claim: it is still
+    # in flight when the server is killed.
+    postmaster=$(pgrep -f -- "-D $STATE/")
+    children=$(pgrep -P "$postmaster" | tr '\n' ' ')
+    kill -STOP "$postmaster" $children
+    open_conn a
+    send_two a "$(ID=1 ensure lost2 h1)" '{"id":2,"op":"hello"}'
+    reply_in_10s a 2 >/dev/null
+    kill -9 "$postmaster"
+    kill -CONT $children
+    # Answered by whichever sees it first: the admin statement failing, or
+    # the server's exit.
+    r=$(reply_in_10s a 1)
+    [ "$(code_of "$r")" = template_failed ] || fail "claim in flight when the server was lost: $r"
+    close_conn a
 }
 
 test_shutdown_answers_waiters() {
