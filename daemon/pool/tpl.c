@@ -191,7 +191,7 @@ static void tpl_free(tpl_t *t)
         t->scan->t = NULL; /* its result is dropped when it comes */
     tpl_build_abort(t, "the template was dropped; call template.ensure again");
     tpl_shared_close(t);
-    rd_shared_stop(t);
+    rd_free(t);
     /* Waiters hear that it is gone (RETIRING), never wait on it again. The
      * pool goes with it, so none of tpl_set_state's pool work. */
     if (t->state != TPL_RETIRING)
@@ -529,8 +529,7 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        r->pool->cold = true;
-        rd_setup(r);
+        r->pool->cold = true; /* its engine: dbld_redis_setup() */
     }
     for (int i = 0; i < d->cfg.n_templates; i++)
         refresh_config_template(d, &d->cfg.templates[i]);

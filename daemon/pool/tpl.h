@@ -66,7 +66,7 @@ struct tpl {
     char **texts;            /* their contents, as hashed */
     int nfiles;
 
-    struct rd_shared *rd; /* redis isolation = db: the shared server */
+    struct rd_engine *rd; /* redis: the engine's side (rd_slots.c) */
 
     /* client templates: who holds the claim (a session, opaque here) */
     const void *claimer;

@@ -110,7 +110,7 @@ static void reply_migrate(tpl_req_t *r)
  * daemon's doing, not the template's. */
 static dbl_errcode_t engine_error(const tpl_req_t *r)
 {
-    return r->sess->d->stopping ? DBL_E_SHUTTING_DOWN : DBL_E_TEMPLATE_FAILED;
+    return dbld_stopping(r->sess->d) ? DBL_E_SHUTTING_DOWN : DBL_E_TEMPLATE_FAILED;
 }
 
 static void on_claimed(tpl_t *t, int err, const char *msg, void *ud)
@@ -229,7 +229,7 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
                          name, name);
         return;
     }
-    if (d->stopping || d->draining) {
+    if (dbld_refusing(d)) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
         return;
     }
