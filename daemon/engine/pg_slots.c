@@ -3,6 +3,7 @@
  * Each slot has its own role, named like the slot, with a random password
  * sent as a SCRAM verifier (pg_scram.c); statements are never logged. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,9 @@ typedef struct slot_job {
     pgc_t *conn; /* to the new database, while taking over template objects */
     char password[33];
     int step;
+    /* When each step of a create ended (uv_hrtime, ns): logged at debug
+     * level, so a slow preparation shows which step took the time. */
+    uint64_t t_start, t_cloned, t_connected;
 } slot_job_t;
 
 static slot_job_t *job_new(slot_t *s, void *ud)
@@ -28,8 +32,23 @@ static slot_job_t *job_new(slot_t *s, void *ud)
     if (j) {
         j->slot = s;
         j->t = ud;
+        j->t_start = uv_hrtime();
     }
     return j;
+}
+
+static double ms_between(uint64_t from, uint64_t to)
+{
+    return from && to ? (double)(to - from) / 1e6 : 0;
+}
+
+static void log_step_times(const slot_job_t *j)
+{
+    uint64_t now = uv_hrtime();
+    uint64_t taken = j->t_connected ? j->t_connected : j->t_cloned;
+    log_debug("engine", "prepared %s in %.1f ms: role+clone+grants %.1f, connect %.1f, take over %.1f",
+              j->slot->dbname, ms_between(j->t_start, now), ms_between(j->t_start, j->t_cloned),
+              ms_between(j->t_cloned, j->t_connected), ms_between(taken, now));
 }
 
 static void done(slot_job_t *j, int err, const char *msg)
@@ -37,6 +56,8 @@ static void done(slot_job_t *j, int err, const char *msg)
     slot_t *s = j->slot;
     if (err == 0 && s->state == SLOT_ROTATING)
         memcpy(s->password, j->password, sizeof s->password);
+    if (err == 0 && s->state == SLOT_CREATING && j->t_cloned)
+        log_step_times(j);
     if (j->conn)
         pgc_close(j->conn);
     free(j);
@@ -83,6 +104,7 @@ static void on_taken_over(void *ud, int err, const char *msg, const PGresult *re
 static void on_clone_conn(pgc_t *c, int err, const char *msg, void *ud)
 {
     slot_job_t *j = ud;
+    j->t_connected = uv_hrtime();
     if (err) {
         done(j, err, msg);
         return;
@@ -101,6 +123,7 @@ static void on_clone_conn(pgc_t *c, int err, const char *msg, void *ud)
 static void on_db_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     slot_job_t *j = ud;
+    j->t_cloned = uv_hrtime();
     if (err || !j->t->owner[0]) {
         done(j, err, msg);
         return;
