@@ -18,12 +18,9 @@
 typedef struct slot_job {
     slot_t *slot;
     tpl_t *t;
-    pgc_t *conn; /* to the new database, while taking over template objects */
     char password[33];
     int step;
-    /* When each step of a create ended (uv_hrtime, ns): logged at debug
-     * level, so a slow preparation shows which step took the time. */
-    uint64_t t_start, t_cloned, t_connected;
+    uint64_t t_start; /* uv_hrtime: a create's time is logged at debug level */
 } slot_job_t;
 
 static slot_job_t *job_new(slot_t *s, void *ud)
@@ -37,29 +34,11 @@ static slot_job_t *job_new(slot_t *s, void *ud)
     return j;
 }
 
-static double ms_between(uint64_t from, uint64_t to)
-{
-    return from && to ? (double)(to - from) / 1e6 : 0;
-}
-
-static void log_step_times(const slot_job_t *j)
-{
-    uint64_t now = uv_hrtime();
-    uint64_t taken = j->t_connected ? j->t_connected : j->t_cloned;
-    log_debug("engine", "prepared %s in %.1f ms: role+clone+grants %.1f, connect %.1f, take over %.1f",
-              j->slot->dbname, ms_between(j->t_start, now), ms_between(j->t_start, j->t_cloned),
-              ms_between(j->t_cloned, j->t_connected), ms_between(taken, now));
-}
-
 static void done(slot_job_t *j, int err, const char *msg)
 {
     slot_t *s = j->slot;
     if (err == 0 && s->state == SLOT_ROTATING)
         memcpy(s->password, j->password, sizeof s->password);
-    if (err == 0 && s->state == SLOT_CREATING && j->t_cloned)
-        log_step_times(j);
-    if (j->conn)
-        pgc_close(j->conn);
     free(j);
     pool_slot_done(s, err, msg, util_now_ms());
 }
@@ -96,43 +75,21 @@ static const char *strategy(const tpl_t *t)
 
 /* ---- a database per lease --------------------------------------------- */
 
-static void on_taken_over(void *ud, int err, const char *msg, const PGresult *res)
-{
-    done(ud, err, msg);
-}
-
-static void on_clone_conn(pgc_t *c, int err, const char *msg, void *ud)
-{
-    slot_job_t *j = ud;
-    j->t_connected = uv_hrtime();
-    if (err) {
-        done(j, err, msg);
-        return;
-    }
-    /* Template objects belong to the template's owner; in this clone they
-     * become the lease role's, so it may alter, truncate and drop them. */
-    char reassign[256], drop[128];
-    snprintf(reassign, sizeof reassign, "REASSIGN OWNED BY \"%s\" TO \"%s\"", j->t->owner,
-             j->slot->dbname);
-    snprintf(drop, sizeof drop, "DROP OWNED BY \"%s\"", j->t->owner);
-    const char *sql[] = {reassign, drop};
-    if (pgc_exec(c, sql, 2, on_taken_over, j) < 0)
-        done(j, -ENOTCONN, "lost the connection to the new database");
-}
-
 static void on_db_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     slot_job_t *j = ud;
-    j->t_cloned = uv_hrtime();
-    if (err || !j->t->owner[0]) {
-        done(j, err, msg);
-        return;
-    }
-    j->conn = pg_connect_db(j->t->d->pg, j->slot->dbname, on_clone_conn, j);
-    if (!j->conn)
-        done(j, -ENOTCONN, "cannot connect to the new database");
+    if (err == 0)
+        log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname,
+                  (double)(uv_hrtime() - j->t_start) / 1e6);
+    done(j, err, msg);
 }
 
+/* One batch on an admin connection, no connection into the clone: the
+ * template's objects stay owned by its owner role, and the lease role is
+ * made a member of it, so it may alter, truncate and drop them in its own
+ * database (the only one it can connect to) without REASSIGN OWNED, which
+ * cost as much as the clone itself. The database starts closed to
+ * connections, so nobody gets in before PUBLIC's CONNECT is revoked. */
 static int db_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
@@ -140,21 +97,25 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[512], db[256], revoke[256], verifier[160];
+    char role[640], db[320], revoke[256], open_db[192], verifier[160], member[96] = "";
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
     }
+    if (j->t->owner[0])
+        snprintf(member, sizeof member, " IN ROLE \"%s\"", j->t->owner);
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS",
-             s->dbname, verifier);
-    snprintf(db, sizeof db, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s", s->dbname,
-             s->dbname, j->t->dbname, strategy(j->t));
+             "NOREPLICATION NOBYPASSRLS%s",
+             s->dbname, verifier, member);
+    snprintf(db, sizeof db,
+             "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
+             s->dbname, s->dbname, j->t->dbname, strategy(j->t));
     snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
              s->dbname);
-    const char *sql[] = {role, db, revoke};
-    return start(j, sql, 3, on_db_created);
+    snprintf(open_db, sizeof open_db, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", s->dbname);
+    const char *sql[] = {role, db, revoke, open_db};
+    return start(j, sql, 4, on_db_created);
 }
 
 static int db_drop(slot_t *s, void *ud)
@@ -162,13 +123,19 @@ static int db_drop(slot_t *s, void *ud)
     slot_job_t *j = job_new(s, ud);
     if (!j)
         return -ENOMEM;
-    char db[256], role[256];
+    char untemplate[384], db[256], role[256];
+    /* The lease owned its database and may have made it a template, which
+     * DROP DATABASE refuses: undo that first (IF EXISTS, as the drop). */
+    snprintf(untemplate, sizeof untemplate,
+             "DO $$BEGIN IF EXISTS (SELECT FROM pg_database WHERE datname = '%s' AND "
+             "datistemplate) THEN ALTER DATABASE \"%s\" IS_TEMPLATE false; END IF; END$$",
+             s->dbname, s->dbname);
     /* FORCE ends the lease's sessions first; a dropped role takes its
      * password with it, so the old URL can never open the next database. */
     snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
     snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
-    const char *sql[] = {db, role};
-    return start(j, sql, 2, on_simple);
+    const char *sql[] = {untemplate, db, role};
+    return start(j, sql, 3, on_simple);
 }
 
 /* Clean return: new password, and the old holder's sessions are gone
