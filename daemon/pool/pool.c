@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fsm.h"
 #include "log.h"
@@ -24,6 +25,18 @@ static const unsigned allowed[SLOT__COUNT] = {
     [SLOT_DROPPING] = 0,
     [SLOT_FAILED] = FSM_TO(SLOT_DROPPING),
 };
+
+/* Creates in flight per pool: one per core plus one, so a clone waiting on
+ * its checkpoint leaves no core idle. Measured on 2 cores with a 50-table
+ * template (BENCHMARKS.md): 1 → 43, 2 → 78, 3 → 81, 4 → 76, 8 → 65 clone +
+ * drop cycles a second; past the knee clones only slow each other down. */
+static int default_parallel(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1)
+        cores = 1;
+    return cores > 15 ? 16 : (int)cores + 1;
+}
 
 static const fsm_def_t slot_fsm = {"pool", SLOT__COUNT, state_names, allowed};
 
@@ -61,7 +74,7 @@ pool_t *pool_new(pool_limits_t *limits, const char *kind, const char *template_n
     snprintf(p->prefix, sizeof p->prefix, "%s", prefix);
     p->min_ready = min_ready;
     p->max_total = max_total;
-    p->max_parallel = 3;
+    p->max_parallel = default_parallel();
     p->limits = limits;
     p->ops = ops;
     p->ops_ud = ops_ud;
