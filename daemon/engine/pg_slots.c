@@ -86,10 +86,13 @@ static void on_db_created(void *ud, int err, const char *msg, const PGresult *re
 
 /* One batch on an admin connection, no connection into the clone: the
  * template's objects stay owned by its owner role, and the lease role is
- * made a member of it, so it may alter, truncate and drop them in its own
+ * granted that role, so it may alter, truncate and drop them in its own
  * database (the only one it can connect to) without REASSIGN OWNED, which
- * cost as much as the clone itself. The database starts closed to
- * connections, so nobody gets in before PUBLIC's CONNECT is revoked. */
+ * cost as much as the clone itself. From PostgreSQL 16 the grant carries
+ * no SET: the lease has the owner's rights but cannot become it (and so
+ * cannot change the owner role's own settings; before 16 the drop undoes
+ * those). The database starts closed to connections, so nobody gets in
+ * before PUBLIC's CONNECT is revoked. */
 static int db_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
@@ -97,25 +100,33 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[640], db[320], revoke[256], open_db[192], verifier[160], member[96] = "";
+    char role[640], grant[192], db[320], revoke[256], open_db[192], verifier[160];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
     }
-    if (j->t->owner[0])
-        snprintf(member, sizeof member, " IN ROLE \"%s\"", j->t->owner);
+    const char *sql[5];
+    int n = 0;
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS%s",
-             s->dbname, verifier, member);
+             "NOREPLICATION NOBYPASSRLS",
+             s->dbname, verifier);
+    sql[n++] = role;
+    if (j->t->owner[0]) {
+        snprintf(grant, sizeof grant, "GRANT \"%s\" TO \"%s\"%s", j->t->owner, s->dbname,
+                 j->t->d->pg->major >= 16 ? " WITH INHERIT TRUE, SET FALSE" : "");
+        sql[n++] = grant;
+    }
     snprintf(db, sizeof db,
              "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
              s->dbname, s->dbname, j->t->dbname, strategy(j->t));
     snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
              s->dbname);
     snprintf(open_db, sizeof open_db, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", s->dbname);
-    const char *sql[] = {role, db, revoke, open_db};
-    return start(j, sql, 4, on_db_created);
+    sql[n++] = db;
+    sql[n++] = revoke;
+    sql[n++] = open_db;
+    return start(j, sql, n, on_db_created);
 }
 
 static int db_drop(slot_t *s, void *ud)
@@ -134,8 +145,22 @@ static int db_drop(slot_t *s, void *ud)
      * password with it, so the old URL can never open the next database. */
     snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
     snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
-    const char *sql[] = {untemplate, db, role};
-    return start(j, sql, 3, on_simple);
+    const char *sql[4] = {untemplate, db, role};
+    /* Before 16 a lease may SET ROLE to the template's owner and give it
+     * settings or a password: no session uses them (it cannot log in), but
+     * the next leases would see them in pg_roles. Undone only when there. */
+    char owner[640];
+    const char *o = j->t->owner;
+    if (o[0] && j->t->d->pg->major < 16) {
+        snprintf(owner, sizeof owner,
+                 "DO $$BEGIN IF EXISTS (SELECT FROM pg_authid a WHERE rolname = '%s' AND "
+                 "(rolpassword IS NOT NULL OR EXISTS (SELECT FROM pg_db_role_setting "
+                 "WHERE setrole = a.oid AND setdatabase = 0))) THEN "
+                 "ALTER ROLE \"%s\" RESET ALL; ALTER ROLE \"%s\" PASSWORD NULL; END IF; END$$",
+                 o, o, o);
+        sql[3] = owner;
+    }
+    return start(j, sql, sql[3] ? 4 : 3, on_simple);
 }
 
 /* Clean return: new password, and the old holder's sessions are gone
