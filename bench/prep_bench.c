@@ -1,7 +1,7 @@
 /* Where the time of preparing one lease database goes, step by step, on
  * one server and one template: the way dbleased prepared them before issue
  * 12 ("reassign": role, clone, revoke, then a new session into the clone for
- * REASSIGN OWNED + DROP OWNED) and now ("member": the role joins the
+ * REASSIGN OWNED + DROP OWNED) and now ("member": the role is granted the
  * template's owner role; clone closed to connections, revoke, open), next to
  * a bare CREATE DATABASE … TEMPLATE. The three ways alternate within every
  * repetition; medians per step are printed as one JSON object.
@@ -70,9 +70,10 @@ static void prepare(PGconn *c, int way, const char *name, double *t)
     /* No real password: the SCRAM hashing is the same either way. */
     TIMED(t, S_ROLE, c,
           "CREATE ROLE \"%s\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-          "NOBYPASSRLS%s%s%s",
-          name, way == MEMBER ? " IN ROLE \"" : "", way == MEMBER ? owner : "",
-          way == MEMBER ? "\"" : "");
+          "NOBYPASSRLS",
+          name);
+    if (way == MEMBER)
+        TIMED(t, S_ROLE, c, "GRANT \"%s\" TO \"%s\"", owner, name);
     TIMED(t, S_CLONE, c,
           "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY%s", name,
           name, tpl, way == MEMBER ? " ALLOW_CONNECTIONS false" : "");
