@@ -21,7 +21,7 @@
 enum { BARE, REASSIGN, MEMBER, WAYS };
 enum { S_ROLE, S_CLONE, S_REVOKE, S_OPEN, S_CONNECT, S_TAKEOVER, S_TOTAL, STEPS };
 static const char *const way_names[WAYS] = {"bare", "reassign", "member"};
-static const char *const step_names[STEPS] = {"role", "clone", "revoke", "open", "connect",
+static const char *const step_names[STEPS] = {"role", "clone", "revoke", "revoke_open", "connect",
                                               "take_over", "total"};
 
 static const char *admin_ci, *tpl, *owner;
@@ -67,19 +67,27 @@ static void prepare(PGconn *c, int way, const char *name, double *t)
         t[S_TOTAL] = now_ms() - t0;
         return;
     }
-    /* No real password: the SCRAM hashing is the same either way. */
-    TIMED(t, S_ROLE, c,
-          "CREATE ROLE \"%s\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
-          "NOBYPASSRLS",
-          name);
+    /* No real password: the SCRAM hashing is the same either way. As the
+     * daemon sends them: the member way's role and grant in one string,
+     * its revoke and opening in another. */
     if (way == MEMBER)
-        TIMED(t, S_ROLE, c, "GRANT \"%s\" TO \"%s\"", owner, name);
+        TIMED(t, S_ROLE, c,
+              "CREATE ROLE \"%s\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+              "NOBYPASSRLS; GRANT \"%s\" TO \"%s\"",
+              name, owner, name);
+    else
+        TIMED(t, S_ROLE, c,
+              "CREATE ROLE \"%s\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
+              "NOBYPASSRLS",
+              name);
     TIMED(t, S_CLONE, c,
           "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY%s", name,
           name, tpl, way == MEMBER ? " ALLOW_CONNECTIONS false" : "");
     if (way == MEMBER) {
-        TIMED(t, S_REVOKE, c, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC", name);
-        TIMED(t, S_OPEN, c, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", name);
+        TIMED(t, S_OPEN, c,
+              "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC; "
+              "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true",
+              name, name);
     } else {
         TIMED(t, S_REVOKE, c, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC", name);
         double t1 = now_ms();

@@ -84,15 +84,15 @@ static void on_db_created(void *ud, int err, const char *msg, const PGresult *re
     done(j, err, msg);
 }
 
-/* One batch on an admin connection, no connection into the clone: the
+/* Three round trips on an admin connection, none into the clone: the
  * template's objects stay owned by its owner role, and the lease role is
  * granted that role, so it may alter, truncate and drop them in its own
  * database (the only one it can connect to) without REASSIGN OWNED, which
  * cost as much as the clone itself. From PostgreSQL 16 the grant carries
  * no SET: the lease has the owner's rights but cannot become it (and so
  * cannot change the owner role's own settings; before 16 the drop undoes
- * those). The database starts closed to connections, so nobody gets in
- * before PUBLIC's CONNECT is revoked. */
+ * those). The database starts closed to connections and opens in the
+ * transaction that revokes PUBLIC's CONNECT, so nobody gets in before. */
 static int db_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
@@ -100,33 +100,28 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[640], grant[192], db[320], revoke[256], open_db[192], verifier[160];
+    char role[768], grant[192] = "", db[320], grants[384], verifier[160];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
     }
-    const char *sql[5];
-    int n = 0;
+    if (j->t->owner[0])
+        snprintf(grant, sizeof grant, "; GRANT \"%s\" TO \"%s\"%s", j->t->owner, s->dbname,
+                 j->t->d->pg->major >= 16 ? " WITH INHERIT TRUE, SET FALSE" : "");
+    /* Role and grant in one transaction (one string): both or neither. */
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS",
-             s->dbname, verifier);
-    sql[n++] = role;
-    if (j->t->owner[0]) {
-        snprintf(grant, sizeof grant, "GRANT \"%s\" TO \"%s\"%s", j->t->owner, s->dbname,
-                 j->t->d->pg->major >= 16 ? " WITH INHERIT TRUE, SET FALSE" : "");
-        sql[n++] = grant;
-    }
+             "NOREPLICATION NOBYPASSRLS%s",
+             s->dbname, verifier, grant);
     snprintf(db, sizeof db,
              "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
              s->dbname, s->dbname, j->t->dbname, strategy(j->t));
-    snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
-             s->dbname);
-    snprintf(open_db, sizeof open_db, "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true", s->dbname);
-    sql[n++] = db;
-    sql[n++] = revoke;
-    sql[n++] = open_db;
-    return start(j, sql, n, on_db_created);
+    snprintf(grants, sizeof grants,
+             "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC; "
+             "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true",
+             s->dbname, s->dbname);
+    const char *sql[] = {role, db, grants};
+    return start(j, sql, 3, on_db_created);
 }
 
 static int db_drop(slot_t *s, void *ud)
@@ -134,7 +129,7 @@ static int db_drop(slot_t *s, void *ud)
     slot_job_t *j = job_new(s, ud);
     if (!j)
         return -ENOMEM;
-    char untemplate[384], db[256], role[256];
+    char untemplate[384], db[256], role[768];
     /* The lease owned its database and may have made it a template, which
      * DROP DATABASE refuses: undo that first (IF EXISTS, as the drop). */
     snprintf(untemplate, sizeof untemplate,
@@ -144,23 +139,22 @@ static int db_drop(slot_t *s, void *ud)
     /* FORCE ends the lease's sessions first; a dropped role takes its
      * password with it, so the old URL can never open the next database. */
     snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
-    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
-    const char *sql[4] = {untemplate, db, role};
     /* Before 16 a lease may SET ROLE to the template's owner and give it
      * settings or a password: no session uses them (it cannot log in), but
-     * the next leases would see them in pg_roles. Undone only when there. */
-    char owner[640];
+     * the next leases would see them in pg_roles. Undone only when there,
+     * in the transaction that drops the lease role. */
+    char owner[640] = "";
     const char *o = j->t->owner;
-    if (o[0] && j->t->d->pg->major < 16) {
+    if (o[0] && j->t->d->pg->major < 16)
         snprintf(owner, sizeof owner,
-                 "DO $$BEGIN IF EXISTS (SELECT FROM pg_authid a WHERE rolname = '%s' AND "
+                 "; DO $$BEGIN IF EXISTS (SELECT FROM pg_authid a WHERE rolname = '%s' AND "
                  "(rolpassword IS NOT NULL OR EXISTS (SELECT FROM pg_db_role_setting "
                  "WHERE setrole = a.oid AND setdatabase = 0))) THEN "
                  "ALTER ROLE \"%s\" RESET ALL; ALTER ROLE \"%s\" PASSWORD NULL; END IF; END$$",
                  o, o, o);
-        sql[3] = owner;
-    }
-    return start(j, sql, sql[3] ? 4 : 3, on_simple);
+    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"%s", s->dbname, owner);
+    const char *sql[] = {untemplate, db, role};
+    return start(j, sql, 3, on_simple);
 }
 
 /* Clean return: new password, and the old holder's sessions are gone
