@@ -91,7 +91,7 @@ static void on_db_created(void *ud, int err, const char *msg, const PGresult *re
  * cost as much as the clone itself. From PostgreSQL 16 the grant carries
  * no SET: the lease has the owner's rights but cannot become it (and so
  * cannot change the owner role's own settings; before 16 the drop undoes
- * those). The database starts closed to connections and opens in the
+ * them). The database starts closed to connections and opens in the
  * transaction that revokes PUBLIC's CONNECT, so nobody gets in before. */
 static int db_create(slot_t *s, void *ud)
 {
@@ -140,18 +140,19 @@ static int db_drop(slot_t *s, void *ud)
      * password with it, so the old URL can never open the next database. */
     snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
     /* Before 16 a lease may SET ROLE to the template's owner and give it
-     * settings or a password: no session uses them (it cannot log in), but
-     * the next leases would see them in pg_roles. Undone only when there,
-     * in the transaction that drops the lease role. */
-    char owner[640] = "";
+     * settings: no session uses them (nobody logs in as the owner), but the
+     * next leases would see them in pg_roles. Undone only when there, in
+     * the transaction that drops the lease role. (A password it may set too
+     * is neither visible to leases nor usable: the owner cannot log in.)
+     * pg_roles, not pg_authid: an external server's admin may not be a
+     * superuser. */
+    char owner[512] = "";
     const char *o = j->t->owner;
     if (o[0] && j->t->d->pg->major < 16)
         snprintf(owner, sizeof owner,
-                 "; DO $$BEGIN IF EXISTS (SELECT FROM pg_authid a WHERE rolname = '%s' AND "
-                 "(rolpassword IS NOT NULL OR EXISTS (SELECT FROM pg_db_role_setting "
-                 "WHERE setrole = a.oid AND setdatabase = 0))) THEN "
-                 "ALTER ROLE \"%s\" RESET ALL; ALTER ROLE \"%s\" PASSWORD NULL; END IF; END$$",
-                 o, o, o);
+                 "; DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s' AND "
+                 "rolconfig IS NOT NULL) THEN ALTER ROLE \"%s\" RESET ALL; END IF; END$$",
+                 o, o);
     snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"%s", s->dbname, owner);
     const char *sql[] = {untemplate, db, role};
     return start(j, sql, 3, on_simple);
