@@ -26,8 +26,9 @@ static const unsigned allowed[SLOT__COUNT] = {
     [SLOT_FAILED] = FSM_TO(SLOT_DROPPING),
 };
 
-/* Creates in flight per pool: one per core plus one, so a clone waiting on
- * its checkpoint leaves no core idle. Measured on 2 cores with a 50-table
+/* Creates in flight per pool, and across the pools of a kind (they share
+ * one server): one per core plus one, so a clone waiting on its checkpoint
+ * leaves no core idle. Measured on 2 cores with a 50-table
  * template (BENCHMARKS.md): 1 → 43, 2 → 78, 3 → 81, 4 → 76, 8 → 65 clone +
  * drop cycles a second; past the knee clones only slow each other down. */
 static int default_parallel(void)
@@ -59,6 +60,7 @@ void pool_limits_init(pool_limits_t *l, int max)
 {
     l->total = 0;
     l->max = max;
+    l->max_creating = default_parallel();
     list_init(&l->pools);
 }
 
@@ -139,6 +141,20 @@ static void refill_all(pool_limits_t *l, uint64_t now_ms)
     list_for_each(&l->pools, it, tmp) pool_refill(list_entry(it, pool_t, node), now_ms);
 }
 
+/* Creates in flight in every pool of p's kind. */
+static int kind_creating(const pool_t *p)
+{
+    int n = 0;
+    list_node_t *it, *tmp;
+    list_for_each(&p->limits->pools, it, tmp)
+    {
+        const pool_t *q = list_entry(it, pool_t, node);
+        if (strcmp(q->kind, p->kind) == 0)
+            n += (int)pool_count(q, SLOT_CREATING);
+    }
+    return n;
+}
+
 static int create_one(pool_t *p)
 {
     slot_t *s = calloc(1, sizeof *s);
@@ -171,9 +187,10 @@ void pool_refill(pool_t *p, uint64_t now_ms)
     for (;;) {
         int ready = (int)(pool_count(p, SLOT_READY) + pool_count(p, SLOT_CREATING) +
                           pool_count(p, SLOT_ROTATING));
+        int creating = (int)pool_count(p, SLOT_CREATING);
         if (ready >= want || pool_total(p) >= p->max_total ||
-            p->limits->total >= p->limits->max ||
-            (int)pool_count(p, SLOT_CREATING) >= p->max_parallel)
+            p->limits->total >= p->limits->max || creating >= p->max_parallel ||
+            (creating > 0 && kind_creating(p) >= p->limits->max_creating))
             return;
         if (create_one(p) < 0)
             return;
