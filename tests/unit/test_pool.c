@@ -256,17 +256,25 @@ static void test_refill_never_exceeds_max_total(void **state)
     assert_int_equal(pool_total(p), 3);
 }
 
+/* Two pools of one kind (max_total 10) brought up in turn; each then has
+ * this many creates in flight. */
+static void two_pools_up(fixture_t *fx, int min_ready, pool_t **a, pool_t **b, int creating_a,
+                         int creating_b)
+{
+    *a = new_pool(fx, min_ready, 10);
+    *b = new_pool(fx, min_ready, 10);
+    set_up(fx, *a, true, T0);
+    set_up(fx, *b, true, T0);
+    assert_int_equal(pool_count(*a, SLOT_CREATING), creating_a);
+    assert_int_equal(pool_count(*b, SLOT_CREATING), creating_b);
+}
+
 static void test_refill_respects_global_limit_across_pools(void **state)
 {
     fixture_t *fx = *state;
     fx->limits.max = 3;
-    pool_t *a = new_pool(fx, 2, 10);
-    pool_t *b = new_pool(fx, 2, 10);
-
-    set_up(fx, a, true, T0);
-    set_up(fx, b, true, T0);
-    assert_int_equal(pool_count(a, SLOT_CREATING), 2);
-    assert_int_equal(pool_count(b, SLOT_CREATING), 1);
+    pool_t *a, *b;
+    two_pools_up(fx, 2, &a, &b, 2, 1);
     finish_all(fx, OP_CREATE, 0, T0);
     refill(fx, b, T0);
     assert_int_equal(fx->limits.total, 3);
@@ -313,12 +321,8 @@ static void test_pools_of_a_kind_share_the_creates_in_flight(void **state)
 {
     fixture_t *fx = *state;
     fx->limits.max_creating = 2;
-    pool_t *a = new_pool(fx, 4, 10);
-    pool_t *b = new_pool(fx, 4, 10);
-    set_up(fx, a, true, T0);
-    set_up(fx, b, true, T0);
-    assert_int_equal(pool_count(a, SLOT_CREATING), 2);
-    assert_int_equal(pool_count(b, SLOT_CREATING), 1); /* its own one */
+    pool_t *a, *b;
+    two_pools_up(fx, 4, &a, &b, 2, 1); /* b: its own one */
     while (next_pending(fx, OP_CREATE)) {
         assert_true(pool_count(a, SLOT_CREATING) + pool_count(b, SLOT_CREATING) <= 3);
         assert_true(pool_count(b, SLOT_CREATING) >= 1 || pool_count(b, SLOT_READY) == 4);
