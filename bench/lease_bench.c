@@ -444,8 +444,10 @@ static int run_refill(int fill)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: lease_bench latency|fill|refill [-s SOCK] [-k KIND] [-t TEMPLATE] [-m raw|lib] "
-                        "[-c CLIENTS] [-n ROUNDS]\n");
+        fprintf(
+            stderr,
+            "usage: lease_bench latency|fill|refill [-s SOCK] [-k KIND] [-t TEMPLATE] [-m raw|lib] "
+            "[-c CLIENTS] [-n ROUNDS]\n");
         return 2;
     }
     const char *what = argv[1];

@@ -21,8 +21,8 @@
 enum { BARE, REASSIGN, MEMBER, WAYS };
 enum { S_ROLE, S_CLONE, S_REVOKE, S_OPEN, S_CONNECT, S_TAKEOVER, S_TOTAL, STEPS };
 static const char *const way_names[WAYS] = {"bare", "reassign", "member"};
-static const char *const step_names[STEPS] = {"role", "clone", "revoke", "revoke_open", "connect",
-                                              "take_over", "total"};
+static const char *const step_names[STEPS] = {"role",    "clone",     "revoke", "revoke_open",
+                                              "connect", "take_over", "total"};
 
 static const char *admin_ci, *tpl, *owner;
 
@@ -63,7 +63,8 @@ static void prepare(PGconn *c, int way, const char *name, double *t)
 {
     double t0 = now_ms();
     if (way == BARE) {
-        TIMED(t, S_CLONE, c, "CREATE DATABASE \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY", name, tpl);
+        TIMED(t, S_CLONE, c, "CREATE DATABASE \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY", name,
+              tpl);
         t[S_TOTAL] = now_ms() - t0;
         return;
     }
@@ -80,9 +81,8 @@ static void prepare(PGconn *c, int way, const char *name, double *t)
               "CREATE ROLE \"%s\" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
               "NOBYPASSRLS",
               name);
-    TIMED(t, S_CLONE, c,
-          "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY%s", name,
-          name, tpl, way == MEMBER ? " ALLOW_CONNECTIONS false" : "");
+    TIMED(t, S_CLONE, c, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\" STRATEGY FILE_COPY%s",
+          name, name, tpl, way == MEMBER ? " ALLOW_CONNECTIONS false" : "");
     if (way == MEMBER) {
         TIMED(t, S_OPEN, c,
               "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC; "
@@ -117,11 +117,20 @@ int main(int argc, char **argv)
     int reps = 20, opt;
     while ((opt = getopt(argc, argv, "d:t:o:n:")) != -1) {
         switch (opt) {
-        case 'd': admin_ci = optarg; break;
-        case 't': tpl = optarg; break;
-        case 'o': owner = optarg; break;
-        case 'n': reps = atoi(optarg); break;
-        default: return 2;
+        case 'd':
+            admin_ci = optarg;
+            break;
+        case 't':
+            tpl = optarg;
+            break;
+        case 'o':
+            owner = optarg;
+            break;
+        case 'n':
+            reps = atoi(optarg);
+            break;
+        default:
+            return 2;
         }
     }
     if (!admin_ci || !tpl || !owner || reps <= 0) {

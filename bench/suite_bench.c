@@ -101,8 +101,8 @@ static int test_read(PGconn *c)
                             "JOIN t03 ON t03.parent_id = t02.id WHERE t01.flag");
     int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
     PQclear(r);
-    if (ok && exec_ok(c, "SELECT * FROM v_totals ORDER BY total DESC LIMIT 10",
-                      PGRES_TUPLES_OK) < 0)
+    if (ok &&
+        exec_ok(c, "SELECT * FROM v_totals ORDER BY total DESC LIMIT 10", PGRES_TUPLES_OK) < 0)
         ok = 0;
     if (!ok)
         fprintf(stderr, "suite_bench: read test saw no seed rows\n");
@@ -112,16 +112,17 @@ static int test_read(PGconn *c)
 static int test_write(PGconn *c)
 {
     char ins[256];
-    snprintf(ins, sizeof ins,
-             "INSERT INTO t45 (id, name) SELECT 100000 + g, 'new ' || g FROM generate_series(1, %d) g",
-             rows);
+    snprintf(
+        ins, sizeof ins,
+        "INSERT INTO t45 (id, name) SELECT 100000 + g, 'new ' || g FROM generate_series(1, %d) g",
+        rows);
     if (exec_ok(c, ins, PGRES_COMMAND_OK) < 0 ||
         exec_ok(c, "UPDATE t46 SET amount = amount + 1 WHERE id <= 50", PGRES_COMMAND_OK) < 0 ||
         exec_ok(c, "DELETE FROM t46 WHERE id > 190", PGRES_COMMAND_OK) < 0)
         return -1;
     PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM t45), (SELECT count(*) FROM t46)");
-    int ok = PQresultStatus(r) == PGRES_TUPLES_OK &&
-             atoi(PQgetvalue(r, 0, 0)) == 200 + rows && atoi(PQgetvalue(r, 0, 1)) == 190;
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 200 + rows &&
+             atoi(PQgetvalue(r, 0, 1)) == 190;
     PQclear(r);
     if (!ok)
         fprintf(stderr, "suite_bench: write test: the database did not start from the template\n");
@@ -405,8 +406,9 @@ static void *worker_main(void *arg)
             }
         } else if (admin) {
             char sql[256], ci[256];
-            snprintf(sql, sizeof sql, "CREATE DATABASE bench_%d_%d TEMPLATE \"%s\" STRATEGY FILE_COPY",
-                     w->idx, t, template_name ? template_name : "template0");
+            snprintf(sql, sizeof sql,
+                     "CREATE DATABASE bench_%d_%d TEMPLATE \"%s\" STRATEGY FILE_COPY", w->idx, t,
+                     template_name ? template_name : "template0");
             if (exec_ok(admin, sql, PGRES_COMMAND_OK) == 0) {
                 snprintf(ci, sizeof ci, "host=%s port=%d user=dblease dbname=bench_%d_%d",
                          clone_host, clone_port, w->idx, t);
@@ -456,11 +458,13 @@ static int run_suite(void)
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += all[i];
-    printf("{\"bench\":\"suite\",\"approach\":\"%s\",\"kind\":\"%s\",\"mix\":\"%s\",\"tests\":%d,\"workers\":%d,"
-           "\"rows\":%d,\"wall_s\":%.3f,\"tests_per_s\":%.1f,\"test_ms\":{\"mean\":%.2f,\"p50\":%.2f,"
-           "\"p99\":%.2f}}\n",
-           mode, kind, mix, tests, workers, rows, wall, tests / wall, sum / (double)n / 1e3,
-           all[n / 2] / 1e3, all[(size_t)(n * 0.99) < n ? (size_t)(n * 0.99) : n - 1] / 1e3);
+    printf(
+        "{\"bench\":\"suite\",\"approach\":\"%s\",\"kind\":\"%s\",\"mix\":\"%s\",\"tests\":%d,"
+        "\"workers\":%d,"
+        "\"rows\":%d,\"wall_s\":%.3f,\"tests_per_s\":%.1f,\"test_ms\":{\"mean\":%.2f,\"p50\":%.2f,"
+        "\"p99\":%.2f}}\n",
+        mode, kind, mix, tests, workers, rows, wall, tests / wall, sum / (double)n / 1e3,
+        all[n / 2] / 1e3, all[(size_t)(n * 0.99) < n ? (size_t)(n * 0.99) : n - 1] / 1e3);
     free(all);
     free(w);
     return 0;
@@ -477,8 +481,8 @@ static int run_rawclone(void)
     char sql[128];
     double t0 = now_us();
     for (int i = 0; i < tests; i++) {
-        snprintf(sql, sizeof sql, "CREATE DATABASE rawclone_%d TEMPLATE \"%s\" STRATEGY FILE_COPY", i,
-                 template_name ? template_name : "template0");
+        snprintf(sql, sizeof sql, "CREATE DATABASE rawclone_%d TEMPLATE \"%s\" STRATEGY FILE_COPY",
+                 i, template_name ? template_name : "template0");
         if (exec_ok(c, sql, PGRES_COMMAND_OK) < 0)
             return 1;
     }

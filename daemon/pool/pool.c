@@ -188,8 +188,8 @@ void pool_refill(pool_t *p, uint64_t now_ms)
         int ready = (int)(pool_count(p, SLOT_READY) + pool_count(p, SLOT_CREATING) +
                           pool_count(p, SLOT_ROTATING));
         int creating = (int)pool_count(p, SLOT_CREATING);
-        if (ready >= want || pool_total(p) >= p->max_total ||
-            p->limits->total >= p->limits->max || creating >= p->max_parallel ||
+        if (ready >= want || pool_total(p) >= p->max_total || p->limits->total >= p->limits->max ||
+            creating >= p->max_parallel ||
             (creating > 0 && kind_creating(p) >= p->limits->max_creating))
             return;
         if (create_one(p) < 0)

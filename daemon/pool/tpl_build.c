@@ -551,8 +551,8 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
                  t->dbname, t->owner);
         /* Lease roles are granted the owner (pg_slots.c): through it they
          * must not match pg_hba's +migrators lines. */
-        snprintf(s[n++], 512, "REVOKE \"%smigrators\" FROM \"%s\"",
-                 t->d->cfg.postgres.name_prefix, t->owner);
+        snprintf(s[n++], 512, "REVOKE \"%smigrators\" FROM \"%s\"", t->d->cfg.postgres.name_prefix,
+                 t->owner);
         snprintf(s[n++], 512,
                  "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                  "WHERE datname = '%s' AND pid <> pg_backend_pid()",
