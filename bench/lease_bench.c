@@ -1,7 +1,7 @@
 /* Warm-lease latency and pool refill rate against a running dbleased.
  *
  *   lease_bench latency [-s SOCK] [-k postgres|redis] [-m raw|lib] [-c CLIENTS] [-n ROUNDS]
- *   lease_bench fill|refill [-s SOCK] [-k KIND]
+ *   lease_bench fill|refill [-s SOCK] [-k KIND] [-t TEMPLATE]
  *
  * latency: CLIENTS threads, each with its own connection, each doing ROUNDS
  * lease + release(clean:true) round trips back to back (after a few untimed
@@ -36,6 +36,13 @@
 
 static const char *sock_path;
 static const char *kind = "postgres";
+static const char *template_name = "default"; /* -t: a [template.X] pool */
+
+/* NULL for the default pool, else the -t template. */
+static const char *lease_template(void)
+{
+    return strcmp(template_name, "default") == 0 ? NULL : template_name;
+}
 static int raw_mode = 1;
 static int rounds = 1000;
 static int clients = 1;
@@ -169,7 +176,7 @@ typedef struct pool_st {
     int ready, leased, resetting, creating, min_ready;
 } pool_st_t;
 
-/* The default pool of `kind`; -1 on error or when it is not there yet. */
+/* The pool of `kind` and template_name; -1 on error or when it is not there yet. */
 static int pool_status(dbl_ctx_t *c, const char *k, pool_st_t *out)
 {
     char *js = NULL;
@@ -183,7 +190,7 @@ static int pool_status(dbl_ctx_t *c, const char *k, pool_st_t *out)
             if (!json_object_object_get_ex(p, "kind", &pk) ||
                 !json_object_object_get_ex(p, "template", &pt) ||
                 strcmp(json_object_get_string(pk), k) != 0 ||
-                strcmp(json_object_get_string(pt), "default") != 0)
+                strcmp(json_object_get_string(pt), template_name) != 0)
                 continue;
 #define GET(f) out->f = json_object_object_get_ex(p, #f, &v) ? json_object_get_int(v) : 0
             GET(ready);
@@ -405,7 +412,10 @@ static int run_refill(int fill)
     dbl_lease_t **held = calloc((size_t)count, sizeof *held);
     double t0 = now_us();
     for (int i = 0; i < count; i++) {
-        if (dbl_lease(c, &(dbl_lease_opts_t){.kind = kind, .wait_ms = 30000}, &held[i]) < 0) {
+        if (dbl_lease(c,
+                      &(dbl_lease_opts_t){
+                          .kind = kind, .template_name = lease_template(), .wait_ms = 30000},
+                      &held[i]) < 0) {
             fprintf(stderr, "lease_bench: %s\n", c->errstr);
             return 1;
         }
@@ -434,17 +444,20 @@ static int run_refill(int fill)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: lease_bench latency|refill [-s SOCK] [-k KIND] [-m raw|lib] "
-                        "[-c CLIENTS] [-n ROUNDS]\n");
+        fprintf(
+            stderr,
+            "usage: lease_bench latency|fill|refill [-s SOCK] [-k KIND] [-t TEMPLATE] [-m raw|lib] "
+            "[-c CLIENTS] [-n ROUNDS]\n");
         return 2;
     }
     const char *what = argv[1];
     int opt;
     optind = 2;
-    while ((opt = getopt(argc, argv, "s:k:m:c:n:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:k:t:m:c:n:")) != -1) {
         switch (opt) {
         case 's': sock_path = optarg; break;
         case 'k': kind = optarg; break;
+        case 't': template_name = optarg; break;
         case 'm': raw_mode = strcmp(optarg, "lib") != 0; break;
         case 'c': clients = atoi(optarg); break;
         case 'n': rounds = atoi(optarg); break;

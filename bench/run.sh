@@ -11,7 +11,9 @@
 #
 # Sizes can be overridden from the environment: SUITE_TESTS (400),
 # SUITE_WORKERS (8), SERVER_TESTS (20), LAT_ROUNDS (total samples per point,
-# 3000), RAW_CLONES (100).
+# 3000), RAW_CLONES (100), and for the suites on a migrated template (50
+# tables, bench/gen_template.sh): MIX_TESTS (200), MIX_WORKERS (4),
+# MIX_READY (the template pool's min_ready, 8), PREP_REPS (20).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,12 +30,12 @@ done
 
 if [ $smoke -eq 1 ]; then
     : "${SUITE_TESTS:=16}" "${SUITE_WORKERS:=2}" "${SERVER_TESTS:=2}" "${LAT_ROUNDS:=64}"
-    : "${RAW_CLONES:=4}"
+    : "${RAW_CLONES:=4}" "${MIX_TESTS:=20}" "${MIX_WORKERS:=2}" "${MIX_READY:=2}" "${PREP_REPS:=2}"
     clients_list="1 4"
     pg_ready=6; pg_total=12; rd_ready=4; rd_total=8
 else
     : "${SUITE_TESTS:=400}" "${SUITE_WORKERS:=8}" "${SERVER_TESTS:=20}" "${LAT_ROUNDS:=3000}"
-    : "${RAW_CLONES:=100}"
+    : "${RAW_CLONES:=100}" "${MIX_TESTS:=200}" "${MIX_WORKERS:=4}" "${MIX_READY:=8}" "${PREP_REPS:=20}"
     clients_list="1 8 64"
     pg_ready=72; pg_total=96; rd_ready=68; rd_total=80
 fi
@@ -47,7 +49,8 @@ daemon=$build_dir/daemon/dbleased
 cli=$build_dir/client/dblease
 lease_bench=$build_dir/bench/lease_bench
 suite_bench=$build_dir/bench/suite_bench
-for b in "$daemon" "$cli" "$lease_bench" "$suite_bench"; do
+prep_bench=$build_dir/bench/prep_bench
+for b in "$daemon" "$cli" "$lease_bench" "$suite_bench" "$prep_bench"; do
     [ -x "$b" ] || { echo "bench: $b is missing; build first" >&2; exit 1; }
 done
 
@@ -230,6 +233,54 @@ bench rawclone "$suite_bench" rawclone -d "$admin" -n "$RAW_CLONES"
 echo "bench: suite, clone on demand" >&2
 bench suite_clone "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" \
     -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+
+# ---- a migrated template: preparation, and suites that use its data ---------
+# The same SQL twice: as [template.app] of a daemon, and built by hand on the
+# clone server (objects owned by a role of their own, as the daemon does) for
+# workers that CREATE DATABASE … TEMPLATE and DROP themselves.
+"$root/bench/gen_template.sh" "$work/sql"
+chmod 755 "$work/sql"
+psql "$admin" -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
+CREATE ROLE apptpl_owner NOLOGIN;
+CREATE DATABASE apptpl;
+GRANT CREATE ON DATABASE apptpl TO apptpl_owner;
+SQL
+{ echo "GRANT ALL ON SCHEMA public TO apptpl_owner; SET ROLE apptpl_owner;"; cat "$work"/sql/*.sql; } |
+    psql "host=$cdir/sock port=$cport user=dblease dbname=apptpl" -XAtq -v ON_ERROR_STOP=1 >/dev/null
+psql "$admin" -XAtq -v ON_ERROR_STOP=1 -c "ALTER DATABASE apptpl WITH ALLOW_CONNECTIONS false" >/dev/null
+echo "bench: migrated template: bare clone rate and the steps of preparing one database" >&2
+bench rawclone_app "$suite_bench" rawclone -d "$admin" -t apptpl -n "$RAW_CLONES"
+bench prep_steps "$prep_bench" -d "$admin" -t apptpl -o apptpl_owner -n "$PREP_REPS"
+
+start_daemon app "[daemon]
+cache_dir = $cache
+max_databases = $((MIX_READY * 2 + 8))
+log_level = warn
+[postgres]
+min_ready = 1
+max_total = 4
+[template.app]
+sql_dir = $work/sql
+min_ready = $MIX_READY
+max_total = $((MIX_READY * 2))"
+daemon_pid=$(cat "$work/app/st/dbleased.lock")
+echo "bench: migrated template: pool refill" >&2
+"$lease_bench" fill -s "$sock" -t app >/dev/null # the template builds, the pool fills
+bench app_refill "$lease_bench" refill -s "$sock" -t app
+# Each mix through dblease, then by clone-on-demand, one after the other on a
+# settled pool (a refill left running would take the clone run's CPU).
+for mix in mixed read ddl; do
+    echo "bench: $mix suite on the migrated template, dblease vs clone-on-demand" >&2
+    "$lease_bench" fill -s "$sock" -t app >/dev/null
+    bench "mix_${mix}_dblease" "$suite_bench" dblease -s "$sock" -t app -x "$mix" \
+        -w "$MIX_WORKERS" -n "$MIX_TESTS"
+    "$lease_bench" fill -s "$sock" -t app >/dev/null
+    bench "mix_${mix}_clone" "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" -t apptpl \
+        -x "$mix" -w "$MIX_WORKERS" -n "$MIX_TESTS"
+done
+stop_daemon app
+daemon_pid=""
+
 kill -INT "${pids_to_kill[0]}"
 wait "${pids_to_kill[0]}" || true
 pids_to_kill=()
@@ -265,6 +316,9 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
   (tag("pg_fill")) as $fill |
   (map(select(.bench=="rawclone")) | first) as $raw |
   (tag("pg_lat_raw_64") // tag("pg_lat_raw_4")) as $l64 |
+  def mixr($m): {dblease_tests_per_s: tag("mix_\($m)_dblease").tests_per_s,
+                 clone_tests_per_s: tag("mix_\($m)_clone").tests_per_s,
+                 ratio: ratio(tag("mix_\($m)_dblease").tests_per_s; tag("mix_\($m)_clone").tests_per_s)};
   {
     smoke: ($smoke == 1), cores: $cores, postgres_bin: $pgbin,
     date: (now | todate),
@@ -276,6 +330,13 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
       fill_vs_raw: ratio($raw.create_per_s; $fill.per_s),
       refill_per_s: $refill.per_s, raw_clone_drop_per_s: $raw.create_drop_per_s,
       refill_vs_raw: ratio($raw.create_drop_per_s; $refill.per_s),
+      migrated_template: {
+        prep_steps_ms: (tag("prep_steps") | {bare, reassign, member}),
+        raw_clone_per_s: tag("rawclone_app").create_per_s,
+        raw_clone_drop_per_s: tag("rawclone_app").create_drop_per_s,
+        refill_per_s: tag("app_refill").per_s,
+        suites: {mixed: mixr("mixed"), read: mixr("read"), ddl: mixr("ddl")}
+      },
       targets: {
         lease_p50_le_100us_at_64: ($l64.lease_release.p50_us <= 100),
         lease_p99_le_1ms_at_64: ($l64.lease_release.p99_us <= 1000),
@@ -299,7 +360,7 @@ jq -r --argjson server_tests "$SERVER_TESTS" '
   "",
   "suite (each test: fresh database, CREATE TABLE, INSERT, SELECT, return)",
   "  kind      approach                 tests  workers   wall      per test (mean)",
-  (.results[] | select(.bench == "suite") |
+  (.results[] | select(.bench == "suite" and (.mix // "items") == "items") |
      "  \(.kind|.+"        "|.[0:8])  \(.approach|.+"                       "|.[0:23]) \(.tests|tostring|("     "+.)[-5:])  \(.workers|tostring|("       "+.)[-7:])  \(.wall_s*100|round/100)s   \(.test_ms.mean*100|round/100) ms"),
   "  server-per-test scaled to the suite size: \(.summary.suite_wall_s.server_per_test_scaled|r1)s (\(.results|map(select(.tag=="suite_server"))|first|.tests) tests run, wall time × \(.results|map(select(.tag=="suite_dblease"))|first|.tests)/\(.results|map(select(.tag=="suite_server"))|first|.tests))",
   "  dblease is \(.summary.suite_speedup.vs_clone|r1)× faster than clone-on-demand, \(.summary.suite_speedup.vs_server|r1)× faster than server-per-test",
@@ -307,6 +368,13 @@ jq -r --argjson server_tests "$SERVER_TESTS" '
   "pool fill (clone + role + grants): \(.summary.fill_per_s) databases/s; raw CREATE DATABASE … TEMPLATE, one session: \(.summary.raw_clone_per_s)/s; raw is \(.summary.fill_vs_raw|r2)× faster",
   "pool refill (drop + clone): \(.summary.refill_per_s) databases/s; raw CREATE + DROP: \(.summary.raw_clone_drop_per_s)/s; raw is \(.summary.refill_vs_raw|r2)× faster",
   (.results[] | select(.tag=="rd_refill") | "redis refill (flush + new password): \(.per_s) instances/s"),
+  "",
+  (.summary.migrated_template as $m |
+   "migrated template (50 tables, 30 FKs, 80 indexes, 10k seed rows)",
+   "  preparing one database, one session, median ms: bare clone \($m.prep_steps_ms.bare.total_ms); before issue 12 \($m.prep_steps_ms.reassign.total_ms) (clone \($m.prep_steps_ms.reassign.clone_ms), session \($m.prep_steps_ms.reassign.connect_ms), REASSIGN+DROP OWNED \($m.prep_steps_ms.reassign.take_over_ms)); now \($m.prep_steps_ms.member.total_ms) (clone \($m.prep_steps_ms.member.clone_ms))",
+   "  pool refill (drop + clone) \($m.refill_per_s)/s; raw clone \($m.raw_clone_per_s)/s, raw clone + drop \($m.raw_clone_drop_per_s)/s (one session)",
+   "  suite          dblease tests/s   clone-on-demand tests/s   ratio",
+   ($m.suites | to_entries[] | "  \(.key|.+"             "|.[0:13])  \(.value.dblease_tests_per_s|tostring|("               "+.)[-15:])   \(.value.clone_tests_per_s|tostring|("                       "+.)[-23:])   \(.value.ratio|r2)")),
   "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|.rss_peak_kb/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
   "",
   "targets: " + (.summary.targets | to_entries | map("\(.key)=\(if .value then "met" else "MISSED" end)") | join(", "))

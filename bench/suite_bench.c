@@ -16,7 +16,13 @@
  *                                                      in a row on one session, then N DROPs:
  *                                                      the server's own clone rate (the floor)
  *
- * Common: [-w WORKERS] [-n TESTS] [-r ROWS]. Prints one JSON object.
+ * Common: [-w WORKERS] [-n TESTS] [-r ROWS] [-t TEMPLATE] [-x items|mixed|read|ddl].
+ * -t leases from (dblease) or clones from (clone, rawclone) that template
+ * instead of the built-in one. -x picks the tests: items (the default: CREATE
+ * TABLE, INSERT, SELECT on an empty database) or, on a template made by
+ * bench/gen_template.sh, mixed (40 % read, 40 % write rows, 10 % DDL, 10 %
+ * sequence only), read (90 % read, 10 % write) or ddl (every test runs DDL).
+ * Prints one JSON object.
  * Servers are started as USER (-u, default nobody when root), as dbleased
  * starts its own: PostgreSQL refuses to run as root. */
 #include <errno.h>
@@ -47,6 +53,9 @@ static const char *mode, *kind = "postgres";
 static const char *sock_path, *admin_conninfo, *clone_host = "127.0.0.1", *bindir, *cache_dir,
                   *tmp_dir = "/tmp", *run_user;
 static int clone_port = 5432;
+/* -t: the template to lease or clone from (template0 / the default pool when
+ * absent); -x: the workload mix, for a template made by gen_template.sh. */
+static const char *template_name, *mix = "items";
 static int workers = 8, tests = 400, rows = 100;
 static uid_t run_uid;
 static gid_t run_gid;
@@ -83,14 +92,89 @@ static int exec_ok(PGconn *c, const char *sql, ExecStatusType want)
     return ok ? 0 : -1;
 }
 
-/* Create a table, insert rows, read them back. */
-static int pg_test(const char *conninfo)
+/* Tests on a gen_template.sh template, one kind each: a read-only report,
+ * rows written (t45..t46 are outside the foreign-key chain), DDL, or only a
+ * sequence advanced. Each kind checks what it read. */
+static int test_read(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT count(*) FROM t01 JOIN t02 ON t02.parent_id = t01.id "
+                            "JOIN t03 ON t03.parent_id = t02.id WHERE t01.flag");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+    PQclear(r);
+    if (ok &&
+        exec_ok(c, "SELECT * FROM v_totals ORDER BY total DESC LIMIT 10", PGRES_TUPLES_OK) < 0)
+        ok = 0;
+    if (!ok)
+        fprintf(stderr, "suite_bench: read test saw no seed rows\n");
+    return ok ? 0 : -1;
+}
+
+static int test_write(PGconn *c)
+{
+    char ins[256];
+    snprintf(
+        ins, sizeof ins,
+        "INSERT INTO t45 (id, name) SELECT 100000 + g, 'new ' || g FROM generate_series(1, %d) g",
+        rows);
+    if (exec_ok(c, ins, PGRES_COMMAND_OK) < 0 ||
+        exec_ok(c, "UPDATE t46 SET amount = amount + 1 WHERE id <= 50", PGRES_COMMAND_OK) < 0 ||
+        exec_ok(c, "DELETE FROM t46 WHERE id > 190", PGRES_COMMAND_OK) < 0)
+        return -1;
+    PGresult *r = PQexec(c, "SELECT (SELECT count(*) FROM t45), (SELECT count(*) FROM t46)");
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 200 + rows &&
+             atoi(PQgetvalue(r, 0, 1)) == 190;
+    PQclear(r);
+    if (!ok)
+        fprintf(stderr, "suite_bench: write test: the database did not start from the template\n");
+    return ok ? 0 : -1;
+}
+
+static int test_ddl(PGconn *c)
+{
+    return exec_ok(c, "CREATE TABLE extra (id int PRIMARY KEY, note text)", PGRES_COMMAND_OK) < 0 ||
+                   exec_ok(c, "ALTER TABLE t47 ADD COLUMN note text", PGRES_COMMAND_OK) < 0 ||
+                   exec_ok(c, "CREATE INDEX ON t48 (amount)", PGRES_COMMAND_OK) < 0
+               ? -1
+               : 0;
+}
+
+static int test_seq(PGconn *c)
+{
+    PGresult *r = PQexec(c, "SELECT nextval('t01_id_seq')");
+    /* 200 seed rows: a fresh database hands out 201 next. */
+    int ok = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) == 201;
+    PQclear(r);
+    if (!ok)
+        fprintf(stderr, "suite_bench: sequence test: not the template's sequence value\n");
+    return ok ? 0 : -1;
+}
+
+/* Which kind test number t is, in a mix: out of every 10 tests, mixed has
+ * 4 read, 4 write, 1 DDL, 1 sequence; read has 9 read, 1 write; ddl all DDL. */
+static int (*test_of(int t))(PGconn *)
+{
+    int k = t % 10;
+    if (strcmp(mix, "ddl") == 0)
+        return test_ddl;
+    if (strcmp(mix, "read") == 0)
+        return k < 9 ? test_read : test_write;
+    return k < 4 ? test_read : k < 8 ? test_write : k < 9 ? test_ddl : test_seq;
+}
+
+/* Create a table, insert rows, read them back (-x items, the default); or
+ * test t of a -x mix. */
+static int pg_test(const char *conninfo, int t)
 {
     PGconn *c = PQconnectdb(conninfo);
     if (PQstatus(c) != CONNECTION_OK) {
         fprintf(stderr, "suite_bench: connect: %s", PQerrorMessage(c));
         PQfinish(c);
         return -1;
+    }
+    if (strcmp(mix, "items") != 0) {
+        int rc = test_of(t)(c);
+        PQfinish(c);
+        return rc;
     }
     char ins[256];
     snprintf(ins, sizeof ins,
@@ -258,7 +342,7 @@ static int server_test(int w, int t)
         snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d user=dblease dbname=postgres connect_timeout=10", port);
         for (int i = 0; pid > 0 && i < 30000 && PQping(ci) != PQPING_OK; i++)
             sleep_ms(1);
-        rc = pg_test(ci);
+        rc = pg_test(ci, t);
     }
     if (pid > 0) { /* stop it the way test harnesses do, and wait */
         kill(pid, strcmp(kind, "redis") == 0 ? SIGTERM : SIGINT);
@@ -311,10 +395,11 @@ static void *worker_main(void *arg)
         int rc = -1;
         if (c) {
             dbl_lease_t *l;
-            if (dbl_lease(c, &(dbl_lease_opts_t){.kind = kind, .wait_ms = 60000}, &l) < 0) {
+            dbl_lease_opts_t o = {.kind = kind, .template_name = template_name, .wait_ms = 60000};
+            if (dbl_lease(c, &o, &l) < 0) {
                 fprintf(stderr, "suite_bench: lease: %s\n", c->errstr);
             } else {
-                rc = is_redis ? redis_test(l->host, l->port, l->password) : pg_test(l->url);
+                rc = is_redis ? redis_test(l->host, l->port, l->password) : pg_test(l->url, t);
                 if (dbl_release(c, l->id, false) < 0)
                     rc = -1;
                 dbl_lease_free(l);
@@ -322,11 +407,12 @@ static void *worker_main(void *arg)
         } else if (admin) {
             char sql[256], ci[256];
             snprintf(sql, sizeof sql,
-                     "CREATE DATABASE bench_%d_%d TEMPLATE template0 STRATEGY FILE_COPY", w->idx, t);
+                     "CREATE DATABASE bench_%d_%d TEMPLATE \"%s\" STRATEGY FILE_COPY", w->idx, t,
+                     template_name ? template_name : "template0");
             if (exec_ok(admin, sql, PGRES_COMMAND_OK) == 0) {
                 snprintf(ci, sizeof ci, "host=%s port=%d user=dblease dbname=bench_%d_%d",
                          clone_host, clone_port, w->idx, t);
-                rc = pg_test(ci);
+                rc = pg_test(ci, t);
                 snprintf(sql, sizeof sql, "DROP DATABASE bench_%d_%d", w->idx, t);
                 if (exec_ok(admin, sql, PGRES_COMMAND_OK) < 0)
                     rc = -1;
@@ -372,11 +458,13 @@ static int run_suite(void)
     double sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += all[i];
-    printf("{\"bench\":\"suite\",\"approach\":\"%s\",\"kind\":\"%s\",\"tests\":%d,\"workers\":%d,"
-           "\"rows\":%d,\"wall_s\":%.3f,\"tests_per_s\":%.1f,\"test_ms\":{\"mean\":%.2f,\"p50\":%.2f,"
-           "\"p99\":%.2f}}\n",
-           mode, kind, tests, workers, rows, wall, tests / wall, sum / (double)n / 1e3,
-           all[n / 2] / 1e3, all[(size_t)(n * 0.99) < n ? (size_t)(n * 0.99) : n - 1] / 1e3);
+    printf(
+        "{\"bench\":\"suite\",\"approach\":\"%s\",\"kind\":\"%s\",\"mix\":\"%s\",\"tests\":%d,"
+        "\"workers\":%d,"
+        "\"rows\":%d,\"wall_s\":%.3f,\"tests_per_s\":%.1f,\"test_ms\":{\"mean\":%.2f,\"p50\":%.2f,"
+        "\"p99\":%.2f}}\n",
+        mode, kind, mix, tests, workers, rows, wall, tests / wall, sum / (double)n / 1e3,
+        all[n / 2] / 1e3, all[(size_t)(n * 0.99) < n ? (size_t)(n * 0.99) : n - 1] / 1e3);
     free(all);
     free(w);
     return 0;
@@ -393,7 +481,8 @@ static int run_rawclone(void)
     char sql[128];
     double t0 = now_us();
     for (int i = 0; i < tests; i++) {
-        snprintf(sql, sizeof sql, "CREATE DATABASE rawclone_%d TEMPLATE template0 STRATEGY FILE_COPY", i);
+        snprintf(sql, sizeof sql, "CREATE DATABASE rawclone_%d TEMPLATE \"%s\" STRATEGY FILE_COPY",
+                 i, template_name ? template_name : "template0");
         if (exec_ok(c, sql, PGRES_COMMAND_OK) < 0)
             return 1;
     }
@@ -421,7 +510,7 @@ int main(int argc, char **argv)
     mode = argv[1];
     optind = 2;
     int opt;
-    while ((opt = getopt(argc, argv, "s:k:d:H:P:b:C:T:u:w:n:r:")) != -1) {
+    while ((opt = getopt(argc, argv, "s:k:d:H:P:b:C:T:u:w:n:r:t:x:")) != -1) {
         switch (opt) {
         case 's': sock_path = optarg; break;
         case 'k': kind = optarg; break;
@@ -435,6 +524,8 @@ int main(int argc, char **argv)
         case 'w': workers = atoi(optarg); break;
         case 'n': tests = atoi(optarg); break;
         case 'r': rows = atoi(optarg); break;
+        case 't': template_name = optarg; break;
+        case 'x': mix = optarg; break;
         default: return 2;
         }
     }

@@ -3,6 +3,7 @@
  * Each slot has its own role, named like the slot, with a random password
  * sent as a SCRAM verifier (pg_scram.c); statements are never logged. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,9 @@
 typedef struct slot_job {
     slot_t *slot;
     tpl_t *t;
-    pgc_t *conn; /* to the new database, while taking over template objects */
     char password[33];
     int step;
+    uint64_t t_start; /* uv_hrtime: a create's time is logged at debug level */
 } slot_job_t;
 
 static slot_job_t *job_new(slot_t *s, void *ud)
@@ -28,6 +29,7 @@ static slot_job_t *job_new(slot_t *s, void *ud)
     if (j) {
         j->slot = s;
         j->t = ud;
+        j->t_start = uv_hrtime();
     }
     return j;
 }
@@ -37,8 +39,6 @@ static void done(slot_job_t *j, int err, const char *msg)
     slot_t *s = j->slot;
     if (err == 0 && s->state == SLOT_ROTATING)
         memcpy(s->password, j->password, sizeof s->password);
-    if (j->conn)
-        pgc_close(j->conn);
     free(j);
     pool_slot_done(s, err, msg, util_now_ms());
 }
@@ -75,41 +75,24 @@ static const char *strategy(const tpl_t *t)
 
 /* ---- a database per lease --------------------------------------------- */
 
-static void on_taken_over(void *ud, int err, const char *msg, const PGresult *res)
-{
-    done(ud, err, msg);
-}
-
-static void on_clone_conn(pgc_t *c, int err, const char *msg, void *ud)
-{
-    slot_job_t *j = ud;
-    if (err) {
-        done(j, err, msg);
-        return;
-    }
-    /* Template objects belong to the template's owner; in this clone they
-     * become the lease role's, so it may alter, truncate and drop them. */
-    char reassign[256], drop[128];
-    snprintf(reassign, sizeof reassign, "REASSIGN OWNED BY \"%s\" TO \"%s\"", j->t->owner,
-             j->slot->dbname);
-    snprintf(drop, sizeof drop, "DROP OWNED BY \"%s\"", j->t->owner);
-    const char *sql[] = {reassign, drop};
-    if (pgc_exec(c, sql, 2, on_taken_over, j) < 0)
-        done(j, -ENOTCONN, "lost the connection to the new database");
-}
-
 static void on_db_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     slot_job_t *j = ud;
-    if (err || !j->t->owner[0]) {
-        done(j, err, msg);
-        return;
-    }
-    j->conn = pg_connect_db(j->t->d->pg, j->slot->dbname, on_clone_conn, j);
-    if (!j->conn)
-        done(j, -ENOTCONN, "cannot connect to the new database");
+    if (err == 0)
+        log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname,
+                  (double)(uv_hrtime() - j->t_start) / 1e6);
+    done(j, err, msg);
 }
 
+/* Three round trips on an admin connection, none into the clone: the
+ * template's objects stay owned by its owner role, and the lease role is
+ * granted that role, so it may alter, truncate and drop them in its own
+ * database (the only one it can connect to) without REASSIGN OWNED, which
+ * cost as much as the clone itself. From PostgreSQL 16 the grant carries
+ * no SET: the lease has the owner's rights but cannot become it (and so
+ * cannot change the owner role's own settings; before 16 the drop undoes
+ * them). The database starts closed to connections and opens in the
+ * transaction that revokes PUBLIC's CONNECT, so nobody gets in before. */
 static int db_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
@@ -117,20 +100,27 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[512], db[256], revoke[256], verifier[160];
+    char role[768], grant[192] = "", db[320], grants[384], verifier[160];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
     }
+    if (j->t->owner[0])
+        snprintf(grant, sizeof grant, "; GRANT \"%s\" TO \"%s\"%s", j->t->owner, s->dbname,
+                 j->t->d->pg->major >= 16 ? " WITH INHERIT TRUE, SET FALSE" : "");
+    /* Role and grant in one transaction (one string): both or neither. */
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS",
-             s->dbname, verifier);
-    snprintf(db, sizeof db, "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s", s->dbname,
-             s->dbname, j->t->dbname, strategy(j->t));
-    snprintf(revoke, sizeof revoke, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
-             s->dbname);
-    const char *sql[] = {role, db, revoke};
+             "NOREPLICATION NOBYPASSRLS%s",
+             s->dbname, verifier, grant);
+    snprintf(db, sizeof db,
+             "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
+             s->dbname, s->dbname, j->t->dbname, strategy(j->t));
+    snprintf(grants, sizeof grants,
+             "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC; "
+             "ALTER DATABASE \"%s\" ALLOW_CONNECTIONS true",
+             s->dbname, s->dbname);
+    const char *sql[] = {role, db, grants};
     return start(j, sql, 3, on_db_created);
 }
 
@@ -139,13 +129,33 @@ static int db_drop(slot_t *s, void *ud)
     slot_job_t *j = job_new(s, ud);
     if (!j)
         return -ENOMEM;
-    char db[256], role[256];
+    char untemplate[384], db[256], role[768];
+    /* The lease owned its database and may have made it a template, which
+     * DROP DATABASE refuses: undo that first (IF EXISTS, as the drop). */
+    snprintf(untemplate, sizeof untemplate,
+             "DO $$BEGIN IF EXISTS (SELECT FROM pg_database WHERE datname = '%s' AND "
+             "datistemplate) THEN ALTER DATABASE \"%s\" IS_TEMPLATE false; END IF; END$$",
+             s->dbname, s->dbname);
     /* FORCE ends the lease's sessions first; a dropped role takes its
      * password with it, so the old URL can never open the next database. */
     snprintf(db, sizeof db, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", s->dbname);
-    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"", s->dbname);
-    const char *sql[] = {db, role};
-    return start(j, sql, 2, on_simple);
+    /* Before 16 a lease may SET ROLE to the template's owner and give it
+     * settings: no session uses them (nobody logs in as the owner), but the
+     * next leases would see them in pg_roles. Undone only when there, in
+     * the transaction that drops the lease role. (A password it may set too
+     * is neither visible to leases nor usable: the owner cannot log in.)
+     * pg_roles, not pg_authid: an external server's admin may not be a
+     * superuser. */
+    char owner[512] = "";
+    const char *o = j->t->owner;
+    if (o[0] && j->t->d->pg->major < 16)
+        snprintf(owner, sizeof owner,
+                 "; DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s' AND "
+                 "rolconfig IS NOT NULL) THEN ALTER ROLE \"%s\" RESET ALL; END IF; END$$",
+                 o, o);
+    snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"%s", s->dbname, owner);
+    const char *sql[] = {untemplate, db, role};
+    return start(j, sql, 3, on_simple);
 }
 
 /* Clean return: new password, and the old holder's sessions are gone

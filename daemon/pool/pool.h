@@ -56,6 +56,9 @@ typedef struct slot_ops {
 typedef struct pool_limits {
     int total; /* slots in any state, all pools */
     int max;
+    /* Creates in flight across the pools of one kind (they share a server);
+     * each pool may still have one of its own. Default: cores + 1. */
+    int max_creating;
     list_t pools;
 } pool_limits_t;
 

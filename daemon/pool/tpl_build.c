@@ -541,7 +541,7 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
     }
     b->cb = cb;
     b->ud = ud;
-    char s[4][512];
+    char s[5][512];
     int n = 0;
     if (ok) {
         /* Freeze it: the migrator's login goes, its sessions end, and no
@@ -549,6 +549,10 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
         snprintf(s[n++], 512, "ALTER ROLE \"%s\" NOLOGIN PASSWORD NULL", t->owner);
         snprintf(s[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM \"%s\"",
                  t->dbname, t->owner);
+        /* Lease roles are granted the owner (pg_slots.c): through it they
+         * must not match pg_hba's +migrators lines. */
+        snprintf(s[n++], 512, "REVOKE \"%smigrators\" FROM \"%s\"", t->d->cfg.postgres.name_prefix,
+                 t->owner);
         snprintf(s[n++], 512,
                  "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
                  "WHERE datname = '%s' AND pid <> pg_backend_pid()",
@@ -559,7 +563,7 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
         snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
         snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
     }
-    const char *sql[] = {s[0], s[1], s[2], s[3]};
+    const char *sql[] = {s[0], s[1], s[2], s[3], s[4]};
     int rc = 0;
     if (admin(b, sql, n, ok ? on_frozen : on_abandoned) < 0) {
         b->cb = NULL; /* the caller hears it from the return value */

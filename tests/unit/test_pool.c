@@ -53,6 +53,7 @@ static int setup(void **state)
     fixture_t *fx = calloc(1, sizeof *fx);
     assert_non_null(fx);
     pool_limits_init(&fx->limits, 200);
+    fx->limits.max_creating = 64; /* out of the way unless a test is about it */
     *state = fx;
     return 0;
 }
@@ -255,17 +256,25 @@ static void test_refill_never_exceeds_max_total(void **state)
     assert_int_equal(pool_total(p), 3);
 }
 
+/* Two pools of one kind (max_total 10) brought up in turn; each then has
+ * this many creates in flight. */
+static void two_pools_up(fixture_t *fx, int min_ready, pool_t **a, pool_t **b, int creating_a,
+                         int creating_b)
+{
+    *a = new_pool(fx, min_ready, 10);
+    *b = new_pool(fx, min_ready, 10);
+    set_up(fx, *a, true, T0);
+    set_up(fx, *b, true, T0);
+    assert_int_equal(pool_count(*a, SLOT_CREATING), creating_a);
+    assert_int_equal(pool_count(*b, SLOT_CREATING), creating_b);
+}
+
 static void test_refill_respects_global_limit_across_pools(void **state)
 {
     fixture_t *fx = *state;
     fx->limits.max = 3;
-    pool_t *a = new_pool(fx, 2, 10);
-    pool_t *b = new_pool(fx, 2, 10);
-
-    set_up(fx, a, true, T0);
-    set_up(fx, b, true, T0);
-    assert_int_equal(pool_count(a, SLOT_CREATING), 2);
-    assert_int_equal(pool_count(b, SLOT_CREATING), 1);
+    pool_t *a, *b;
+    two_pools_up(fx, 2, &a, &b, 2, 1);
     finish_all(fx, OP_CREATE, 0, T0);
     refill(fx, b, T0);
     assert_int_equal(fx->limits.total, 3);
@@ -304,6 +313,23 @@ static void test_at_most_max_parallel_creates_in_flight(void **state)
     }
     assert_int_equal(pool_count(p, SLOT_READY), 5);
     assert_int_equal(calls(&fx->fe, OP_CREATE), 5);
+}
+
+/* Pools of one kind share a server: past max_creating they wait, except
+ * that every pool may always have one create of its own in flight. */
+static void test_pools_of_a_kind_share_the_creates_in_flight(void **state)
+{
+    fixture_t *fx = *state;
+    fx->limits.max_creating = 2;
+    pool_t *a, *b;
+    two_pools_up(fx, 4, &a, &b, 2, 1); /* b: its own one */
+    while (next_pending(fx, OP_CREATE)) {
+        assert_true(pool_count(a, SLOT_CREATING) + pool_count(b, SLOT_CREATING) <= 3);
+        assert_true(pool_count(b, SLOT_CREATING) >= 1 || pool_count(b, SLOT_READY) == 4);
+        finish(fx, next_pending(fx, OP_CREATE), 0, T0);
+    }
+    assert_int_equal(pool_count(a, SLOT_READY), 4);
+    assert_int_equal(pool_count(b, SLOT_READY), 4);
 }
 
 static void test_down_pool_does_not_refill(void **state)
@@ -754,6 +780,7 @@ int main(void)
         T(test_refill_respects_global_limit_across_pools),
         T(test_room_freed_in_one_pool_is_used_by_another),
         T(test_at_most_max_parallel_creates_in_flight),
+        T(test_pools_of_a_kind_share_the_creates_in_flight),
         T(test_down_pool_does_not_refill),
         T(test_create_refused_by_engine_frees_slot_without_retrying),
         T(test_take_returns_null_when_nothing_is_ready),
