@@ -124,6 +124,7 @@ int cli_exit_code(const dbl_ctx_t *ctx)
     case DBL_ERR_NONE:
         return CLI_OK;
     case DBL_ERR_UNAVAILABLE:
+    case DBL_ERR_UNTRUSTED: /* our daemon is not the one there */
         return CLI_UNAVAILABLE;
     case DBL_ERR_TIMEOUT:
         return CLI_TEMPFAIL;

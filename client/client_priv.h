@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -29,6 +30,9 @@ struct dbl_ctx_priv {
     char *socket_path;
     char *daemon_version;
     int default_wait_ms; /* from hello; -1 if the daemon did not say */
+    int max_ttl_s;       /* from hello; -1 if the daemon did not say */
+    pid_t peer_pid;      /* SO_PEERCRED of the daemon */
+    uid_t peer_uid;
     int64_t abandoned[DBL__MAX_ABANDONED];
     size_t n_abandoned;
 };
@@ -59,6 +63,11 @@ int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms);
  * integer o[key], or dflt. */
 char *dbl__str_field(json_object *o, const char *key, bool *failed);
 int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt);
+
+/* client_trust.c: checks, right after connecting, that the daemon at path
+ * may be trusted (see dbl_connect() in dblease.h); chosen: the caller named
+ * the path. 0, or -1 with DBL_ERR_UNTRUSTED. Fills peer_pid and peer_uid. */
+int dbl__check_peer(dbl_ctx_t *ctx, const char *path, bool chosen);
 
 /* dbl_lease() that can also hand back the daemon's lease object as received
  * (a new reference in *raw, when raw is not NULL), so the CLI prints fields
