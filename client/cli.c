@@ -184,6 +184,7 @@ static const struct {
 } commands[] = {
     {"lease", cli_cmd_lease},   {"release", cli_cmd_release}, {"renew", cli_cmd_renew},
     {"status", cli_cmd_status}, {"run", cli_cmd_run},         {"template", cli_cmd_template},
+    {"stop", cli_cmd_admin},    {"drain", cli_cmd_admin},     {"reload", cli_cmd_admin},
 };
 
 static int dispatch(cli_global_t *g, int argc, char **argv)
@@ -220,7 +221,8 @@ int main(int argc, char **argv)
             return rc;
     }
     if (optind >= argc)
-        return cli_usage_error("missing command: lease, release, renew, status, run or template");
+        return cli_usage_error("missing command: lease, release, renew, status, run, template, "
+                               "stop, drain or reload");
     rc = dispatch(&g, argc - optind, argv + optind);
     /* Output that never got out (a full disk, a closed pipe) is a failure. */
     if (fflush(stdout) != 0 || ferror(stdout)) {

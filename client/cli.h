@@ -84,5 +84,7 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv);
 int cli_cmd_status(cli_global_t *g, int argc, char **argv);
 int cli_cmd_run(cli_global_t *g, int argc, char **argv);
 int cli_cmd_template(cli_global_t *g, int argc, char **argv);
+/* stop, drain and reload: argv[0] says which. */
+int cli_cmd_admin(cli_global_t *g, int argc, char **argv);
 
 #endif

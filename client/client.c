@@ -145,6 +145,11 @@ static int hello(dbl_ctx_t *ctx, const char *client_name)
     if (defs && json_object_object_get_ex(defs, "max_ttl_s", &w) &&
         json_object_is_type(w, json_type_int))
         ctx->priv->max_ttl_s = json_object_get_int(w);
+    json_object *srv;
+    if (json_object_object_get_ex(reply.root, "server", &srv)) {
+        ctx->priv->daemon_pid = dbl__int_field(srv, "pid", -1);
+        ctx->priv->daemon_uid = dbl__int_field(srv, "uid", -1);
+    }
     dbl_reply_free(&reply);
     return rc;
 }
@@ -164,6 +169,7 @@ static dbl_ctx_t *ctx_new(void)
     ctx->priv->timeout_ms = DBL__DEFAULT_TIMEOUT_MS;
     ctx->priv->default_wait_ms = -1;
     ctx->priv->max_ttl_s = -1;
+    ctx->priv->daemon_pid = ctx->priv->daemon_uid = -1;
     dbl_decoder_init(&ctx->priv->dec, DBL__MAX_REPLY_LINE);
     return ctx;
 }

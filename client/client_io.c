@@ -90,34 +90,62 @@ static int send_all(dbl_ctx_t *ctx, const char *buf, size_t len, int64_t deadlin
     return 0;
 }
 
-static int read_more(dbl_ctx_t *ctx, int64_t deadline)
+/* One recv(): bytes, 0 at end of stream, -1 on error (errno set), waiting
+ * for the socket to become readable until the deadline (-1, ETIMEDOUT). */
+static ssize_t recv_some(dbl_ctx_t *ctx, char *buf, size_t len, int64_t deadline)
 {
-    char buf[8192];
-
     for (;;) {
-        ssize_t n = recv(ctx->priv->fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(ctx->priv->fd, buf, len, 0);
 
-        if (n > 0) {
-            if (dbl_decoder_feed(&ctx->priv->dec, buf, (size_t)n) == -ENOMEM) {
-                dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
-                return -1;
-            }
-            return 0; /* an overflow shows up in dbl_decoder_next() */
-        }
-        if (n == 0) {
-            conn_lost(ctx, "the daemon closed it; did it restart?");
-            return -1;
-        }
+        if (n >= 0)
+            return n;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (!wait_fd(ctx, POLLIN, deadline)) {
-                set_timeout_err(ctx);
+                errno = ETIMEDOUT;
                 return -1;
             }
         } else if (errno != EINTR) {
-            conn_lost(ctx, strerror(errno));
             return -1;
         }
     }
+}
+
+int dbl__wait_closed(dbl_ctx_t *ctx, int64_t deadline)
+{
+    char buf[8192];
+    ssize_t n;
+
+    while (ctx->priv->fd >= 0 && (n = recv_some(ctx, buf, sizeof(buf), deadline)) != 0) {
+        if (n < 0 && errno == ETIMEDOUT) {
+            set_timeout_err(ctx);
+            return -1;
+        }
+        if (n < 0)
+            break; /* reset: closed all the same */
+    }
+    dbl__disconnect(ctx);
+    return 0;
+}
+
+static int read_more(dbl_ctx_t *ctx, int64_t deadline)
+{
+    char buf[8192];
+    ssize_t n = recv_some(ctx, buf, sizeof(buf), deadline);
+
+    if (n > 0) {
+        if (dbl_decoder_feed(&ctx->priv->dec, buf, (size_t)n) == -ENOMEM) {
+            dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
+            return -1;
+        }
+        return 0; /* an overflow shows up in dbl_decoder_next() */
+    }
+    if (n == 0)
+        conn_lost(ctx, "the daemon closed it; did it restart?");
+    else if (errno == ETIMEDOUT)
+        set_timeout_err(ctx);
+    else
+        conn_lost(ctx, strerror(errno));
+    return -1;
 }
 
 static bool reply_has_id(const dbl_reply_t *r, int64_t id)

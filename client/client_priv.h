@@ -31,8 +31,11 @@ struct dbl_ctx_priv {
     char *daemon_version;
     int default_wait_ms; /* from hello; -1 if the daemon did not say */
     int max_ttl_s;       /* from hello; -1 if the daemon did not say */
-    pid_t peer_pid;      /* SO_PEERCRED of the daemon */
+    pid_t peer_pid;      /* SO_PEERCRED of the daemon (or of systemd, which made
+                            an activated socket); 0: not in our pid namespace */
     uid_t peer_uid;
+    int64_t daemon_pid;  /* hello's server.pid and .uid; -1 if not said */
+    int64_t daemon_uid;
     int64_t abandoned[DBL__MAX_ABANDONED];
     size_t n_abandoned;
 };
@@ -63,6 +66,10 @@ int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms);
  * integer o[key], or dflt. */
 char *dbl__str_field(json_object *o, const char *key, bool *failed);
 int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt);
+
+/* Reads and drops what the daemon sends until it closes the connection
+ * (0) or the deadline (CLOCK_MONOTONIC ms) passes (-1, DBL_ERR_TIMEOUT). */
+int dbl__wait_closed(dbl_ctx_t *ctx, int64_t deadline);
 
 /* client_trust.c: checks, right after connecting, that the daemon at path
  * may be trusted (see dbl_connect() in dblease.h); chosen: the caller named

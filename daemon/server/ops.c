@@ -351,6 +351,16 @@ static void op_drain(sess_t *s, dbl_request_t *req)
     dbld_drain(s->d, "drain requested by a client");
 }
 
+/* As SIGINT: end every lease and stop now, without draining (`dblease stop
+ * --now`). The reply comes first. */
+static void op_stop(sess_t *s, dbl_request_t *req)
+{
+    if (!admin_only(s, req))
+        return;
+    sess_send(s, dbl_reply_ok(req->id));
+    dbld_shutdown(s->d, "stop requested by a client");
+}
+
 static void op_reload(sess_t *s, dbl_request_t *req)
 {
     if (!admin_only(s, req))
@@ -395,6 +405,7 @@ static const struct {
     {"template.drop", op_template_drop},
     {"drain", op_drain},
     {"reload", op_reload},
+    {"stop", op_stop},
 };
 
 void ops_dispatch(sess_t *s, dbl_request_t *req)
@@ -407,6 +418,6 @@ void ops_dispatch(sess_t *s, dbl_request_t *req)
     }
     sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
                      "unknown op \"%.64s\"; known: hello, lease, release, renew, status, "
-                     "template.ensure, template.finalize, template.drop, drain, reload",
+                     "template.ensure, template.finalize, template.drop, drain, reload, stop",
                      req->op);
 }

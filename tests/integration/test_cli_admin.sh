@@ -3,7 +3,9 @@
 # daemon without `pkill`, which would end every user's.
 source "$(dirname "$0")/lib.sh"
 
-daemon_alive() { kill -0 "$DAEMON_PID" 2>/dev/null; }
+# The daemon holds its lock until its last moment (a pid could be a zombie
+# that nobody reaps here).
+daemon_alive() { ! flock -n "$STATE/dbleased.lock" true; }
 draining() { [ "$("$DBLEASE" status --json | jq .daemon.draining)" = true ]; }
 
 test_stop_drains_then_returns_once_the_daemon_has_exited() {
