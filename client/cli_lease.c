@@ -130,7 +130,8 @@ int cli_cmd_release(cli_global_t *g, int argc, char **argv)
         else if ((rc = cli_common_opt(g, c, argv)) >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1, "a LEASE_ID (see `dblease status`)")) != 0)
+    if ((rc = operands(argc, argv, 1,
+                       "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed")) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease release", &rc)))
         return rc;
@@ -160,7 +161,8 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         if (rc >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1, "a LEASE_ID (see `dblease status`)")) != 0)
+    if ((rc = operands(argc, argv, 1,
+                       "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed")) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease renew", &rc)))
         return rc;

@@ -97,6 +97,7 @@ void dbl_free(dbl_ctx_t *ctx);
 
 int dbl_lease(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **out);
 void dbl_lease_free(dbl_lease_t *lease);
+/* lease_id: the lease's id ("L-…") or the URL it was granted with. */
 int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean);
 int dbl_renew(dbl_ctx_t *ctx, const char *lease_id, int ttl_s, int64_t *expires_at);
 /* The daemon's status object as a JSON string; free() it. */

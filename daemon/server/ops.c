@@ -259,21 +259,49 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     pool_refill(pool, util_now_ms());
 }
 
-/* Find the lease named in the request and check the caller may act on it. */
+/* The live lease that was granted with this URL. The URL carries the
+ * lease's password, so that of an ended lease, whose database a newer lease
+ * may have now, names nothing. */
+static lease_t *lease_find_url(dbld_t *d, const char *url)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        lease_t *l = list_entry(it, lease_t, node);
+        json_object *o = lease_to_json(l), *u;
+        bool same = json_object_object_get_ex(o, "url", &u) &&
+                    strcmp(json_object_get_string(u), url) == 0;
+        json_object_put(o);
+        if (same)
+            return l;
+    }
+    return NULL;
+}
+
+/* Find the lease named in the request (by id, or by the URL it was granted
+ * with) and check the caller may act on it. */
 static lease_t *owned_lease(sess_t *s, dbl_request_t *req, bool force)
 {
     char err[256];
-    const char *id = NULL;
-    if (dbl_arg_string(req, "lease", &id, err, sizeof err) < 0 || !id) {
-        ARG_FAIL(s, req, id ? err : "lease (the lease id, \"L-…\") is required");
+    const char *id = NULL, *url = NULL;
+    if (dbl_arg_string(req, "lease", &id, err, sizeof err) < 0 ||
+        dbl_arg_string(req, "url", &url, err, sizeof err) < 0 || (!id && !url)) {
+        ARG_FAIL(s, req, id || url ? err : "lease (the lease id, \"L-…\") is required");
         return NULL;
     }
-    lease_t *l = lease_find(s->d, id);
+    lease_t *l = id ? lease_find(s->d, id) : lease_find_url(s->d, url);
+    if (!l && !id) {
+        sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
+                         "no live lease has that URL (it may have expired or been released "
+                         "already)");
+        return NULL;
+    }
     if (!l) {
         sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
                          "no lease %s (it may have expired or been released already)", id);
         return NULL;
     }
+    id = l->id;
     if (force) {
         if (!dbld_is_admin(s->d, s->uid)) {
             sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
