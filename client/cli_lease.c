@@ -68,7 +68,7 @@ static int lease_opt(cli_global_t *g, int c, char **argv, dbl_lease_opts_t *lo, 
     case OPT_TTL:
         return cli_parse_int("--ttl", optarg, 1, INT_MAX, &lo->ttl_s) ? CLI_USAGE : -1;
     case OPT_WAIT:
-        return cli_parse_int("--wait", optarg, 0, INT_MAX / 2, &lo->wait_ms) ? CLI_USAGE : -1;
+        return cli_parse_int("--wait", optarg, 0, CLI_MAX_WAIT_MS, &lo->wait_ms) ? CLI_USAGE : -1;
     case OPT_JSON:
         *json = true;
         return -1;
@@ -88,7 +88,7 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
         COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
-    dbl_lease_opts_t lo = {.ttl_s = LEASE_DEFAULT_TTL_S, .wait_ms = -1, .detach = true};
+    dbl_lease_opts_t lo = {.wait_ms = -1, .detach = true};
     dbl_lease_t *lease;
     json_object *raw;
     dbl_ctx_t *ctx;
@@ -102,9 +102,10 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease lease", &rc)))
         return rc;
-    if (dbl__lease_raw(ctx, &lo, &lease, &raw) < 0) {
+    rc = cli_check_ttl(ctx, "--ttl", &lo.ttl_s, LEASE_DEFAULT_TTL_S);
+    if (rc == CLI_OK && dbl__lease_raw(ctx, &lo, &lease, &raw) < 0) {
         rc = cli_fail(ctx);
-    } else {
+    } else if (rc == CLI_OK) {
         rc = print_lease(ctx, lease, raw, json);
         dbl_lease_free(lease);
         json_object_put(raw);
@@ -166,9 +167,10 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease renew", &rc)))
         return rc;
-    if (dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
+    rc = cli_check_ttl(ctx, "--ttl", &ttl_s, 0);
+    if (rc == CLI_OK && dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
         rc = cli_fail(ctx);
-    else
+    else if (rc == CLI_OK)
         printf("%s\n", cli_iso_time(expires_at, when, sizeof(when)));
     dbl_free(ctx);
     return rc;

@@ -236,6 +236,38 @@ static void release_abandoned(dbl_ctx_t *ctx, const dbl_reply_t *r, int64_t dead
         give_back_claim(ctx, obj, deadline);
 }
 
+static void keep_event(dbl_ctx_t *ctx, const dbl_reply_t *r)
+{
+    struct dbl_ctx_priv *p = ctx->priv;
+    json_object *lease;
+    dbl__event_t *ev;
+
+    if (p->n_events == DBL__MAX_EVENTS) {
+        memmove(p->events, p->events + 1, sizeof(p->events[0]) * (p->n_events - 1));
+        p->n_events--;
+    }
+    ev = &p->events[p->n_events++];
+    snprintf(ev->name, sizeof(ev->name), "%s", r->event);
+    snprintf(ev->lease, sizeof(ev->lease), "%s",
+             is_string(r->root, "lease", &lease) ? json_object_get_string(lease) : "");
+}
+
+bool dbl__next_event(dbl_ctx_t *ctx, dbl__event_t *ev)
+{
+    struct dbl_ctx_priv *p = ctx->priv;
+
+    if (p->n_events == 0)
+        return false;
+    *ev = p->events[0];
+    memmove(p->events, p->events + 1, sizeof(p->events[0]) * --p->n_events);
+    return true;
+}
+
+int dbl__fd(const dbl_ctx_t *ctx)
+{
+    return ctx->priv->fd;
+}
+
 /* 1 when the line is the reply to id (*reply filled), 0 when it is something
  * else to skip, -1 on a malformed line. */
 static int take_line(dbl_ctx_t *ctx, const char *line, size_t len, int64_t id, int64_t deadline,
@@ -247,9 +279,9 @@ static int take_line(dbl_ctx_t *ctx, const char *line, size_t len, int64_t id, i
                      "dbleased sent a malformed reply; check that the socket is dbleased's");
         return -1;
     }
-    /* Events: no public API for them yet; the next call on an ended lease
-     * reports not_found, which says the same. */
+    /* Events: kept for dbl__next_event(); no public API for them yet. */
     if (reply->is_event) {
+        keep_event(ctx, reply);
         dbl_reply_free(reply);
         return 0;
     }
@@ -299,6 +331,33 @@ static int await_reply(dbl_ctx_t *ctx, int64_t id, int64_t deadline, dbl_reply_t
         }
         if (read_more(ctx, deadline) < 0)
             return -1;
+    }
+}
+
+int dbl__poll_events(dbl_ctx_t *ctx)
+{
+    int64_t now = dbl__now_ms();
+
+    for (;;) {
+        const char *line;
+        size_t len;
+        dbl_reply_t r;
+        int n;
+
+        /* No request is waiting for a reply: id 0 matches none of ours. */
+        while ((n = dbl_decoder_next(&ctx->priv->dec, &line, &len)) == 1)
+            if (take_line(ctx, line, len, 0, now, &r) == 1)
+                dbl_reply_free(&r);
+        if (n < 0 || ctx->priv->fd < 0) {
+            conn_lost(ctx, "it sent a line too long to read");
+            return -1;
+        }
+        if (read_more(ctx, now) == 0)
+            continue;
+        if (ctx->err != DBL_ERR_TIMEOUT)
+            return -1;
+        dbl__clear_err(ctx); /* nothing more for now */
+        return 0;
     }
 }
 

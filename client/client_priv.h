@@ -21,6 +21,16 @@
 #define DBL__MAX_WAIT_MS 600000
 /* Lease and template.ensure requests we gave up waiting for; see dbl__call(). */
 #define DBL__MAX_ABANDONED 16
+/* Events kept until the caller asks for them (PROTOCOL.md §7); beyond this
+ * the oldest are dropped. */
+#define DBL__MAX_EVENTS 16
+
+/* An event about a lease: "lease_expired", "instance_down", or one this
+ * version does not know. */
+typedef struct dbl__event {
+    char name[32];
+    char lease[64];
+} dbl__event_t;
 
 struct dbl_ctx_priv {
     int fd;              /* -1 when not connected */
@@ -38,6 +48,8 @@ struct dbl_ctx_priv {
     int64_t daemon_uid;
     int64_t abandoned[DBL__MAX_ABANDONED];
     size_t n_abandoned;
+    dbl__event_t events[DBL__MAX_EVENTS];
+    size_t n_events;
 };
 
 /* Sets err and a formatted errstr; clears code. */
@@ -66,6 +78,16 @@ int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms);
  * integer o[key], or dflt. */
 char *dbl__str_field(json_object *o, const char *key, bool *failed);
 int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt);
+
+/* Reads whatever the daemon has sent, without waiting, and keeps the events
+ * in it for dbl__next_event(). 0, or -1 with DBL_ERR_IO once the connection
+ * is gone. */
+int dbl__poll_events(dbl_ctx_t *ctx);
+/* The oldest event not taken yet, into *ev; false when there is none.
+ * Events that arrive while a call waits for its reply are kept too. */
+bool dbl__next_event(dbl_ctx_t *ctx, dbl__event_t *ev);
+/* The connection's descriptor, to poll() for events; -1 when closed. */
+int dbl__fd(const dbl_ctx_t *ctx);
 
 /* Reads and drops what the daemon sends until it closes the connection
  * (0) or the deadline (CLOCK_MONOTONIC ms) passes (-1, DBL_ERR_TIMEOUT). */

@@ -48,7 +48,10 @@ as_victim() {
 
 # nobody listens at path (its directory already made) until the test ends.
 squat() { # path
-    as_nobody socat "UNIX-LISTEN:$1,fork,perm-early=0777" EXEC:"$T/bin/fake-daemon" &
+    # Not through as_nobody: $! must be socat (setpriv execs it), not a
+    # subshell that would outlive a kill.
+    setpriv --reuid=nobody --regid=nogroup --clear-groups \
+        socat "UNIX-LISTEN:$1,fork,perm-early=0777" EXEC:"$T/bin/fake-daemon" &
     FAKE_PID=$!
     wait_until 5 test -S "$1" || fail "the fake daemon did not start"
 }
