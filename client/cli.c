@@ -20,8 +20,8 @@ static const char usage_text[] =
     "  dblease [--socket PATH] release LEASE_ID|URL [--clean]\n"
     "  dblease [--socket PATH] renew   LEASE_ID|URL [--ttl SEC]\n"
     "  dblease [--socket PATH] status  [--json]\n"
-    "  dblease [--socket PATH] run [--postgres[=TEMPLATE]] [--redis] [--wait MS] [--ttl SEC]\n"
-    "                              [--] CMD [ARGS...]\n"
+    "  dblease [--socket PATH] run [--postgres[=TEMPLATE]] [--redis] [--wait MS]\n"
+    "                              [--ttl SEC] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template migrate NAME --hash HASH [--wait MS] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template ensure  NAME --hash HASH [--wait MS] [--json]\n"
     "  dblease [--socket PATH] stop [--now] [--timeout SEC]\n"
@@ -43,9 +43,9 @@ static const char usage_text[] =
     "           and/or a redis one, run CMD with DATABASE_URL, PGHOST, PGPORT,\n"
     "           PGDATABASE, PGUSER, PGPASSWORD, DBLEASE_LEASE_ID and/or REDIS_URL,\n"
     "           DBLEASE_REDIS_LEASE_ID set, release them when it ends, and exit with\n"
-    "           its status. Inherited PGHOSTADDR, PGSERVICE, PGSERVICEFILE, PGSSLMODE,\n"
-    "           PGREQUIRESSL, PGSSLNEGOTIATION, PGSSLCERTMODE, PGGSSENCMODE,\n"
-    "           PGCHANNELBINDING, PGREQUIREAUTH, PGREQUIREPEER and\n"
+    "           its status. Inherited PGHOSTADDR, PGSERVICE, PGSERVICEFILE,\n"
+    "           PGSSLMODE, PGREQUIRESSL, PGSSLNEGOTIATION, PGSSLCERTMODE,\n"
+    "           PGGSSENCMODE, PGCHANNELBINDING, PGREQUIREAUTH, PGREQUIREPEER and\n"
     "           PGTARGETSESSIONATTRS are unset (they would redirect or break the\n"
     "           connection); with a schema-isolated template, PGOPTIONS also sets\n"
     "           the lease's search_path. The leases live as long as dblease: their\n"
@@ -84,10 +84,10 @@ static const char usage_text[] =
     "  -h, --help     show this help\n"
     "  --version      show the version\n"
     "\n"
-    "Exit status: 0 ok, 1 error, 2 bad usage (also a value out of the daemon's range),\n"
-    "69 dbleased unreachable or not trusted, 75 pool exhausted or timed out (retry\n"
-    "later); run and template migrate exit with CMD's status (128+N if a signal N\n"
-    "killed it).\n";
+    "Exit status: 0 ok, 1 error, 2 bad usage (also a value out of the daemon's\n"
+    "range), 69 dbleased unreachable or not trusted, 75 pool exhausted or timed out\n"
+    "(retry later); run and template migrate exit with CMD's status (128+N if a\n"
+    "signal N killed it).\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
