@@ -89,8 +89,7 @@ static bool wait_exit(int pidfd, pid_t pid, int64_t deadline)
 
 static int stop_timed_out(bool now, int timeout_s)
 {
-    fprintf(stderr,
-            "dblease: dbleased has not exited after %d s; %s\n", timeout_s,
+    fprintf(stderr, "dblease: dbleased has not exited after %d s; %s\n", timeout_s,
             now ? "it is still stopping its servers: see its log"
                 : "it is still draining (it stops when its attached leases end or its "
                   "drain_timeout_s runs out); `dblease stop --now` ends them at once");
@@ -106,8 +105,10 @@ static int stop(dbl_ctx_t *ctx, bool now, int timeout_s)
 
     rc = admin_op(ctx, now ? "stop" : "drain", "stop", &closed);
     if (rc == CLI_OK && !now && isatty(STDERR_FILENO))
-        fprintf(stderr, "dblease: dbleased takes no new leases and stops when its attached "
-                        "leases end; waiting up to %d s\n", timeout_s);
+        fprintf(stderr,
+                "dblease: dbleased takes no new leases and stops when its attached "
+                "leases end; waiting up to %d s\n",
+                timeout_s);
     /* It closes every connection when it starts to stop, then stops its
      * servers and exits. */
     if (rc == CLI_OK && !closed && dbl__wait_closed(ctx, deadline) < 0)
@@ -168,14 +169,16 @@ int cli_cmd_admin(cli_global_t *g, int argc, char **argv)
         rc = admin_op(ctx, "drain", "drain", &closed);
         if (rc == CLI_OK && isatty(STDERR_FILENO))
             fputs("dblease: dbleased takes no new leases and stops when its attached leases "
-                  "end; `dblease stop` waits for that\n", stderr);
+                  "end; `dblease stop` waits for that\n",
+                  stderr);
     } else {
         rc = admin_op(ctx, "reload", "reload", &closed);
         /* The daemon keeps its running configuration when the file is bad,
          * and still says ok: only its log tells. */
         if (rc == CLI_OK)
             fputs("dblease: dbleased re-read its configuration; its log says what changed, "
-                  "or why the file was not applied\n", stderr);
+                  "or why the file was not applied\n",
+                  stderr);
     }
     dbl_free(ctx);
     return rc;

@@ -111,23 +111,19 @@ static void put_search_path(const char *schema)
 
 /* Inherited libpq settings that would send the command to another server
  * than ours, or make libpq refuse ours (it speaks no TLS and authenticates
- * by password). Session settings (PGOPTIONS, PGAPPNAME, PGTZ...), timeouts
- * (PGCONNECT_TIMEOUT), PGPASSFILE (PGPASSWORD wins over it) and TLS file
- * paths (unused without sslmode) stay, since the command may also connect
- * elsewhere with them. Keep dblease(1), ENVIRONMENT, in step. */
+ * by password): PGHOSTADDR replaces PGHOST's address; a service's host,
+ * port and dbname win over PG*; sslmode require or verify-*, requiressl,
+ * sslnegotiation direct, sslcertmode require, gssencmode require and
+ * channel_binding require need TLS or GSSAPI; require_auth and requirepeer
+ * may name what ours does not do; target_session_attrs standby or
+ * read-only refuse a primary. Session settings (PGOPTIONS, PGAPPNAME,
+ * PGTZ...), timeouts (PGCONNECT_TIMEOUT), PGPASSFILE (PGPASSWORD wins over
+ * it) and TLS file paths (unused without sslmode) stay, since the command
+ * may also connect elsewhere with them. Keep dblease(1) in step. */
 static const char *const pg_cleared[] = {
-    "PGHOSTADDR",       /* would replace PGHOST's address */
-    "PGSERVICE",        /* a service's host, port, dbname win over PG* */
-    "PGSERVICEFILE",
-    "PGSSLMODE",        /* require, verify-*: no TLS on our servers */
-    "PGREQUIRESSL",
-    "PGSSLNEGOTIATION", /* direct: TLS first */
-    "PGSSLCERTMODE",
-    "PGGSSENCMODE",     /* require: GSSAPI encryption */
-    "PGCHANNELBINDING", /* require: needs TLS */
-    "PGREQUIREAUTH",    /* a method other than ours */
-    "PGREQUIREPEER",
-    "PGTARGETSESSIONATTRS", /* standby, read-only: ours is a primary */
+    "PGHOSTADDR",       "PGSERVICE",        "PGSERVICEFILE", "PGSSLMODE",
+    "PGREQUIRESSL",     "PGSSLNEGOTIATION", "PGSSLCERTMODE", "PGGSSENCMODE",
+    "PGCHANNELBINDING", "PGREQUIREAUTH",    "PGREQUIREPEER", "PGTARGETSESSIONATTRS",
 };
 
 void cli_export_postgres(const cli_pg_env_t *e)

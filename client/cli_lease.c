@@ -17,6 +17,8 @@ enum { OPT_KIND = 0x101, OPT_TEMPLATE, OPT_TTL, OPT_WAIT, OPT_JSON, OPT_CLEAN };
     {"socket", required_argument, NULL, CLI_OPT_SOCKET},                               \
         {"help", no_argument, NULL, CLI_OPT_HELP}
 
+#define LEASE_OPERAND "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed"
+
 /* Checks that exactly `want` operands follow the options. */
 static int operands(int argc, char **argv, int want, const char *what)
 {
@@ -131,8 +133,7 @@ int cli_cmd_release(cli_global_t *g, int argc, char **argv)
         else if ((rc = cli_common_opt(g, c, argv)) >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1,
-                       "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed")) != 0)
+    if ((rc = operands(argc, argv, 1, LEASE_OPERAND)) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease release", &rc)))
         return rc;
@@ -162,8 +163,7 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         if (rc >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1,
-                       "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed")) != 0)
+    if ((rc = operands(argc, argv, 1, LEASE_OPERAND)) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease renew", &rc)))
         return rc;

@@ -80,8 +80,7 @@ static void release_all(dbl_ctx_t *ctx, run_t *r, bool clean)
         if (r->leases[i].gone || dbl_release(ctx, l->id, clean) == 0 || ctx->err == DBL_ERR_IO)
             ;
         else if (ctx->err == DBL_ERR_REMOTE && strcmp(ctx->code, "not_found") == 0)
-            fprintf(stderr, "dblease: lease %s had already ended before the command did\n",
-                    l->id);
+            fprintf(stderr, "dblease: lease %s had already ended before the command did\n", l->id);
         else
             fprintf(stderr, "dblease: warning: could not release %s: %s\n", l->id, ctx->errstr);
         dbl_lease_free(l);
@@ -158,7 +157,8 @@ static void report_events(dbl_ctx_t *ctx, run_t *r)
 static void connection_lost(run_t *r)
 {
     fputs("dblease: lost the connection to dbleased (did it restart?), so the command's leases "
-          "have ended; the command keeps running\n", stderr);
+          "have ended; the command keeps running\n",
+          stderr);
     for (size_t i = 0; i < r->n; i++)
         r->leases[i].gone = true;
 }
@@ -217,8 +217,11 @@ static bool on_readable(void *arg)
 static int run_command(dbl_ctx_t *ctx, run_t *r, char **cmd)
 {
     renew_arg_t ra = {ctx, r};
-    cli_watch_t w = {.tick_ms = r->ttl_s * 1000 / 3, .tick = renew_tick,
-                     .fd = dbl__fd(ctx), .readable = on_readable, .arg = &ra};
+    cli_watch_t w = {.tick_ms = r->ttl_s * 1000 / 3,
+                     .tick = renew_tick,
+                     .fd = dbl__fd(ctx),
+                     .readable = on_readable,
+                     .arg = &ra};
     cli_child_t child;
     int rc;
 

@@ -44,7 +44,7 @@ struct dbl_ctx_priv {
     pid_t peer_pid;      /* SO_PEERCRED of the daemon (or of systemd, which made
                             an activated socket); 0: not in our pid namespace */
     uid_t peer_uid;
-    int64_t daemon_pid;  /* hello's server.pid and .uid; -1 if not said */
+    int64_t daemon_pid; /* hello's server.pid and .uid; -1 if not said */
     int64_t daemon_uid;
     int64_t abandoned[DBL__MAX_ABANDONED];
     size_t n_abandoned;

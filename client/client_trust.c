@@ -43,8 +43,8 @@ static int stat_socket(dbl_ctx_t *ctx, const char *path, char *dir, size_t dirle
     char real[PATH_MAX];
 
     if (!realpath(path, real) || stat(real, sock_st) < 0) {
-        dbl__set_err(ctx, DBL_ERR_UNTRUSTED, "cannot check who owns %s: %s; check DBLEASE_SOCKET", path,
-                  strerror(errno));
+        dbl__set_err(ctx, DBL_ERR_UNTRUSTED, "cannot check who owns %s: %s; check DBLEASE_SOCKET",
+                     path, strerror(errno));
         return -1;
     }
     snprintf(dir, dirlen, "%s", dirname(real));
@@ -60,18 +60,19 @@ static int check_default_dir(dbl_ctx_t *ctx, const char *path, const char *dir,
                              const struct stat *st, uid_t me)
 {
     if (st->st_uid != me && st->st_uid != 0) {
-        dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: its directory %s belongs to uid %u, not to you or "
-                  "root, so another user may be posing as dbleased; remove the directory (or ask "
-                  "root to) and start dbleased again, or set DBLEASE_SOCKET",
-                  path, dir, (unsigned)st->st_uid);
+        dbl__set_err(
+            ctx, DBL_ERR_UNTRUSTED,
+            "refusing the daemon at %s: its directory %s belongs to uid %u, not to you or "
+            "root, so another user may be posing as dbleased; remove the directory (or ask "
+            "root to) and start dbleased again, or set DBLEASE_SOCKET",
+            path, dir, (unsigned)st->st_uid);
         return -1;
     }
     if (writable_by_others(st)) {
         dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: its directory %s is writable by group or others "
-                  "(mode %04o), so another user could replace the socket; chmod go-w %s",
-                  path, dir, (unsigned)(st->st_mode & 07777), dir);
+                     "refusing the daemon at %s: its directory %s is writable by group or others "
+                     "(mode %04o), so another user could replace the socket; chmod go-w %s",
+                     path, dir, (unsigned)(st->st_mode & 07777), dir);
         return -1;
     }
     return 0;
@@ -83,24 +84,25 @@ static int check_shared(dbl_ctx_t *ctx, const char *path, const char *dir,
 {
     if (dir_st->st_uid != peer && dir_st->st_uid != 0) {
         dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: it runs as uid %u, but its directory %s belongs "
-                  "to uid %u; a shared dbleased must listen in a directory of its own user or "
-                  "root",
-                  path, (unsigned)peer, dir, (unsigned)dir_st->st_uid);
+                     "refusing the daemon at %s: it runs as uid %u, but its directory %s belongs "
+                     "to uid %u; a shared dbleased must listen in a directory of its own user or "
+                     "root",
+                     path, (unsigned)peer, dir, (unsigned)dir_st->st_uid);
         return -1;
     }
     if (writable_by_others(dir_st)) {
         dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: it runs as uid %u and its directory %s is "
-                  "writable by group or others (mode %04o), so anyone could have put the socket "
-                  "there; give it a directory only its user can write",
-                  path, (unsigned)peer, dir, (unsigned)(dir_st->st_mode & 07777));
+                     "refusing the daemon at %s: it runs as uid %u and its directory %s is "
+                     "writable by group or others (mode %04o), so anyone could have put the socket "
+                     "there; give it a directory only its user can write",
+                     path, (unsigned)peer, dir, (unsigned)(dir_st->st_mode & 07777));
         return -1;
     }
     if (sock_st->st_uid != peer && sock_st->st_uid != 0) {
-        dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: it runs as uid %u but the socket belongs to uid %u",
-                  path, (unsigned)peer, (unsigned)sock_st->st_uid);
+        dbl__set_err(
+            ctx, DBL_ERR_UNTRUSTED,
+            "refusing the daemon at %s: it runs as uid %u but the socket belongs to uid %u", path,
+            (unsigned)peer, (unsigned)sock_st->st_uid);
         return -1;
     }
     return 0;
@@ -115,7 +117,8 @@ int dbl__check_peer(dbl_ctx_t *ctx, const char *path, bool chosen)
     uid_t me = geteuid(); /* what the daemon sees of us, and what it trusts */
 
     if (getsockopt(ctx->priv->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-        dbl__set_err(ctx, DBL_ERR_UNTRUSTED, "cannot tell who serves %s: %s", path, strerror(errno));
+        dbl__set_err(ctx, DBL_ERR_UNTRUSTED, "cannot tell who serves %s: %s", path,
+                     strerror(errno));
         return -1;
     }
     ctx->priv->peer_pid = cred.pid;
@@ -128,9 +131,9 @@ int dbl__check_peer(dbl_ctx_t *ctx, const char *path, bool chosen)
         return 0;
     if (!chosen) {
         dbl__set_err(ctx, DBL_ERR_UNTRUSTED,
-                  "refusing the daemon at %s: it runs as uid %u, not as you or root; if you "
-                  "mean to use that user's dbleased, name its socket with DBLEASE_SOCKET",
-                  path, (unsigned)cred.uid);
+                     "refusing the daemon at %s: it runs as uid %u, not as you or root; if you "
+                     "mean to use that user's dbleased, name its socket with DBLEASE_SOCKET",
+                     path, (unsigned)cred.uid);
         return -1;
     }
     return check_shared(ctx, path, dir, &dir_st, &sock_st, cred.uid);

@@ -28,8 +28,8 @@ typedef enum dbl_err {
     DBL_ERR_REMOTE,      /* the daemon refused: see ctx->code */
     DBL_ERR_USAGE,       /* bad arguments to this library */
     DBL_ERR_OOM,
-    DBL_ERR_UNTRUSTED,   /* the socket's daemon or directory belongs to another
-                            user (see dbl_connect()); errstr says whose */
+    DBL_ERR_UNTRUSTED, /* the socket's daemon or directory belongs to another
+                          user (see dbl_connect()); errstr says whose */
 } dbl_err_t;
 
 typedef struct dbl_options {

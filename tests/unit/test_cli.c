@@ -74,13 +74,12 @@ static void serve_one_lease(int fd)
 
 /* Inherited settings that would send libpq elsewhere or make it refuse a
  * server without TLS are cleared; session settings stay. */
-static void test_run_clears_libpq_settings_that_would_redirect_or_break_its_connection(
-    void **state)
+static void test_run_clears_libpq_settings_that_would_redirect_or_break_its_connection(void **state)
 {
     static const char *const cleared[] = {
-        "PGHOSTADDR",     "PGSERVICE",       "PGSERVICEFILE",        "PGSSLMODE",
-        "PGREQUIRESSL",   "PGSSLNEGOTIATION", "PGSSLCERTMODE",       "PGGSSENCMODE",
-        "PGCHANNELBINDING", "PGREQUIREAUTH", "PGREQUIREPEER",        "PGTARGETSESSIONATTRS",
+        "PGHOSTADDR",       "PGSERVICE",        "PGSERVICEFILE", "PGSSLMODE",
+        "PGREQUIRESSL",     "PGSSLNEGOTIATION", "PGSSLCERTMODE", "PGGSSENCMODE",
+        "PGCHANNELBINDING", "PGREQUIREAUTH",    "PGREQUIREPEER", "PGTARGETSESSIONATTRS",
     };
     cli_out_t o;
     fake_t f;

@@ -103,9 +103,9 @@ static void test_default_state_dir_of_the_tmp_fallback_is_on_tmpfs(void **state)
 {
     char buf[256];
 
-    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1234/dblease.sock",
-                                              1234, "/dev/shm"),
-                        "/dev/shm/dblease-1234/state");
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1234/dblease.sock", 1234, "/dev/shm"),
+        "/dev/shm/dblease-1234/state");
     (void)state;
 }
 
@@ -123,16 +123,17 @@ static void test_default_state_dir_is_beside_any_other_socket(void **state)
 {
     char buf[256];
 
-    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf), "/run/user/1000/dblease/dblease.sock",
-                                              1000, "/dev/shm"),
+    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf),
+                                              "/run/user/1000/dblease/dblease.sock", 1000,
+                                              "/dev/shm"),
                         "/run/user/1000/dblease/state");
     assert_string_equal(
         dbl_default_state_dir(buf, sizeof(buf), "/run/dblease/dblease.sock", 0, "/dev/shm"),
         "/run/dblease/state");
     /* Another user's fallback path is a path like any other. */
-    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1/dblease.sock",
-                                              1234, "/dev/shm"),
-                        "/tmp/dblease-1/state");
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1/dblease.sock", 1234, "/dev/shm"),
+        "/tmp/dblease-1/state");
     assert_string_equal(dbl_default_state_dir(buf, sizeof(buf), "ci.sock", 1234, "/dev/shm"),
                         "./state");
     (void)state;
