@@ -13,12 +13,18 @@ test_stop_drains_then_returns_once_the_daemon_has_exited() {
     open_conn holder
     send holder '{"id":1,"op":"lease"}'
     reply_of holder 1 >/dev/null
-    "$DBLEASE" stop >"$T/stop.out" 2>&1 &
+    # Without the holder's fifo: closing it must reach its socat.
+    (
+        eval "exec $fd_holder>&-"
+        exec "$DBLEASE" stop >"$T/stop.out" 2>&1
+    ) &
     stop_pid=$!
     wait_until 10 draining || fail "stop did not start a drain"
     kill -0 "$stop_pid" 2>/dev/null || fail "stop returned while a lease was still attached"
     daemon_alive || fail "the daemon exited before its attached lease ended"
     close_conn holder
+    # Well before drain_timeout_s: the drain ended with the last lease.
+    wait_until 20 eval '! kill -0 '"$stop_pid" || fail "stop still waits after the last lease ended"
     wait "$stop_pid" || fail "stop failed: $(cat "$T/stop.out")"
     ! daemon_alive || fail "stop returned before the daemon exited"
     [ -z "$(postgres_procs)" ] || fail "postgres left after stop"
