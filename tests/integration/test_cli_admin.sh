@@ -74,6 +74,22 @@ test_drain_returns_at_once_and_the_daemon_takes_no_new_lease() {
     close_conn holder
 }
 
+# The daemon takes a second drain as "stop now"; stop must not send one.
+test_stop_after_drain_still_lets_attached_leases_finish() {
+    start_daemon "drain_timeout_s = 60"
+    open_conn holder
+    send holder '{"id":1,"op":"lease"}'
+    reply_of holder 1 >/dev/null
+    "$DBLEASE" drain
+    set +e
+    "$DBLEASE" stop --timeout 1 2>"$T/stop.err"
+    rc=$?
+    set -e
+    [ "$rc" = 75 ] || fail "stop after drain: exit $rc, $(cat "$T/stop.err")"
+    draining || fail "stop after drain stopped the daemon at once"
+    close_conn holder
+}
+
 test_reload_rereads_the_configuration() {
     start_daemon "[postgres]" "min_ready = 1"
     sed -i 's/^min_ready = 1$/min_ready = 2/' "$T/dbleased.ini"
