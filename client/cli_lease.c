@@ -116,6 +116,19 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
     return rc;
 }
 
+/* A daemon older than release by URL asks for the lease id. */
+static int url_fail(const dbl_ctx_t *ctx, const char *lease)
+{
+    if (strstr(lease, "://") && strcmp(ctx->code, "bad_request") == 0) {
+        fprintf(stderr,
+                "dblease: this dbleased (%s) takes only lease ids, not URLs; `dblease "
+                "status` lists your leases' ids (bad_request)\n",
+                dbl_daemon_version(ctx));
+        return CLI_FAILED;
+    }
+    return cli_fail(ctx);
+}
+
 int cli_cmd_release(cli_global_t *g, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -137,7 +150,7 @@ int cli_cmd_release(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease release", &rc)))
         return rc;
-    rc = dbl_release(ctx, argv[optind], clean) < 0 ? cli_fail(ctx) : CLI_OK;
+    rc = dbl_release(ctx, argv[optind], clean) < 0 ? url_fail(ctx, argv[optind]) : CLI_OK;
     dbl_free(ctx);
     return rc;
 }
@@ -169,7 +182,7 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         return rc;
     rc = cli_check_ttl(ctx, "--ttl", &ttl_s, 0);
     if (rc == CLI_OK && dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
-        rc = cli_fail(ctx);
+        rc = url_fail(ctx, argv[optind]);
     else if (rc == CLI_OK)
         printf("%s\n", cli_iso_time(expires_at, when, sizeof(when)));
     dbl_free(ctx);
