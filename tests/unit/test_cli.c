@@ -241,6 +241,35 @@ static void test_daemon_messages_speak_the_clis_flags(void **state)
                       "ttl_s");
 }
 
+/* ---- release by URL ------------------------------------------------------------- */
+
+#define LEASE_URL "postgresql://u:p@127.0.0.1:5433/d"
+
+/* A daemon from before release by URL: it wants the id. */
+static void serve_release_by_url_to_an_old_daemon(int fd)
+{
+    json_object *req;
+    int64_t id;
+
+    srv_hello_from(fd, NULL);
+    id = srv_expect(fd, "release", &req);
+    SRV_CHECK(!srv_has(req, "lease") && strcmp(srv_str(req, "url"), LEASE_URL) == 0);
+    json_object_put(req);
+    srv_error(fd, id, "bad_request", "lease (the lease id, \"L-…\") is required");
+    srv_drain(fd);
+}
+
+static void test_release_sends_a_url_as_url_and_explains_an_old_daemons_refusal(void **state)
+{
+    cli_out_t o;
+    fake_t f;
+
+    fake_start(&f, serve_release_by_url_to_an_old_daemon);
+    assert_int_equal(run_cli(&f, &o, "release", LEASE_URL, NULL), 1);
+    assert_non_null(strstr(o.err, "takes only lease ids"));
+    fake_finish(&f);
+}
+
 /* ---- template migrate: one default wait, said in --help ----------------------------- */
 
 static void serve_ready_after_a_600_s_wait(int fd)
@@ -283,6 +312,7 @@ int main(void)
         cmocka_unit_test(test_run_takes_wait_and_ttl),
         cmocka_unit_test(test_out_of_range_values_are_usage_errors),
         cmocka_unit_test(test_daemon_messages_speak_the_clis_flags),
+        cmocka_unit_test(test_release_sends_a_url_as_url_and_explains_an_old_daemons_refusal),
         cmocka_unit_test(test_migrate_waits_600_s_by_default_as_help_says),
     };
 
