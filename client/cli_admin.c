@@ -8,6 +8,7 @@
  * fooled by the pid being reused. */
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,10 +45,12 @@ static int admin_op(dbl_ctx_t *ctx, const char *op, const char *verb, bool *clos
         return CLI_OK;
     }
     if (ctx->err == DBL_ERR_REMOTE && strcmp(ctx->code, "forbidden") == 0) {
+        struct passwd *pw = getpwuid((uid_t)ctx->priv->daemon_uid);
+
         fprintf(stderr,
-                "dblease: only the daemon's own user (uid %lld) and root may %s dbleased; "
-                "ask whoever runs it (forbidden)\n",
-                (long long)ctx->priv->daemon_uid, verb);
+                "dblease: only the daemon's own user (%s, uid %lld) and root may %s dbleased; "
+                "ask one of them (forbidden)\n",
+                pw ? pw->pw_name : "?", (long long)ctx->priv->daemon_uid, verb);
         return CLI_FAILED;
     }
     if (ctx->err == DBL_ERR_REMOTE && strcmp(ctx->code, "unknown_op") == 0) {
