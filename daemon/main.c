@@ -409,6 +409,12 @@ int main(int argc, char **argv)
     log_set_level(level);
     if (a.check_config) {
         config_dump(&d.cfg, stdout);
+        /* What start-up reads besides the file: a template's sql_dir. */
+        if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
+            tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "dbleased: %s\n", err);
+            return EX_CONFIG;
+        }
         fprintf(stderr, "dbleased: configuration is valid\n");
         return 0;
     }
