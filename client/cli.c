@@ -205,23 +205,40 @@ static const struct {
     {"ttl_s", "--ttl SEC"},
 };
 
-/* msg with the protocol's words replaced by the CLI's, into out. */
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Which entry of cli_words starts at msg[at] as a whole word; -1: none. */
+static int word_at(const char *msg, size_t at)
+{
+    for (size_t i = 0; i < sizeof(cli_words) / sizeof(cli_words[0]); i++) {
+        size_t n = strlen(cli_words[i].proto);
+
+        if (strncmp(msg + at, cli_words[i].proto, n) == 0 && !word_char(msg[at + n]) &&
+            (at == 0 || !word_char(msg[at - 1])))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* msg with the protocol's words replaced by the CLI's, into out. Whole
+ * words only: the daemon's config keys (max_ttl_s) stay as they are. */
 static void cli_wording(const char *msg, char *out, size_t len)
 {
-    size_t n = 0;
+    size_t n = 0, at = 0;
 
-    while (*msg && n + 1 < len) {
-        size_t i, k = sizeof(cli_words) / sizeof(cli_words[0]);
+    while (msg[at] && n + 1 < len) {
+        int w = word_at(msg, at);
 
-        for (i = 0; i < k && strncmp(msg, cli_words[i].proto, strlen(cli_words[i].proto)); i++)
-            ;
-        if (i == k) {
-            out[n++] = *msg++;
+        if (w < 0) {
+            out[n++] = msg[at++];
             continue;
         }
-        n += (size_t)snprintf(out + n, len - n, "%s", cli_words[i].cli);
+        n += (size_t)snprintf(out + n, len - n, "%s", cli_words[w].cli);
         n = n < len ? n : len - 1;
-        msg += strlen(cli_words[i].proto);
+        at += strlen(cli_words[w].proto);
     }
     out[n] = '\0';
 }

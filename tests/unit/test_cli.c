@@ -239,6 +239,9 @@ static void test_daemon_messages_speak_the_clis_flags(void **state)
                       1, "dblease template migrate", "template.ensure");
     check_lease_error("bad_request", "ttl_s must be an integer from 1 to 3600", 2, "--ttl",
                       "ttl_s");
+    /* Whole words only: the daemon's config keys stay as they are. */
+    check_lease_error("timeout", "waited default_wait_ms; raise max_ttl_s", 75,
+                      "default_wait_ms; raise max_ttl_s", "--");
 }
 
 /* ---- release by URL ------------------------------------------------------------- */
