@@ -206,6 +206,8 @@ static bool on_readable(void *arg)
 {
     renew_arg_t *ra = arg;
 
+    if (dbl__fd(ra->ctx) < 0) /* lost already, and said so */
+        return false;
     if (dbl__poll_events(ra->ctx) < 0) {
         connection_lost(ra->r);
         return false;

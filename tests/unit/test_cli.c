@@ -142,6 +142,31 @@ static void test_run_says_at_once_when_its_lease_expired(void **state)
     check_event_is_told_at_once("{\"event\":\"lease_expired\",\"lease\":\"L-1\"}", "TTL");
 }
 
+static void serve_lease_then_hang_up(int fd)
+{
+    srv_hello_from(fd, NULL);
+    srv_grant(fd, srv_expect(fd, "lease", NULL));
+}
+
+/* Renewals every 333 ms (--ttl 1) go on after the connection is lost: the
+ * loss is said once, not at each of them. */
+static void test_run_says_once_that_it_lost_the_daemon(void **state)
+{
+    char script[512];
+    cli_out_t o;
+    fake_t f;
+
+    fake_start(&f, serve_lease_then_hang_up);
+    snprintf(script, sizeof(script),
+             "for i in $(seq 200); do grep -q 'lost the connection' %s/err && break; sleep 0.05; "
+             "done; sleep 1.2",
+             f.dir);
+    assert_int_equal(run_cli(&f, &o, "run", "--ttl", "1", "--", "sh", "-c", script, NULL), 0);
+    fake_finish(&f);
+    assert_non_null(strstr(o.err, "lost the connection"));
+    assert_null(strstr(strstr(o.err, "lost the connection") + 1, "lost the connection"));
+}
+
 /* ---- run --wait, --ttl ---------------------------------------------------------- */
 
 static void serve_lease_with_wait_0_ttl_60(int fd)
@@ -312,6 +337,7 @@ int main(void)
             test_run_clears_libpq_settings_that_would_redirect_or_break_its_connection),
         cmocka_unit_test(test_run_says_at_once_when_the_server_behind_its_lease_went_down),
         cmocka_unit_test(test_run_says_at_once_when_its_lease_expired),
+        cmocka_unit_test(test_run_says_once_that_it_lost_the_daemon),
         cmocka_unit_test(test_run_takes_wait_and_ttl),
         cmocka_unit_test(test_out_of_range_values_are_usage_errors),
         cmocka_unit_test(test_daemon_messages_speak_the_clis_flags),
