@@ -1,6 +1,7 @@
 /* dblease lease | release | renew: one request each on a fresh connection. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -116,14 +117,27 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
     return rc;
 }
 
-/* A daemon older than release by URL asks for the lease id. */
-static int url_fail(const dbl_ctx_t *ctx, const char *lease)
+/* Two refusals the daemon words for any client, said for this one: a
+ * daemon older than release by URL asks for the lease id; and a lease of
+ * the `dblease run` this command runs under belongs to that run's
+ * connection. */
+static int release_fail(const dbl_ctx_t *ctx, const char *lease)
 {
+    const char *pg = getenv("DBLEASE_LEASE_ID"), *rd = getenv("DBLEASE_REDIS_LEASE_ID");
+
     if (strstr(lease, "://") && strcmp(ctx->code, "bad_request") == 0) {
         fprintf(stderr,
                 "dblease: this dbleased (%s) takes only lease ids, not URLs; `dblease "
                 "status` lists your leases' ids (bad_request)\n",
                 dbl_daemon_version(ctx));
+        return CLI_FAILED;
+    }
+    if (strcmp(ctx->code, "not_owner") == 0 &&
+        ((pg && strcmp(pg, lease) == 0) || (rd && strcmp(rd, lease) == 0))) {
+        fprintf(stderr,
+                "dblease: lease %s belongs to the `dblease run` this command runs under: it "
+                "renews it, and ends it when the command ends (not_owner)\n",
+                lease);
         return CLI_FAILED;
     }
     return cli_fail(ctx);
@@ -150,7 +164,7 @@ int cli_cmd_release(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease release", &rc)))
         return rc;
-    rc = dbl_release(ctx, argv[optind], clean) < 0 ? url_fail(ctx, argv[optind]) : CLI_OK;
+    rc = dbl_release(ctx, argv[optind], clean) < 0 ? release_fail(ctx, argv[optind]) : CLI_OK;
     dbl_free(ctx);
     return rc;
 }
@@ -182,7 +196,7 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         return rc;
     rc = cli_check_ttl(ctx, "--ttl", &ttl_s, 0);
     if (rc == CLI_OK && dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
-        rc = url_fail(ctx, argv[optind]);
+        rc = release_fail(ctx, argv[optind]);
     else if (rc == CLI_OK)
         printf("%s\n", cli_iso_time(expires_at, when, sizeof(when)));
     dbl_free(ctx);

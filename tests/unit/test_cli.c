@@ -298,6 +298,28 @@ static void test_release_sends_a_url_as_url_and_explains_an_old_daemons_refusal(
     fake_finish(&f);
 }
 
+static void serve_release_not_owner(int fd)
+{
+    srv_hello_from(fd, NULL);
+    srv_error(fd, srv_expect(fd, "release", NULL), "not_owner",
+              "lease L-1 belongs to another client connection (attached leases end with it)");
+    srv_drain(fd);
+}
+
+/* From inside `dblease run`, whose connection holds the lease. */
+static void test_release_of_the_lease_of_an_enclosing_run_says_whose_it_is(void **state)
+{
+    cli_out_t o;
+    fake_t f;
+
+    fake_start(&f, serve_release_not_owner);
+    setenv("DBLEASE_LEASE_ID", "L-1", 1);
+    assert_int_equal(run_cli(&f, &o, "release", "L-1", NULL), 1);
+    unsetenv("DBLEASE_LEASE_ID");
+    assert_non_null(strstr(o.err, "dblease run"));
+    fake_finish(&f);
+}
+
 /* ---- template migrate: one default wait, said in --help ----------------------------- */
 
 static void serve_ready_after_a_600_s_wait(int fd)
@@ -342,6 +364,7 @@ int main(void)
         cmocka_unit_test(test_out_of_range_values_are_usage_errors),
         cmocka_unit_test(test_daemon_messages_speak_the_clis_flags),
         cmocka_unit_test(test_release_sends_a_url_as_url_and_explains_an_old_daemons_refusal),
+        cmocka_unit_test(test_release_of_the_lease_of_an_enclosing_run_says_whose_it_is),
         cmocka_unit_test(test_migrate_waits_600_s_by_default_as_help_says),
     };
 
