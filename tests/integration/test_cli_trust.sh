@@ -66,8 +66,12 @@ test_a_squatted_default_socket_directory_is_refused() {
     set +e
     out=$(as_victim "$T/bin/dblease" lease 2>"$T/err")
     rc=$?
+    as_victim "$T/bin/dblease" run -- sh -c 'echo "$DATABASE_URL"' >"$T/run.out" 2>/dev/null
+    run_rc=$?
     set -e
     unsquat
+    [ "$run_rc" = 69 ] && [ ! -s "$T/run.out" ] ||
+        fail "dblease run used the fake daemon (exit $run_rc): $(cat "$T/run.out")"
     rm -rf "$SQUAT"
     echo "exit $rc, stdout: $out, stderr: $(cat "$T/err")"
     [ "$out" != "$PLANTED" ] || fail "the victim took a lease from another user's fake daemon"
