@@ -318,6 +318,22 @@ static void watch_sql_dirs(dbld_t *d)
     }
 }
 
+/* The instance reports through these (it never calls the daemon itself). */
+static void on_pg_running(void *ud, inst_t *i)
+{
+    dbld_inst_running(ud, i);
+}
+
+static void on_pg_down(void *ud, inst_t *i)
+{
+    dbld_inst_down(ud, i);
+}
+
+static void on_pg_stopped(void *ud, inst_t *i)
+{
+    dbld_inst_stopped(ud, i);
+}
+
 static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errlen)
 {
     uv_loop_t loop;
@@ -359,7 +375,8 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         uv_loop_close(&loop);
         return -1;
     }
-    d->pg = inst_new(d, bindir, major);
+    inst_events_t pg_events = {on_pg_running, on_pg_down, on_pg_stopped, d};
+    d->pg = inst_new(d, bindir, major, &pg_events);
     list_init(&d->templates);
     if (tpl_setup(d, err, errlen) < 0)
         return -1;
