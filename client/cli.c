@@ -10,58 +10,84 @@
 #include <time.h>
 
 #include "cli.h"
+#include "client_priv.h"
 #include "dbl_version.h"
 
 static const char usage_text[] =
     "Usage:\n"
     "  dblease [--socket PATH] lease  [--kind postgres|redis] [--template NAME] [--ttl SEC]\n"
     "                                 [--wait MS] [--json]\n"
-    "  dblease [--socket PATH] release LEASE_ID [--clean]\n"
-    "  dblease [--socket PATH] renew   LEASE_ID [--ttl SEC]\n"
+    "  dblease [--socket PATH] release LEASE_ID|URL [--clean]\n"
+    "  dblease [--socket PATH] renew   LEASE_ID|URL [--ttl SEC]\n"
     "  dblease [--socket PATH] status  [--json]\n"
-    "  dblease [--socket PATH] run [--postgres[=TEMPLATE]] [--redis] [--] CMD [ARGS...]\n"
+    "  dblease [--socket PATH] run [--postgres[=TEMPLATE]] [--redis] [--wait MS]\n"
+    "                              [--ttl SEC] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template migrate NAME --hash HASH [--wait MS] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template ensure  NAME --hash HASH [--wait MS] [--json]\n"
+    "  dblease [--socket PATH] stop [--now] [--timeout SEC]\n"
+    "  dblease [--socket PATH] drain | reload\n"
     "  dblease --help | --version\n"
     "\n"
     "Lease isolated PostgreSQL and Redis databases from dbleased.\n"
     "\n"
     "Commands:\n"
-    "  lease    take a detached lease (TTL 900 s unless --ttl) and print its URL;\n"
-    "           --json prints the whole lease; --wait queues up to MS ms for one\n"
-    "  release  end a lease; --clean promises nothing was changed, so the database\n"
-    "           skips its reset\n"
+    "  lease    take a detached lease (TTL 900 s unless --ttl; at most the daemon's\n"
+    "           max_ttl_s) and print its URL; --json prints the whole lease; --wait\n"
+    "           queues up to MS ms (0 to 600000; default the daemon's, 10000) for one\n"
+    "  release  end a lease, named by its id or by the URL `lease` printed; --clean\n"
+    "           promises nothing was changed, so the database skips its reset\n"
     "  renew    extend a lease (by SEC seconds, else the daemon's default) and print\n"
     "           the new expiry\n"
     "  status   show the daemon's pools, instances and leases (--json: as JSON)\n"
     "  run      lease a postgres database (the default, from TEMPLATE if given)\n"
     "           and/or a redis one, run CMD with DATABASE_URL, PGHOST, PGPORT,\n"
-    "           PGDATABASE, PGUSER, PGPASSWORD and/or REDIS_URL set, release them\n"
-    "           when it ends, and exit with its status; with a schema-isolated\n"
-    "           template, PGOPTIONS also sets the lease's search_path\n"
+    "           PGDATABASE, PGUSER, PGPASSWORD, DBLEASE_LEASE_ID and/or REDIS_URL,\n"
+    "           DBLEASE_REDIS_LEASE_ID set, release them when it ends, and exit with\n"
+    "           its status. Inherited PGHOSTADDR, PGSERVICE, PGSERVICEFILE,\n"
+    "           PGSSLMODE, PGREQUIRESSL, PGSSLNEGOTIATION, PGSSLCERTMODE,\n"
+    "           PGGSSENCMODE, PGCHANNELBINDING, PGREQUIREAUTH, PGREQUIREPEER and\n"
+    "           PGTARGETSESSIONATTRS are unset (they would redirect or break the\n"
+    "           connection); with a schema-isolated template, PGOPTIONS also sets\n"
+    "           the lease's search_path. The leases live as long as dblease: their\n"
+    "           TTL (--ttl, default 900 s) is renewed every third of it. If one\n"
+    "           ends early (its server went down), dblease says so on stderr\n"
+    "           at once and CMD keeps running\n"
     "  template migrate\n"
     "           make sure template NAME is built at version HASH (say, a SHA-256 of\n"
     "           the migration files), for leases with --template NAME: if it is\n"
     "           ready, do nothing; else run CMD with DATABASE_URL and the PG*\n"
     "           variables set to the template database, then keep the result if\n"
     "           CMD exits 0 and drop it otherwise (exit status: CMD's). Parallel\n"
-    "           callers with the same NAME and HASH wait (up to --wait MS, default\n"
-    "           the daemon's) while one of them migrates\n"
+    "           callers with the same NAME and HASH wait while one of them\n"
+    "           migrates: up to --wait MS, default 600000 (10 min, the most the\n"
+    "           protocol allows), since a migration can take that long\n"
     "  template ensure\n"
     "           print the state of NAME at HASH: \"ready\", or \"migrate\" when it\n"
     "           still has to be built (--json: as JSON). It never builds it: the\n"
-    "           claim to migrate ends with this command, so use `template migrate`\n"
+    "           claim to migrate ends with this command, so use `template migrate`.\n"
+    "           --wait MS: default the daemon's (10000)\n"
+    "  stop     stop the daemon at the socket (not other users'): it takes no new\n"
+    "           leases, lets attached ones finish (up to its drain_timeout_s), stops\n"
+    "           its servers and exits; returns once it has exited, or exits 75\n"
+    "           after --timeout SEC (default 120). --now ends every lease at once\n"
+    "  drain    as stop, but return at once\n"
+    "  reload   make the daemon re-read its configuration file\n"
+    "           stop, drain and reload are for the daemon's own user and root\n"
     "\n"
     "Options:\n"
     "  --socket PATH  dbleased's socket; default $DBLEASE_SOCKET, else\n"
     "                 $XDG_RUNTIME_DIR/dblease/dblease.sock, else\n"
-    "                 /run/dblease/dblease.sock (root) or /tmp/dblease-$UID/dblease.sock\n"
+    "                 /run/dblease/dblease.sock (root) or /tmp/dblease-$UID/dblease.sock.\n"
+    "                 The daemon must run as you or root, or, at a socket you name\n"
+    "                 here or in DBLEASE_SOCKET, as the owner of a directory nobody\n"
+    "                 else can write (see dblease(1), SECURITY)\n"
     "  -h, --help     show this help\n"
     "  --version      show the version\n"
     "\n"
-    "Exit status: 0 ok, 1 error, 2 bad usage, 69 dbleased unreachable,\n"
-    "75 pool exhausted or timed out (retry later); run and template migrate exit\n"
-    "with CMD's status (128+N if a signal N killed it).\n";
+    "Exit status: 0 ok, 1 error, 2 bad usage (also a value out of the daemon's\n"
+    "range), 69 dbleased unreachable or not trusted, 75 pool exhausted or timed out\n"
+    "(retry later); run and template migrate exit with CMD's status (128+N if a\n"
+    "signal N killed it).\n";
 
 int cli_usage_error(const char *fmt, ...)
 {
@@ -118,12 +144,34 @@ int cli_parse_int(const char *opt, const char *arg, long min, long max, int *out
     return 0;
 }
 
+int cli_check_ttl(const dbl_ctx_t *ctx, const char *opt, int *ttl_s, int dflt)
+{
+    int max = ctx->priv->max_ttl_s;
+
+    if (*ttl_s == 0)
+        *ttl_s = max > 0 && dflt > max ? max : dflt;
+    else if (max > 0 && *ttl_s > max)
+        return cli_usage_error("%s must be from 1 to %d seconds here (dbleased's max_ttl_s), "
+                               "not %d",
+                               opt, max, *ttl_s);
+    return CLI_OK;
+}
+
+/* A request the daemon found out of range can only hold a value the user
+ * gave on the command line: a usage error, as if we had caught it. */
+static bool bad_option_value(const dbl_ctx_t *ctx)
+{
+    return strcmp(ctx->code, "bad_request") == 0 &&
+           (strstr(ctx->errstr, "ttl_s") || strstr(ctx->errstr, "wait_ms"));
+}
+
 int cli_exit_code(const dbl_ctx_t *ctx)
 {
     switch (ctx->err) {
     case DBL_ERR_NONE:
         return CLI_OK;
     case DBL_ERR_UNAVAILABLE:
+    case DBL_ERR_UNTRUSTED: /* our daemon is not the one there */
         return CLI_UNAVAILABLE;
     case DBL_ERR_TIMEOUT:
         return CLI_TEMPFAIL;
@@ -132,19 +180,80 @@ int cli_exit_code(const dbl_ctx_t *ctx)
     case DBL_ERR_REMOTE:
         if (!strcmp(ctx->code, "pool_exhausted") || !strcmp(ctx->code, "timeout"))
             return CLI_TEMPFAIL;
-        return CLI_FAILED;
+        return bad_option_value(ctx) ? CLI_USAGE : CLI_FAILED;
     default:
         return CLI_FAILED;
     }
 }
 
+/* The daemon words its advice for any client, in the protocol's terms;
+ * a person at this CLI knows its flags. Longer phrases come first. */
+static const struct {
+    const char *proto, *cli;
+} cli_words[] = {
+    {"create it with template.ensure", "build it with `dblease template migrate NAME --hash "
+                                       "HASH -- CMD`"},
+    {"run `dblease template migrate` or template.ensure first",
+     "run `dblease template migrate` first"},
+    {"call template.ensure again", "run `dblease template migrate` again"},
+    {"call template.ensure first", "run `dblease template migrate` first"},
+    {"template.ensure", "`dblease template migrate`"},
+    {"raise wait_ms", "wait longer (--wait MS, up to 600000)"},
+    {"pass wait_ms", "pass --wait MS"},
+    {"omit template", "leave out --template"},
+    {"wait_ms", "--wait MS"},
+    {"ttl_s", "--ttl SEC"},
+};
+
+static bool word_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* Which entry of cli_words starts at msg[at] as a whole word; -1: none. */
+static int word_at(const char *msg, size_t at)
+{
+    for (size_t i = 0; i < sizeof(cli_words) / sizeof(cli_words[0]); i++) {
+        size_t n = strlen(cli_words[i].proto);
+
+        if (strncmp(msg + at, cli_words[i].proto, n) == 0 && !word_char(msg[at + n]) &&
+            (at == 0 || !word_char(msg[at - 1])))
+            return (int)i;
+    }
+    return -1;
+}
+
+/* msg with the protocol's words replaced by the CLI's, into out. Whole
+ * words only: the daemon's config keys (max_ttl_s) stay as they are. */
+static void cli_wording(const char *msg, char *out, size_t len)
+{
+    size_t n = 0, at = 0;
+
+    while (msg[at] && n + 1 < len) {
+        int w = word_at(msg, at);
+
+        if (w < 0) {
+            out[n++] = msg[at++];
+            continue;
+        }
+        n += (size_t)snprintf(out + n, len - n, "%s", cli_words[w].cli);
+        n = n < len ? n : len - 1;
+        at += strlen(cli_words[w].proto);
+    }
+    out[n] = '\0';
+}
+
 int cli_fail(const dbl_ctx_t *ctx)
 {
+    char msg[2 * DBL_ERRSTR_LEN];
+
     /* The code is there for scripts and bug reports; the message for people. */
-    if (ctx->err == DBL_ERR_REMOTE)
-        fprintf(stderr, "dblease: %s (%s)\n", ctx->errstr, ctx->code);
-    else
+    if (ctx->err == DBL_ERR_REMOTE) {
+        cli_wording(ctx->errstr, msg, sizeof(msg));
+        fprintf(stderr, "dblease: %s (%s)\n", msg, ctx->code);
+    } else {
         fprintf(stderr, "dblease: %s\n", ctx->errstr);
+    }
     return cli_exit_code(ctx);
 }
 
@@ -183,6 +292,7 @@ static const struct {
 } commands[] = {
     {"lease", cli_cmd_lease},   {"release", cli_cmd_release}, {"renew", cli_cmd_renew},
     {"status", cli_cmd_status}, {"run", cli_cmd_run},         {"template", cli_cmd_template},
+    {"stop", cli_cmd_admin},    {"drain", cli_cmd_admin},     {"reload", cli_cmd_admin},
 };
 
 static int dispatch(cli_global_t *g, int argc, char **argv)
@@ -219,7 +329,8 @@ int main(int argc, char **argv)
             return rc;
     }
     if (optind >= argc)
-        return cli_usage_error("missing command: lease, release, renew, status, run or template");
+        return cli_usage_error("missing command: lease, release, renew, status, run, template, "
+                               "stop, drain or reload");
     rc = dispatch(&g, argc - optind, argv + optind);
     /* Output that never got out (a full disk, a closed pipe) is a failure. */
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -17,6 +17,9 @@ enum {
     CLI_TEMPFAIL = 75,    /* EX_TEMPFAIL: pool exhausted or timed out */
 };
 
+/* The longest --wait the protocol allows (PROTOCOL.md, `lease`): 10 min. */
+#define CLI_MAX_WAIT_MS 600000
+
 /* Options given before the subcommand. */
 typedef struct cli_global {
     const char *socket_path; /* NULL: the library's default */
@@ -36,6 +39,11 @@ int cli_common_opt(cli_global_t *g, int c, char **argv);
 /* Parses a decimal integer in [min, max] for option opt; 0 or CLI_USAGE. */
 int cli_parse_int(const char *opt, const char *arg, long min, long max, int *out);
 
+/* Checks --ttl (opt) against the longest TTL the daemon accepts, as it
+ * said in hello: CLI_OK, or CLI_USAGE after saying so. A *ttl_s of 0
+ * becomes dflt, cut to that longest TTL (0 stays 0: the daemon's default). */
+int cli_check_ttl(const dbl_ctx_t *ctx, const char *opt, int *ttl_s, int dflt);
+
 /* Connects and says hello; on failure prints why and returns NULL with
  * *rc set to the exit code. */
 dbl_ctx_t *cli_connect(const cli_global_t *g, const char *client_name, int *rc);
@@ -51,7 +59,9 @@ const char *cli_iso_time(int64_t t, char *buf, size_t len);
 /* Where a command finds a postgres database: DATABASE_URL and libpq's
  * PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD (a NULL field unsets the
  * variable, so an inherited one cannot mix in), plus PGOPTIONS with a
- * search_path when there is a schema. */
+ * search_path when there is a schema. Inherited libpq variables that would
+ * redirect or break that connection (PGHOSTADDR, PGSERVICE, PGSSLMODE...)
+ * are unset. */
 typedef struct cli_pg_env {
     const char *url, *host;
     int port;
@@ -72,10 +82,20 @@ typedef struct cli_child {
  * caller's cleanup after the command cannot be cut short). CLI_OK, or
  * CLI_FAILED after printing why; call cli_child_end() either way. */
 int cli_child_start(cli_child_t *c, char **cmd);
+/* What to do while the command runs: call tick(arg) every tick_ms until it
+ * returns false, and readable(arg) whenever fd can be read until it returns
+ * false. Either may be NULL; fd -1 watches nothing. */
+typedef struct cli_watch {
+    int tick_ms;
+    bool (*tick)(void *arg);
+    int fd;
+    bool (*readable)(void *arg);
+    void *arg;
+} cli_watch_t;
+
 /* Waits for the command and returns its exit status (128 + N when killed
- * by signal N). Calls tick(arg) every tick_ms meanwhile, until it returns
- * false; tick may be NULL. */
-int cli_child_wait(cli_child_t *c, int tick_ms, bool (*tick)(void *arg), void *arg);
+ * by signal N), doing what w says meanwhile (w may be NULL). */
+int cli_child_wait(cli_child_t *c, const cli_watch_t *w);
 void cli_child_end(cli_child_t *c);
 
 int cli_cmd_lease(cli_global_t *g, int argc, char **argv);
@@ -84,5 +104,7 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv);
 int cli_cmd_status(cli_global_t *g, int argc, char **argv);
 int cli_cmd_run(cli_global_t *g, int argc, char **argv);
 int cli_cmd_template(cli_global_t *g, int argc, char **argv);
+/* stop, drain and reload: argv[0] says which. */
+int cli_cmd_admin(cli_global_t *g, int argc, char **argv);
 
 #endif

@@ -109,9 +109,29 @@ static void put_search_path(const char *schema)
     free(v);
 }
 
+/* Inherited libpq settings that would send the command to another server
+ * than ours, or make libpq refuse ours (it speaks no TLS and authenticates
+ * by password): PGHOSTADDR replaces PGHOST's address; a service's host,
+ * port and dbname win over PG*; sslmode require or verify-*, requiressl,
+ * sslnegotiation direct, sslcertmode require, gssencmode require and
+ * channel_binding require need TLS or GSSAPI; require_auth and requirepeer
+ * may name what ours does not do; target_session_attrs standby or
+ * read-only refuse a primary. Session settings (PGOPTIONS, PGAPPNAME,
+ * PGTZ...), timeouts (PGCONNECT_TIMEOUT), PGPASSFILE (PGPASSWORD wins over
+ * it) and TLS file paths (unused without sslmode) stay, since the command
+ * may also connect elsewhere with them. Keep dblease(1) in step. */
+static const char *const pg_cleared[] = {
+    "PGHOSTADDR",       "PGSERVICE",        "PGSERVICEFILE", "PGSSLMODE",
+    "PGREQUIRESSL",     "PGSSLNEGOTIATION", "PGSSLCERTMODE", "PGGSSENCMODE",
+    "PGCHANNELBINDING", "PGREQUIREAUTH",    "PGREQUIREPEER", "PGTARGETSESSIONATTRS",
+};
+
 void cli_export_postgres(const cli_pg_env_t *e)
 {
     char port[16];
+
+    for (size_t i = 0; i < sizeof(pg_cleared) / sizeof(pg_cleared[0]); i++)
+        unsetenv(pg_cleared[i]);
 
     snprintf(port, sizeof(port), "%d", e->port);
     put_env("DATABASE_URL", e->url);
@@ -211,35 +231,46 @@ static int exit_status(int status)
 }
 
 /* The self-pipe turns SIGCHLD into something poll() can wait on beside the
- * timer. */
-int cli_child_wait(cli_child_t *c, int tick_ms, bool (*tick)(void *arg), void *arg)
+ * timer and the daemon's connection. */
+int cli_child_wait(cli_child_t *c, const cli_watch_t *w)
 {
-    int64_t next_tick = now_ms() + tick_ms;
-    bool ticking = tick != NULL;
+    static const cli_watch_t none = {.fd = -1};
+    int64_t next_tick;
+    bool ticking, watching;
 
+    if (!w)
+        w = &none;
+    next_tick = now_ms() + w->tick_ms;
+    ticking = w->tick != NULL;
+    watching = w->fd >= 0 && w->readable != NULL;
     for (;;) {
-        struct pollfd pfd = {.fd = c->pipefd[0], .events = POLLIN};
+        struct pollfd pfd[2] = {{.fd = c->pipefd[0], .events = POLLIN},
+                                {.fd = w->fd, .events = POLLIN}};
         char drain[64];
         int status;
-        pid_t w = waitpid(c->pid, &status, WNOHANG);
+        pid_t pid = waitpid(c->pid, &status, WNOHANG);
         int64_t left = next_tick - now_ms();
 
-        if (w == c->pid) {
+        if (pid == c->pid) {
             child_pid = 0; /* its pid may be reused: forward nothing more */
             return exit_status(status);
         }
-        if (w < 0 && errno != EINTR) {
+        if (pid < 0 && errno != EINTR) {
             fprintf(stderr, "dblease: lost track of the command: %s\n", strerror(errno));
             return CLI_FAILED;
         }
         if (ticking && left <= 0) {
-            ticking = tick(arg);
-            next_tick = now_ms() + tick_ms;
+            ticking = w->tick(w->arg);
+            next_tick = now_ms() + w->tick_ms;
             continue;
         }
-        if (poll(&pfd, 1, ticking ? (int)left : -1) > 0)
+        if (poll(pfd, watching ? 2 : 1, ticking ? (int)left : -1) <= 0)
+            continue;
+        if (pfd[0].revents)
             while (read(c->pipefd[0], drain, sizeof(drain)) > 0)
                 ;
+        if (watching && pfd[1].revents)
+            watching = w->readable(w->arg);
     }
 }
 

@@ -1,6 +1,7 @@
 /* dblease lease | release | renew: one request each on a fresh connection. */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -16,6 +17,8 @@ enum { OPT_KIND = 0x101, OPT_TEMPLATE, OPT_TTL, OPT_WAIT, OPT_JSON, OPT_CLEAN };
 #define COMMON_OPTS                                                                    \
     {"socket", required_argument, NULL, CLI_OPT_SOCKET},                               \
         {"help", no_argument, NULL, CLI_OPT_HELP}
+
+#define LEASE_OPERAND "a LEASE_ID (see `dblease status`) or the URL `dblease lease` printed"
 
 /* Checks that exactly `want` operands follow the options. */
 static int operands(int argc, char **argv, int want, const char *what)
@@ -68,7 +71,7 @@ static int lease_opt(cli_global_t *g, int c, char **argv, dbl_lease_opts_t *lo, 
     case OPT_TTL:
         return cli_parse_int("--ttl", optarg, 1, INT_MAX, &lo->ttl_s) ? CLI_USAGE : -1;
     case OPT_WAIT:
-        return cli_parse_int("--wait", optarg, 0, INT_MAX / 2, &lo->wait_ms) ? CLI_USAGE : -1;
+        return cli_parse_int("--wait", optarg, 0, CLI_MAX_WAIT_MS, &lo->wait_ms) ? CLI_USAGE : -1;
     case OPT_JSON:
         *json = true;
         return -1;
@@ -88,7 +91,7 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
         COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
-    dbl_lease_opts_t lo = {.ttl_s = LEASE_DEFAULT_TTL_S, .wait_ms = -1, .detach = true};
+    dbl_lease_opts_t lo = {.wait_ms = -1, .detach = true};
     dbl_lease_t *lease;
     json_object *raw;
     dbl_ctx_t *ctx;
@@ -102,15 +105,42 @@ int cli_cmd_lease(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease lease", &rc)))
         return rc;
-    if (dbl__lease_raw(ctx, &lo, &lease, &raw) < 0) {
+    rc = cli_check_ttl(ctx, "--ttl", &lo.ttl_s, LEASE_DEFAULT_TTL_S);
+    if (rc == CLI_OK && dbl__lease_raw(ctx, &lo, &lease, &raw) < 0) {
         rc = cli_fail(ctx);
-    } else {
+    } else if (rc == CLI_OK) {
         rc = print_lease(ctx, lease, raw, json);
         dbl_lease_free(lease);
         json_object_put(raw);
     }
     dbl_free(ctx);
     return rc;
+}
+
+/* Two refusals the daemon words for any client, said for this one: a
+ * daemon older than release by URL asks for the lease id; and a lease of
+ * the `dblease run` this command runs under belongs to that run's
+ * connection. */
+static int release_fail(const dbl_ctx_t *ctx, const char *lease)
+{
+    const char *pg = getenv("DBLEASE_LEASE_ID"), *rd = getenv("DBLEASE_REDIS_LEASE_ID");
+
+    if (strstr(lease, "://") && strcmp(ctx->code, "bad_request") == 0) {
+        fprintf(stderr,
+                "dblease: this dbleased (%s) takes only lease ids, not URLs; `dblease "
+                "status` lists your leases' ids (bad_request)\n",
+                dbl_daemon_version(ctx));
+        return CLI_FAILED;
+    }
+    if (strcmp(ctx->code, "not_owner") == 0 &&
+        ((pg && strcmp(pg, lease) == 0) || (rd && strcmp(rd, lease) == 0))) {
+        fprintf(stderr,
+                "dblease: lease %s belongs to the `dblease run` this command runs under: it "
+                "renews it, and ends it when the command ends (not_owner)\n",
+                lease);
+        return CLI_FAILED;
+    }
+    return cli_fail(ctx);
 }
 
 int cli_cmd_release(cli_global_t *g, int argc, char **argv)
@@ -130,11 +160,11 @@ int cli_cmd_release(cli_global_t *g, int argc, char **argv)
         else if ((rc = cli_common_opt(g, c, argv)) >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1, "a LEASE_ID (see `dblease status`)")) != 0)
+    if ((rc = operands(argc, argv, 1, LEASE_OPERAND)) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease release", &rc)))
         return rc;
-    rc = dbl_release(ctx, argv[optind], clean) < 0 ? cli_fail(ctx) : CLI_OK;
+    rc = dbl_release(ctx, argv[optind], clean) < 0 ? release_fail(ctx, argv[optind]) : CLI_OK;
     dbl_free(ctx);
     return rc;
 }
@@ -160,13 +190,14 @@ int cli_cmd_renew(cli_global_t *g, int argc, char **argv)
         if (rc >= 0)
             return rc;
     }
-    if ((rc = operands(argc, argv, 1, "a LEASE_ID (see `dblease status`)")) != 0)
+    if ((rc = operands(argc, argv, 1, LEASE_OPERAND)) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease renew", &rc)))
         return rc;
-    if (dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
-        rc = cli_fail(ctx);
-    else
+    rc = cli_check_ttl(ctx, "--ttl", &ttl_s, 0);
+    if (rc == CLI_OK && dbl_renew(ctx, argv[optind], ttl_s, &expires_at) < 0)
+        rc = release_fail(ctx, argv[optind]);
+    else if (rc == CLI_OK)
         printf("%s\n", cli_iso_time(expires_at, when, sizeof(when)));
     dbl_free(ctx);
     return rc;

@@ -21,7 +21,6 @@
 /* PROTOCOL.md, template.ensure. */
 #define NAME_MAX_LEN 63
 #define HASH_MAX_LEN 64
-#define MAX_WAIT_MS  600000
 
 enum { OPT_HASH = 0x101, OPT_WAIT, OPT_JSON };
 
@@ -52,7 +51,7 @@ static int tmpl_opt(cli_global_t *g, int c, char **argv, tmpl_args_t *a)
         a->hash = optarg;
         return -1;
     case OPT_WAIT:
-        return cli_parse_int("--wait", optarg, 0, MAX_WAIT_MS, &a->wait_ms) ? CLI_USAGE : -1;
+        return cli_parse_int("--wait", optarg, 0, CLI_MAX_WAIT_MS, &a->wait_ms) ? CLI_USAGE : -1;
     case OPT_JSON:
         a->json = true;
         return -1;
@@ -94,7 +93,7 @@ static int run_migration(dbl_ctx_t *ctx, const tmpl_args_t *a, const dbl_templat
     cli_export_postgres(&e);
     rc = cli_child_start(&child, cmd);
     if (rc == CLI_OK)
-        rc = cli_child_wait(&child, 0, NULL, NULL);
+        rc = cli_child_wait(&child, NULL);
     ok = rc == 0 && child.pid > 0;
     /* Our signal handlers stay until cli_child_end(), so a late Ctrl-C
      * cannot kill us before the claim is ended. */
@@ -165,7 +164,7 @@ static int cmd_migrate(cli_global_t *g, int argc, char **argv)
     /* Parallel workers wait for one migrator; a migration takes far longer
      * than preparing a lease, so they wait up to the protocol's maximum
      * (10 min) unless told otherwise. */
-    tmpl_args_t a = {.wait_ms = MAX_WAIT_MS};
+    tmpl_args_t a = {.wait_ms = CLI_MAX_WAIT_MS};
     int c, rc, before, skip;
 
     /* Options, NAME, more options, then the command, after '--' or not.

@@ -138,10 +138,18 @@ static int hello(dbl_ctx_t *ctx, const char *client_name)
     }
     /* The daemon's own default wait bounds how long a lease that leaves
      * wait_ms to it may take, so a hung daemon is noticed in time. */
-    json_object *defs, *w;
+    json_object *defs = NULL, *w;
     if (json_object_object_get_ex(reply.root, "defaults", &defs) &&
         json_object_object_get_ex(defs, "wait_ms", &w) && json_object_is_type(w, json_type_int))
         ctx->priv->default_wait_ms = json_object_get_int(w);
+    if (defs && json_object_object_get_ex(defs, "max_ttl_s", &w) &&
+        json_object_is_type(w, json_type_int))
+        ctx->priv->max_ttl_s = json_object_get_int(w);
+    json_object *srv;
+    if (json_object_object_get_ex(reply.root, "server", &srv)) {
+        ctx->priv->daemon_pid = dbl__int_field(srv, "pid", -1);
+        ctx->priv->daemon_uid = dbl__int_field(srv, "uid", -1);
+    }
     dbl_reply_free(&reply);
     return rc;
 }
@@ -160,6 +168,8 @@ static dbl_ctx_t *ctx_new(void)
     ctx->priv->fd = -1;
     ctx->priv->timeout_ms = DBL__DEFAULT_TIMEOUT_MS;
     ctx->priv->default_wait_ms = -1;
+    ctx->priv->max_ttl_s = -1;
+    ctx->priv->daemon_pid = ctx->priv->daemon_uid = -1;
     dbl_decoder_init(&ctx->priv->dec, DBL__MAX_REPLY_LINE);
     return ctx;
 }
@@ -169,6 +179,7 @@ dbl_ctx_t *dbl_connect(const dbl_options_t *opts)
     static const dbl_options_t no_opts;
     char buf[4096];
     const char *path;
+    bool chosen;
     dbl_ctx_t *ctx = ctx_new();
 
     if (!ctx)
@@ -193,8 +204,13 @@ dbl_ctx_t *dbl_connect(const dbl_options_t *opts)
         dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
         return ctx;
     }
-    if (connect_unix(ctx, path) == 0 && hello(ctx, opts->client_name) < 0)
-        dbl__disconnect(ctx); /* a daemon that refused hello serves nothing else */
+    chosen = opts->socket_path || (getenv("DBLEASE_SOCKET") && *getenv("DBLEASE_SOCKET"));
+    if (connect_unix(ctx, path) < 0)
+        return ctx;
+    /* Nothing is sent to, or believed from, a daemon we may not trust. A
+     * daemon that refused hello serves nothing else either. */
+    if (dbl__check_peer(ctx, path, chosen) < 0 || hello(ctx, opts->client_name) < 0)
+        dbl__disconnect(ctx);
     return ctx;
 }
 

@@ -90,34 +90,62 @@ static int send_all(dbl_ctx_t *ctx, const char *buf, size_t len, int64_t deadlin
     return 0;
 }
 
-static int read_more(dbl_ctx_t *ctx, int64_t deadline)
+/* One recv(): bytes, 0 at end of stream, -1 on error (errno set), waiting
+ * for the socket to become readable until the deadline (-1, ETIMEDOUT). */
+static ssize_t recv_some(dbl_ctx_t *ctx, char *buf, size_t len, int64_t deadline)
 {
-    char buf[8192];
-
     for (;;) {
-        ssize_t n = recv(ctx->priv->fd, buf, sizeof(buf), 0);
+        ssize_t n = recv(ctx->priv->fd, buf, len, 0);
 
-        if (n > 0) {
-            if (dbl_decoder_feed(&ctx->priv->dec, buf, (size_t)n) == -ENOMEM) {
-                dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
-                return -1;
-            }
-            return 0; /* an overflow shows up in dbl_decoder_next() */
-        }
-        if (n == 0) {
-            conn_lost(ctx, "the daemon closed it; did it restart?");
-            return -1;
-        }
+        if (n >= 0)
+            return n;
         if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (!wait_fd(ctx, POLLIN, deadline)) {
-                set_timeout_err(ctx);
+                errno = ETIMEDOUT;
                 return -1;
             }
         } else if (errno != EINTR) {
-            conn_lost(ctx, strerror(errno));
             return -1;
         }
     }
+}
+
+int dbl__wait_closed(dbl_ctx_t *ctx, int64_t deadline)
+{
+    char buf[8192];
+    ssize_t n;
+
+    while (ctx->priv->fd >= 0 && (n = recv_some(ctx, buf, sizeof(buf), deadline)) != 0) {
+        if (n < 0 && errno == ETIMEDOUT) {
+            set_timeout_err(ctx);
+            return -1;
+        }
+        if (n < 0)
+            break; /* reset: closed all the same */
+    }
+    dbl__disconnect(ctx);
+    return 0;
+}
+
+static int read_more(dbl_ctx_t *ctx, int64_t deadline)
+{
+    char buf[8192];
+    ssize_t n = recv_some(ctx, buf, sizeof(buf), deadline);
+
+    if (n > 0) {
+        if (dbl_decoder_feed(&ctx->priv->dec, buf, (size_t)n) == -ENOMEM) {
+            dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
+            return -1;
+        }
+        return 0; /* an overflow shows up in dbl_decoder_next() */
+    }
+    if (n == 0)
+        conn_lost(ctx, "the daemon closed it; did it restart?");
+    else if (errno == ETIMEDOUT)
+        set_timeout_err(ctx);
+    else
+        conn_lost(ctx, strerror(errno));
+    return -1;
 }
 
 static bool reply_has_id(const dbl_reply_t *r, int64_t id)
@@ -208,6 +236,38 @@ static void release_abandoned(dbl_ctx_t *ctx, const dbl_reply_t *r, int64_t dead
         give_back_claim(ctx, obj, deadline);
 }
 
+static void keep_event(dbl_ctx_t *ctx, const dbl_reply_t *r)
+{
+    struct dbl_ctx_priv *p = ctx->priv;
+    json_object *lease;
+    dbl__event_t *ev;
+
+    if (p->n_events == DBL__MAX_EVENTS) {
+        memmove(p->events, p->events + 1, sizeof(p->events[0]) * (p->n_events - 1));
+        p->n_events--;
+    }
+    ev = &p->events[p->n_events++];
+    snprintf(ev->name, sizeof(ev->name), "%s", r->event);
+    snprintf(ev->lease, sizeof(ev->lease), "%s",
+             is_string(r->root, "lease", &lease) ? json_object_get_string(lease) : "");
+}
+
+bool dbl__next_event(dbl_ctx_t *ctx, dbl__event_t *ev)
+{
+    struct dbl_ctx_priv *p = ctx->priv;
+
+    if (p->n_events == 0)
+        return false;
+    *ev = p->events[0];
+    memmove(p->events, p->events + 1, sizeof(p->events[0]) * --p->n_events);
+    return true;
+}
+
+int dbl__fd(const dbl_ctx_t *ctx)
+{
+    return ctx->priv->fd;
+}
+
 /* 1 when the line is the reply to id (*reply filled), 0 when it is something
  * else to skip, -1 on a malformed line. */
 static int take_line(dbl_ctx_t *ctx, const char *line, size_t len, int64_t id, int64_t deadline,
@@ -219,9 +279,9 @@ static int take_line(dbl_ctx_t *ctx, const char *line, size_t len, int64_t id, i
                      "dbleased sent a malformed reply; check that the socket is dbleased's");
         return -1;
     }
-    /* Events: no public API for them yet; the next call on an ended lease
-     * reports not_found, which says the same. */
+    /* Events: kept for dbl__next_event(); no public API for them yet. */
     if (reply->is_event) {
+        keep_event(ctx, reply);
         dbl_reply_free(reply);
         return 0;
     }
@@ -271,6 +331,33 @@ static int await_reply(dbl_ctx_t *ctx, int64_t id, int64_t deadline, dbl_reply_t
         }
         if (read_more(ctx, deadline) < 0)
             return -1;
+    }
+}
+
+int dbl__poll_events(dbl_ctx_t *ctx)
+{
+    int64_t now = dbl__now_ms();
+
+    for (;;) {
+        const char *line;
+        size_t len;
+        dbl_reply_t r;
+        int n;
+
+        /* No request is waiting for a reply: id 0 matches none of ours. */
+        while ((n = dbl_decoder_next(&ctx->priv->dec, &line, &len)) == 1)
+            if (take_line(ctx, line, len, 0, now, &r) == 1)
+                dbl_reply_free(&r);
+        if (n < 0 || ctx->priv->fd < 0) {
+            conn_lost(ctx, "it sent a line too long to read");
+            return -1;
+        }
+        if (read_more(ctx, now) == 0)
+            continue;
+        if (ctx->err != DBL_ERR_TIMEOUT)
+            return -1;
+        dbl__clear_err(ctx); /* nothing more for now */
+        return 0;
     }
 }
 

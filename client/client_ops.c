@@ -184,6 +184,15 @@ int dbl_lease(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **out)
     return dbl__lease_raw(ctx, opts, out, NULL);
 }
 
+/* A lease is named by its id or by the URL it was granted with (what a
+ * person was shown); only the daemon can tell a live lease's URL from that
+ * of an ended lease whose database a newer lease now has. */
+static void add_lease_ref(json_object *req, const char *lease)
+{
+    json_object_object_add(req, strstr(lease, "://") ? "url" : "lease",
+                           json_object_new_string(lease));
+}
+
 int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean)
 {
     dbl_reply_t reply;
@@ -197,7 +206,7 @@ int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean)
     req = dbl__request(ctx, "release", &id);
     if (!req)
         return -1;
-    json_object_object_add(req, "lease", json_object_new_string(lease_id));
+    add_lease_ref(req, lease_id);
     json_object_object_add(req, "clean", json_object_new_boolean(clean));
     if (dbl__call(ctx, req, id, 0, &reply) < 0)
         return -1;
@@ -221,7 +230,7 @@ int dbl_renew(dbl_ctx_t *ctx, const char *lease_id, int ttl_s, int64_t *expires_
     req = dbl__request(ctx, "renew", &id);
     if (!req)
         return -1;
-    json_object_object_add(req, "lease", json_object_new_string(lease_id));
+    add_lease_ref(req, lease_id);
     if (ttl_s > 0)
         json_object_object_add(req, "ttl_s", json_object_new_int(ttl_s));
     if (dbl__call(ctx, req, id, 0, &reply) < 0)

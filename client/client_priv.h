@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
 
@@ -20,6 +21,16 @@
 #define DBL__MAX_WAIT_MS 600000
 /* Lease and template.ensure requests we gave up waiting for; see dbl__call(). */
 #define DBL__MAX_ABANDONED 16
+/* Events kept until the caller asks for them (PROTOCOL.md §7); beyond this
+ * the oldest are dropped. */
+#define DBL__MAX_EVENTS 16
+
+/* An event about a lease: "lease_expired", "instance_down", or one this
+ * version does not know. */
+typedef struct dbl__event {
+    char name[32];
+    char lease[64];
+} dbl__event_t;
 
 struct dbl_ctx_priv {
     int fd;              /* -1 when not connected */
@@ -29,8 +40,16 @@ struct dbl_ctx_priv {
     char *socket_path;
     char *daemon_version;
     int default_wait_ms; /* from hello; -1 if the daemon did not say */
+    int max_ttl_s;       /* from hello; -1 if the daemon did not say */
+    pid_t peer_pid;      /* SO_PEERCRED of the daemon (or of systemd, which made
+                            an activated socket); 0: not in our pid namespace */
+    uid_t peer_uid;
+    int64_t daemon_pid; /* hello's server.pid and .uid; -1 if not said */
+    int64_t daemon_uid;
     int64_t abandoned[DBL__MAX_ABANDONED];
     size_t n_abandoned;
+    dbl__event_t events[DBL__MAX_EVENTS];
+    size_t n_events;
 };
 
 /* Sets err and a formatted errstr; clears code. */
@@ -59,6 +78,25 @@ int64_t dbl__wait_budget(const dbl_ctx_t *ctx, int wait_ms);
  * integer o[key], or dflt. */
 char *dbl__str_field(json_object *o, const char *key, bool *failed);
 int64_t dbl__int_field(json_object *o, const char *key, int64_t dflt);
+
+/* Reads whatever the daemon has sent, without waiting, and keeps the events
+ * in it for dbl__next_event(). 0, or -1 with DBL_ERR_IO once the connection
+ * is gone. */
+int dbl__poll_events(dbl_ctx_t *ctx);
+/* The oldest event not taken yet, into *ev; false when there is none.
+ * Events that arrive while a call waits for its reply are kept too. */
+bool dbl__next_event(dbl_ctx_t *ctx, dbl__event_t *ev);
+/* The connection's descriptor, to poll() for events; -1 when closed. */
+int dbl__fd(const dbl_ctx_t *ctx);
+
+/* Reads and drops what the daemon sends until it closes the connection
+ * (0) or the deadline (CLOCK_MONOTONIC ms) passes (-1, DBL_ERR_TIMEOUT). */
+int dbl__wait_closed(dbl_ctx_t *ctx, int64_t deadline);
+
+/* client_trust.c: checks, right after connecting, that the daemon at path
+ * may be trusted (see dbl_connect() in dblease.h); chosen: the caller named
+ * the path. 0, or -1 with DBL_ERR_UNTRUSTED. Fills peer_pid and peer_uid. */
+int dbl__check_peer(dbl_ctx_t *ctx, const char *path, bool chosen);
 
 /* dbl_lease() that can also hand back the daemon's lease object as received
  * (a new reference in *raw, when raw is not NULL), so the CLI prints fields

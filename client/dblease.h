@@ -28,6 +28,8 @@ typedef enum dbl_err {
     DBL_ERR_REMOTE,      /* the daemon refused: see ctx->code */
     DBL_ERR_USAGE,       /* bad arguments to this library */
     DBL_ERR_OOM,
+    DBL_ERR_UNTRUSTED, /* the socket's daemon or directory belongs to another
+                          user (see dbl_connect()); errstr says whose */
 } dbl_err_t;
 
 typedef struct dbl_options {
@@ -84,12 +86,18 @@ typedef struct dbl_template {
 } dbl_template_t;
 
 /* Connect and say hello. Always returns a context (NULL only on ENOMEM):
- * check ctx->err, then dbl_free() it either way. */
+ * check ctx->err, then dbl_free() it either way. Before hello, the daemon
+ * must prove it may be trusted (DBL_ERR_UNTRUSTED otherwise): it runs as
+ * the caller or root; or, at a socket the caller named (socket_path or
+ * DBLEASE_SOCKET), as the user who owns the socket's directory, when that
+ * directory is writable by nobody else. At a default path the directory
+ * must also belong to the caller or root and be writable by nobody else. */
 dbl_ctx_t *dbl_connect(const dbl_options_t *opts);
 void dbl_free(dbl_ctx_t *ctx);
 
 int dbl_lease(dbl_ctx_t *ctx, const dbl_lease_opts_t *opts, dbl_lease_t **out);
 void dbl_lease_free(dbl_lease_t *lease);
+/* lease_id: the lease's id ("L-…") or the URL it was granted with. */
 int dbl_release(dbl_ctx_t *ctx, const char *lease_id, bool clean);
 int dbl_renew(dbl_ctx_t *ctx, const char *lease_id, int ttl_s, int64_t *expires_at);
 /* The daemon's status object as a JSON string; free() it. */

@@ -2,13 +2,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -50,7 +51,8 @@ static void usage(FILE *f)
             "  --socket PATH     listen here (default $DBLEASE_SOCKET, $XDG_RUNTIME_DIR/dblease/\n"
             "                    dblease.sock, /run/dblease/dblease.sock as root, else\n"
             "                    /tmp/dblease-$UID/dblease.sock)\n"
-            "  --state-dir DIR   data dirs, caches and locks (default: <socket dir>/state)\n"
+            "  --state-dir DIR   data dirs, caches and locks (default: <socket dir>/state;\n"
+            "                    /dev/shm/dblease-$UID/state beside /tmp/dblease-$UID)\n"
             "  --foreground      stay attached and log to stderr; without it dbleased\n"
             "                    returns once the first database is ready\n"
             "  --check-config    validate the configuration, print it, and exit\n");
@@ -87,6 +89,17 @@ static int parse_args(int argc, char **argv, args_t *a)
     return 0;
 }
 
+/* /dev/shm for the default state dir of a user without $XDG_RUNTIME_DIR,
+ * when it is a tmpfs we may write with room for a few servers (a
+ * container's is often 64 MiB); NULL otherwise. */
+static const char *roomy_tmpfs(void)
+{
+    struct statfs st;
+    if (statfs("/dev/shm", &st) < 0 || st.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK) < 0)
+        return NULL;
+    return (uint64_t)st.f_bavail * (uint64_t)st.f_bsize >= (1ull << 30) ? "/dev/shm" : NULL;
+}
+
 /* Defaults that depend on the environment, then the command line. */
 static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
 {
@@ -104,10 +117,10 @@ static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
         snprintf(err, errlen, "the default socket path is too long; pass --socket");
         return -1;
     }
-    if (!cfg->state_dir[0]) {
-        char dir[sizeof cfg->socket];
-        snprintf(dir, sizeof dir, "%s", cfg->socket);
-        util_path(cfg->state_dir, sizeof cfg->state_dir, "%s/state", dirname(dir));
+    if (!cfg->state_dir[0] && !dbl_default_state_dir(cfg->state_dir, sizeof cfg->state_dir,
+                                                      cfg->socket, getuid(), roomy_tmpfs())) {
+        snprintf(err, errlen, "the default state dir path is too long; pass --state-dir");
+        return -1;
     }
     if (cfg->state_dir[0] != '/') {
         char cwd[CFG_PATH], rel[CFG_PATH];

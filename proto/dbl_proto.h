@@ -137,4 +137,12 @@ void dbl_reply_free(dbl_reply_t *r);
  * buf, or NULL if it does not fit. */
 const char *dbl_default_socket_path(char *buf, size_t len, unsigned uid);
 
+/* Where dbleased keeps its state when not told: beside its socket, except
+ * beside the /tmp/dblease-$UID fallback socket, /tmp being disk on many
+ * systems (clones there are ~10x slower): then tmpfs/dblease-$UID/state,
+ * when the caller found a tmpfs with room (NULL: none). Writes into buf;
+ * returns buf, or NULL if it does not fit. */
+const char *dbl_default_state_dir(char *buf, size_t len, const char *socket_path, unsigned uid,
+                                  const char *tmpfs);
+
 #endif

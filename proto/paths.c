@@ -3,6 +3,7 @@
  * only; it neither creates nor checks anything on disk. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "dbl_proto.h"
 
@@ -36,6 +37,31 @@ const char *dbl_default_socket_path(char *buf, size_t len, unsigned uid)
 
     if (n < 0 || (size_t)n >= len) {
         buf[0] = '\0'; /* a truncated path must not look usable */
+        return NULL;
+    }
+    return buf;
+}
+
+const char *dbl_default_state_dir(char *buf, size_t len, const char *socket_path, unsigned uid,
+                                  const char *tmpfs)
+{
+    char fallback[64];
+    const char *slash = strrchr(socket_path, '/');
+    int n;
+
+    if (!buf || len == 0)
+        return NULL;
+    snprintf(fallback, sizeof(fallback), "/tmp/dblease-%u/dblease.sock", uid);
+    /* The other defaults are tmpfs already ($XDG_RUNTIME_DIR, /run); one
+     * named by the user is where the user wants it. */
+    if (tmpfs && strcmp(socket_path, fallback) == 0)
+        n = snprintf(buf, len, "%s/dblease-%u/state", tmpfs, uid);
+    else if (slash)
+        n = snprintf(buf, len, "%.*s/state", (int)(slash - socket_path), socket_path);
+    else
+        n = snprintf(buf, len, "./state");
+    if (n < 0 || (size_t)n >= len) {
+        buf[0] = '\0';
         return NULL;
     }
     return buf;

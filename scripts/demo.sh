@@ -22,4 +22,4 @@ echo
 build/client/dblease status
 echo
 echo "Try: build/client/dblease run -- psql -c 'SELECT 1'"
-echo "Stop it: pkill -TERM dbleased   (it stops every server it started)"
+echo "Stop it: build/client/dblease stop   (it stops every server it started)"

@@ -274,21 +274,49 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     pool_refill(pool, util_now_ms());
 }
 
-/* Find the lease named in the request and check the caller may act on it. */
+/* The live lease that was granted with this URL. The URL carries the
+ * lease's password, so that of an ended lease, whose database a newer lease
+ * may have now, names nothing. */
+static lease_t *lease_find_url(dbld_t *d, const char *url)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->leases, it, tmp)
+    {
+        lease_t *l = list_entry(it, lease_t, node);
+        json_object *o = lease_to_json(l), *u;
+        bool same = json_object_object_get_ex(o, "url", &u) &&
+                    strcmp(json_object_get_string(u), url) == 0;
+        json_object_put(o);
+        if (same)
+            return l;
+    }
+    return NULL;
+}
+
+/* Find the lease named in the request (by id, or by the URL it was granted
+ * with) and check the caller may act on it. */
 static lease_t *owned_lease(sess_t *s, dbl_request_t *req, bool force)
 {
     char err[256];
-    const char *id = NULL;
-    if (dbl_arg_string(req, "lease", &id, err, sizeof err) < 0 || !id) {
-        ARG_FAIL(s, req, id ? err : "lease (the lease id, \"L-…\") is required");
+    const char *id = NULL, *url = NULL;
+    if (dbl_arg_string(req, "lease", &id, err, sizeof err) < 0 ||
+        dbl_arg_string(req, "url", &url, err, sizeof err) < 0 || (!id && !url)) {
+        ARG_FAIL(s, req, id || url ? err : "lease (the lease id, \"L-…\") is required");
         return NULL;
     }
-    lease_t *l = lease_find(s->d, id);
+    lease_t *l = id ? lease_find(s->d, id) : lease_find_url(s->d, url);
+    if (!l && !id) {
+        sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
+                         "no live lease has that URL (it may have expired or been released "
+                         "already)");
+        return NULL;
+    }
     if (!l) {
         sess_reply_error(s, req->id, DBL_E_NOT_FOUND,
                          "no lease %s (it may have expired or been released already)", id);
         return NULL;
     }
+    id = l->id;
     if (force) /* the dispatcher let only an admin through (op_table) */
         return l;
     bool mine = l->detached ? l->uid == s->uid : lease_held_by(l, s);
@@ -347,6 +375,14 @@ static void op_drain(sess_t *s, dbl_request_t *req)
     dbld_drain(s->d, "drain requested by a client");
 }
 
+/* As SIGINT: end every lease and stop now, without draining (`dblease stop
+ * --now`). The reply comes first. */
+static void op_stop(sess_t *s, dbl_request_t *req)
+{
+    sess_send(s, dbl_reply_ok(req->id));
+    dbld_shutdown(s->d, "stop requested by a client");
+}
+
 static void op_reload(sess_t *s, dbl_request_t *req)
 {
     reload_config(s->d);
@@ -392,6 +428,7 @@ static const struct {
     {"template.drop", op_template_drop, true, NULL},
     {"drain", op_drain, true, NULL},
     {"reload", op_reload, true, NULL},
+    {"stop", op_stop, true, NULL},
 };
 
 /* May this peer make this call? Replies forbidden if not. */
@@ -425,6 +462,6 @@ void ops_dispatch(sess_t *s, dbl_request_t *req)
     }
     sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
                      "unknown op \"%.64s\"; known: hello, lease, release, renew, status, "
-                     "template.ensure, template.finalize, template.drop, drain, reload",
+                     "template.ensure, template.finalize, template.drop, drain, reload, stop",
                      req->op);
 }

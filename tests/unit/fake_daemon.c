@@ -1,5 +1,6 @@
 /* A scripted fake dbleased for the client's unit tests; see fake_daemon.h. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -170,7 +171,7 @@ int64_t srv_expect_at(const char *file, int line, const char *func, int fd, cons
     return id;
 }
 
-void srv_hello_from(int fd, const char *client)
+void srv_hello_with(int fd, const char *client, const char *extra)
 {
     json_object *req;
     int64_t id = srv_expect(fd, "hello", &req);
@@ -179,8 +180,14 @@ void srv_hello_from(int fd, const char *client)
     SRV_CHECK(!client || strcmp(srv_str(req, "client"), client) == 0);
     json_object_put(req);
     srv_send(fd,
-             "{\"id\":%lld,\"ok\":true,\"daemon\":\"dbleased\",\"version\":\"9.9.9\",\"proto\":1}",
-             (long long)id);
+             "{\"id\":%lld,\"ok\":true,\"daemon\":\"dbleased\",\"version\":\"9.9.9\","
+             "\"proto\":1%s%s}",
+             (long long)id, extra ? "," : "", extra ? extra : "");
+}
+
+void srv_hello_from(int fd, const char *client)
+{
+    srv_hello_with(fd, client, NULL);
 }
 
 void srv_hello(int fd)
@@ -329,4 +336,50 @@ int64_t elapsed_ms(const struct timespec *t0)
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* ---- the dblease CLI against the fake ------------------------------------ */
+
+static void slurp(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+    buf[n] = '\0';
+    if (f)
+        fclose(f);
+    unlink(path);
+}
+
+/* Runs `dblease --socket <fake> args...` (NULL-terminated) and returns its
+ * exit status, with what it printed in *o. */
+int run_cli(const fake_t *f, cli_out_t *o, ...)
+{
+    char *argv[32] = {getenv("DBLEASE"), "--socket", (char *)f->path};
+    char out[128], err[128];
+    size_t n = 3;
+    va_list ap;
+    pid_t pid;
+    int status;
+
+    assert_non_null(argv[0]);
+    va_start(ap, o);
+    while ((argv[n] = va_arg(ap, char *)) && n < 31)
+        n++;
+    va_end(ap);
+    snprintf(out, sizeof(out), "%s/out", f->dir);
+    snprintf(err, sizeof(err), "%s/err", f->dir);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), STDOUT_FILENO);
+        dup2(open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600), STDERR_FILENO);
+        execv(argv[0], argv);
+        _exit(126);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    slurp(out, o->out, sizeof(o->out));
+    slurp(err, o->err, sizeof(o->err));
+    assert_true(WIFEXITED(status));
+    return WEXITSTATUS(status);
 }

@@ -81,6 +81,9 @@ int64_t srv_expect_at(const char *file, int line, const char *func, int fd, cons
                       json_object **out);
 /* Answers a hello from client name "unit" (or any name when client is NULL). */
 void srv_hello_from(int fd, const char *client);
+/* The same, with extra keys in the reply: extra is JSON members without
+ * braces, e.g. "\"defaults\":{\"max_ttl_s\":3600}". */
+void srv_hello_with(int fd, const char *client, const char *extra);
 void srv_hello(int fd);
 void srv_grant(int fd, int64_t id);
 /* An error reply to id; message is any text (JSON-escaped here). */
@@ -116,5 +119,14 @@ void set_timeout(dbl_ctx_t *ctx, int timeout_ms);
 /* dbl_connect() to the fake as client "unit"; timeout_ms 0: the default. */
 dbl_ctx_t *connect_to(const fake_t *f, int timeout_ms);
 int64_t elapsed_ms(const struct timespec *t0);
+
+/* What the CLI printed. */
+typedef struct cli_out {
+    char out[4096], err[4096];
+} cli_out_t;
+/* Runs `$DBLEASE --socket <fake> args...` (NULL-terminated) and returns its
+ * exit status, with what it printed in *o. While it runs, its stderr is
+ * the file <f->dir>/err. */
+int run_cli(const fake_t *f, cli_out_t *o, ...);
 
 #endif

@@ -27,54 +27,6 @@
 
 /* ---- plumbing ------------------------------------------------------------- */
 
-typedef struct cli_out {
-    char out[4096], err[4096];
-} cli_out_t;
-
-static void slurp(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, len - 1, f) : 0;
-
-    buf[n] = '\0';
-    if (f)
-        fclose(f);
-    unlink(path);
-}
-
-/* Runs `dblease --socket <fake> args...` (NULL-terminated) and returns its
- * exit status, with what it printed in *o. */
-static int run_cli(const fake_t *f, cli_out_t *o, ...)
-{
-    char *argv[32] = {getenv("DBLEASE"), "--socket", (char *)f->path};
-    char out[128], err[128];
-    size_t n = 3;
-    va_list ap;
-    pid_t pid;
-    int status;
-
-    assert_non_null(argv[0]);
-    va_start(ap, o);
-    while ((argv[n] = va_arg(ap, char *)) && n < 31)
-        n++;
-    va_end(ap);
-    snprintf(out, sizeof(out), "%s/out", f->dir);
-    snprintf(err, sizeof(err), "%s/err", f->dir);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        dup2(open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600), STDOUT_FILENO);
-        dup2(open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600), STDERR_FILENO);
-        execv(argv[0], argv);
-        _exit(126);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    slurp(out, o->out, sizeof(o->out));
-    slurp(err, o->err, sizeof(o->err));
-    assert_true(WIFEXITED(status));
-    return WEXITSTATUS(status);
-}
-
 static int64_t srv_expect_ensure(int fd)
 {
     srv_hello_from(fd, NULL);

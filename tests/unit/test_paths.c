@@ -97,6 +97,58 @@ static void test_default_socket_path_exact_fit(void **state)
     (void)state;
 }
 
+/* The state dir: beside the socket, except beside the /tmp fallback
+ * socket (disk on Debian), where a tmpfs with room is preferred. */
+static void test_default_state_dir_of_the_tmp_fallback_is_on_tmpfs(void **state)
+{
+    char buf[256];
+
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1234/dblease.sock", 1234, "/dev/shm"),
+        "/dev/shm/dblease-1234/state");
+    (void)state;
+}
+
+static void test_default_state_dir_stays_in_tmp_without_a_tmpfs(void **state)
+{
+    char buf[256];
+
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1234/dblease.sock", 1234, NULL),
+        "/tmp/dblease-1234/state");
+    (void)state;
+}
+
+static void test_default_state_dir_is_beside_any_other_socket(void **state)
+{
+    char buf[256];
+
+    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf),
+                                              "/run/user/1000/dblease/dblease.sock", 1000,
+                                              "/dev/shm"),
+                        "/run/user/1000/dblease/state");
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/run/dblease/dblease.sock", 0, "/dev/shm"),
+        "/run/dblease/state");
+    /* Another user's fallback path is a path like any other. */
+    assert_string_equal(
+        dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1/dblease.sock", 1234, "/dev/shm"),
+        "/tmp/dblease-1/state");
+    assert_string_equal(dbl_default_state_dir(buf, sizeof(buf), "ci.sock", 1234, "/dev/shm"),
+                        "./state");
+    (void)state;
+}
+
+static void test_default_state_dir_too_long_for_buffer(void **state)
+{
+    char buf[12];
+
+    assert_null(dbl_default_state_dir(buf, sizeof(buf), "/tmp/dblease-1234/dblease.sock", 1234,
+                                      "/dev/shm"));
+    assert_string_equal(buf, "");
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -109,6 +161,10 @@ int main(void)
         T(test_default_socket_path_ignores_relative_xdg_runtime_dir),
         T(test_default_socket_path_too_long_for_buffer),
         T(test_default_socket_path_exact_fit),
+        T(test_default_state_dir_of_the_tmp_fallback_is_on_tmpfs),
+        T(test_default_state_dir_stays_in_tmp_without_a_tmpfs),
+        T(test_default_state_dir_is_beside_any_other_socket),
+        T(test_default_state_dir_too_long_for_buffer),
 #undef T
     };
 
