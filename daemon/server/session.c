@@ -89,8 +89,10 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     free(req);
     if (s->state != SESS_FLUSHING) /* the deadline closed it first */
         return;
-    /* Still sending to us: wait for its close (or the deadline). */
-    if (status == 0 && uv_is_readable((uv_stream_t *)&s->pipe))
+    /* Still sending to us: wait for its close (or the deadline), so what it
+     * sends meanwhile cannot reset the connection before it read the flush.
+     * Not when the daemon stops: an idle client would hold the stop up. */
+    if (status == 0 && uv_is_readable((uv_stream_t *)&s->pipe) && !dbld_stopping(s->d))
         set_state(s, SESS_LINGERING);
     else
         begin_close(s);

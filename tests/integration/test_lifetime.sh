@@ -82,6 +82,29 @@ test_sigterm_finishes_while_a_client_does_not_read() {
     check_sanitizers
 }
 
+# A client that keeps its connection open and idle (a test worker between
+# tests, holding detached leases) does not hold the stop up: its replies are
+# flushed and it is closed, without waiting for it to hang up first.
+test_sigterm_does_not_wait_for_idle_clients_to_hang_up() {
+    start_daemon
+    coproc IDLE { exec python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+s.sendall(b"{\"id\":1,\"op\":\"lease\",\"detach\":true}\n")
+print("leased" if b"\"ok\":true" in s.recv(65536) else "refused", flush=True)
+time.sleep(60)' "$SOCK"; }
+    idle_pid=$IDLE_PID
+    read -r line <&"${IDLE[0]}"
+    [ "$line" = leased ] || { kill "$idle_pid"; fail "client: $line"; }
+    kill -TERM "$DAEMON_PID"
+    # The flush deadline is 5 s: an exit well before it shows nobody waited on it.
+    timeout 3 flock "$STATE/dbleased.lock" true || { kill "$idle_pid"; fail "dbleased waited on an idle client to hang up"; }
+    kill "$idle_pid" 2>/dev/null || true
+    wait "$idle_pid" 2>/dev/null || true
+    DAEMON_PID=
+    check_sanitizers
+}
+
 # A closing session still holds its buffers: it counts against max_clients
 # until its connection is really closed (here: at the flush deadline).
 test_closing_session_counts_against_max_clients() {
