@@ -3,7 +3,8 @@
 # grace, then end; the old credentials never open the database again; the
 # outcome (reused, reloaded, recloned) is counted.
 source "$(dirname "$0")/lib.sh"
-start_daemon "[postgres]" "min_ready = 2"
+# A grace well above the ~100 ms the probe needs, for loaded CI machines.
+start_daemon "metrics_listen = 127.0.0.1:0" "[postgres]" "min_ready = 2" "release_grace_ms = 1500"
 
 field() { jq -r ".$2" <<<"$1"; }
 url_dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
@@ -11,19 +12,24 @@ url_dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
 running() { [ "$(sql "$1" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%$2%' AND pid <> pg_backend_pid()")" -ge 1 ]; }
 
 # A client whose last connection closes ~100 ms after it sent the release
-# (a pool.end() that resolves before its sockets close) must not be killed.
+# (a pool.end() that resolves before its sockets close) must not be killed:
+# its last query runs during the grace and succeeds.
 test_a_connection_closing_just_after_release_is_not_terminated() {
     for clean in "" --clean; do
         j=$("$DBLEASE" lease --json)
-        url=$(field "$j" url)
-        psql "$url" -XAtq -c "SELECT pg_sleep(0.15), 'grace_probe'" >"$T/grace.out" 2>&1 &
+        rm -f "$T/probe.in" && mkfifo "$T/probe.in"
+        psql "$(field "$j" url)" -XAtq <"$T/probe.in" >"$T/probe.out" 2>&1 &
         pid=$!
-        wait_until 5 running "$url" grace_probe || fail "the probe session never started"
+        exec {pfd}>"$T/probe.in"
+        echo "SELECT 'connected';" >&"$pfd"
+        wait_until 10 grep -q connected "$T/probe.out" || fail "the probe never connected"
         "$DBLEASE" release $clean "$(field "$j" id)"
+        echo "SELECT pg_sleep(0.1), 'finished';" >&"$pfd"
+        exec {pfd}>&-
         rc=0
         wait "$pid" || rc=$?
-        if [ "$rc" -ne 0 ] || grep -q "terminating connection" "$T/grace.out"; then
-            cat "$T/grace.out" >&2
+        if [ "$rc" -ne 0 ] || ! grep -q finished "$T/probe.out"; then
+            cat "$T/probe.out" >&2
             fail "release $clean terminated a session that was about to close (rc $rc)"
         fi
     done
@@ -60,6 +66,45 @@ test_a_holder_resetting_its_password_cannot_log_in_after_release() {
     if psql "$known" -XAtqc 'SELECT 1' >/dev/null 2>&1; then
         fail "the password the holder set still opens the database after release"
     fi
+}
+
+outcome() { # name -> releases of the built-in pool with that outcome
+    "$DBLEASE" status --json |
+        jq --arg o "$1" '[.pools[] | select(.kind == "postgres" and .template == "default") | .releases[$o]] | add'
+}
+grew() { [ "$(outcome "$1")" -gt "$2" ]; }
+
+test_release_outcomes_are_counted_in_status_and_metrics() {
+    reused=$(outcome reused)
+    recloned=$(outcome recloned)
+    j=$("$DBLEASE" lease --json)
+    sql "$(field "$j" url)" "SELECT count(*) FROM pg_class" >/dev/null
+    "$DBLEASE" release "$(field "$j" id)"
+    wait_until 10 grew reused "$reused" || fail "a read-only release was not reused"
+    j=$("$DBLEASE" lease --json)
+    sql "$(field "$j" url)" "CREATE TABLE t (x int)"
+    "$DBLEASE" release --clean "$(field "$j" id)"
+    wait_until 10 grew recloned "$recloned" || fail "a clean-hinted release with DDL was not recloned"
+    [ "$(outcome reused_ms)" -ge 0 ] || fail "no time for reused releases"
+    port=$("$DBLEASE" status --json | jq -r .daemon.metrics | sed 's/.*://')
+    m=$(curl -fsS "http://127.0.0.1:$port/metrics")
+    grep -q '^dblease_pool_releases_total{kind="postgres",template="default",hash="",outcome="reused"} [1-9]' <<<"$m" \
+        || fail "no reused counter in /metrics"
+    grep -q '^dblease_pool_release_seconds_total{kind="postgres",template="default",hash="",outcome="recloned"} [0-9.]*$' <<<"$m" \
+        || fail "no recloned time in /metrics"
+}
+
+# A lease may make its own database a template; DROP DATABASE refuses
+# those, so the release must undo it before the pool drops it.
+test_a_database_made_a_template_is_still_dropped() {
+    j=$("$DBLEASE" lease --json)
+    db=$(field "$j" dbname)
+    sql "$(field "$j" url)" "ALTER DATABASE \"$db\" IS_TEMPLATE true"
+    "$DBLEASE" release "$(field "$j" id)"
+    k=$("$DBLEASE" lease --json)
+    gone() { [ "$(sql "$(field "$k" url)" "SELECT count(*) FROM pg_database WHERE datname = '$db'")" = 0 ]; }
+    wait_until 10 gone || fail "$db (IS_TEMPLATE true) was not dropped"
+    "$DBLEASE" release --clean "$(field "$k" id)"
 }
 
 run_tests
