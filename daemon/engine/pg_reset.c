@@ -18,10 +18,14 @@
  * release gives up (and the pool drops the database). */
 #define END_TIMEOUT_MS 5000
 
+/* A database release runs on a superuser connection of its own into the
+ * lease database (opened first): the grace can take release_grace_ms, and
+ * the admin connections, which the pool's clones and drops queue on, must
+ * not wait behind it. */
 typedef enum rj_state {
+    RJ_CONNECTING, /* into the lease database, as superuser */
     RJ_ENDING,     /* logins blocked, the holder's sessions closing or being ended */
     RJ_CHECKING,   /* epoch, sessions, shared catalogs */
-    RJ_CONNECTING, /* into the lease database, as superuser */
     RJ_DETECTING,  /* per-relation counters and sequences */
     RJ_CLEARING,   /* rows reset: DELETE + VACUUM the changed tables */
     RJ_LOADING,    /* rows reset: seed rows, setval, new baseline */
@@ -37,9 +41,9 @@ static const char *const rj_names[RJ__COUNT] = {
 };
 
 static const unsigned rj_allowed[RJ__COUNT] = {
+    [RJ_CONNECTING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_RECLONING),
     [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
-    [RJ_CHECKING] = FSM_TO(RJ_CONNECTING) | FSM_TO(RJ_RECLONING),
-    [RJ_CONNECTING] = FSM_TO(RJ_DETECTING) | FSM_TO(RJ_RECLONING),
+    [RJ_CHECKING] = FSM_TO(RJ_DETECTING) | FSM_TO(RJ_RECLONING),
     [RJ_DETECTING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
                      FSM_TO(RJ_RECLONING),
     [RJ_CLEARING] = FSM_TO(RJ_LOADING) | FSM_TO(RJ_RECLONING),
@@ -329,20 +333,10 @@ static void on_detected(void *ud, int err, const char *msg, const PGresult *res)
         load(j);
 }
 
-static void on_conn(pgc_t *c, int err, const char *msg, void *ud)
+/* On the release's own connection, else on an admin one (schemas). */
+static int run(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
 {
-    (void)c;
-    rjob_t *j = ud;
-    if (j->state != RJ_CONNECTING) /* broken later: the running step reports it */
-        return;
-    if (err) {
-        reclone(j, err, msg);
-        return;
-    }
-    set_state(j, RJ_DETECTING);
-    const char *sql[] = {PGD_INDB_SQL};
-    if (pgc_exec(j->conn, sql, 1, on_detected, j) < 0)
-        reclone(j, -ENOTCONN, "lost the connection to the database");
+    return j->conn ? pgc_exec(j->conn, sql, n, cb, j) : admin(j, sql, n, cb);
 }
 
 static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
@@ -359,10 +353,10 @@ static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
         reclone(j, POOL_ERR_RECLONE, "shared catalogs, sessions or stats epoch changed");
         return;
     }
-    set_state(j, RJ_CONNECTING);
-    j->conn = pg_connect_db(j->t->d->pg, j->s->dbname, on_conn, j);
-    if (!j->conn)
-        reclone(j, -ENOTCONN, "cannot connect to the database");
+    set_state(j, RJ_DETECTING);
+    const char *sql[] = {PGD_INDB_SQL};
+    if (run(j, sql, 1, on_detected) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
 }
 
 static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
@@ -381,8 +375,8 @@ static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
     char sql[4096];
     pgd_shared_sql(sql, sizeof sql, j->s->dbname);
     const char *stmts[] = {sql};
-    if (admin(j, stmts, 1, on_checked) < 0)
-        reclone(j, -ENOTCONN, "lost the admin connection");
+    if (run(j, stmts, 1, on_checked) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
 }
 
 /* Wait up to grace_ms for the holder's sessions to close on their own,
@@ -411,6 +405,37 @@ static void end_sessions_sql(char *buf, size_t len, const char *cond, const char
              cond, name, grace_ms, grace_ms + END_TIMEOUT_MS);
 }
 
+/* Block logins, then end the holder's sessions. */
+static int end_sessions(rjob_t *j)
+{
+    set_state(j, RJ_ENDING);
+    char cond[256], block[160], end[2048];
+    const char *n = j->s->dbname;
+    if (j->detect)
+        snprintf(cond, sizeof cond,
+                 "(datname = '%s' AND usename <> current_user) OR usename = '%s'", n, n);
+    else
+        snprintf(cond, sizeof cond, "usename = '%s'", n);
+    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", n);
+    end_sessions_sql(end, sizeof end, cond, n, kind_cfg(j->t)->release_grace_ms);
+    const char *sql[] = {block, end};
+    return run(j, sql, 2, on_ended);
+}
+
+static void on_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    (void)c;
+    rjob_t *j = ud;
+    if (j->state != RJ_CONNECTING) /* broken later: the running step reports it */
+        return;
+    if (err) {
+        reclone(j, err, msg);
+        return;
+    }
+    if (end_sessions(j) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
+}
+
 static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
 {
     rjob_t *j = calloc(1, sizeof *j);
@@ -420,30 +445,23 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     j->t = t;
     j->detect = detect;
     j->t0 = util_now_ms();
-    j->state = RJ_ENDING;
-    const kind_cfg_t *k = kind_cfg(t);
-    if (detect) {
-        reset_mode_t mode = RESET_AUTO;
-        reset_mode_parse(k->reset, &mode);
-        if (!s->engine || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
-            reclone(j, POOL_ERR_RECLONE, s->engine ? "policy: clone" : "no baseline");
-            return 0;
-        }
+    j->state = RJ_CONNECTING;
+    if (!detect) {
+        int rc = end_sessions(j);
+        if (rc < 0)
+            free(j);
+        return rc;
     }
-    char cond[256], block[160], end[2048];
-    const char *n = s->dbname;
-    if (detect)
-        snprintf(cond, sizeof cond,
-                 "(datname = '%s' AND usename <> current_user) OR usename = '%s'", n, n);
-    else
-        snprintf(cond, sizeof cond, "usename = '%s'", n);
-    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", n);
-    end_sessions_sql(end, sizeof end, cond, n, k->release_grace_ms);
-    const char *sql[] = {block, end};
-    int rc = admin(j, sql, 2, on_ended);
-    if (rc < 0)
-        free(j);
-    return rc;
+    reset_mode_t mode = RESET_AUTO;
+    reset_mode_parse(kind_cfg(t)->reset, &mode);
+    if (!s->engine || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
+        reclone(j, POOL_ERR_RECLONE, s->engine ? "policy: clone" : "no baseline");
+        return 0;
+    }
+    j->conn = pg_connect_db(t->d->pg, s->dbname, on_conn, j);
+    if (!j->conn)
+        reclone(j, -ENOTCONN, "cannot connect to the database");
+    return 0;
 }
 
 int pg_release_db(slot_t *s, tpl_t *t, bool clean_hint)
