@@ -29,31 +29,36 @@ const char PGD_INDB_SQL[] =
     "FROM pg_class c, LATERAL (SELECT query_to_xml(format('SELECT last_value, is_called FROM %s', "
     "c.oid::regclass), false, true, '')::text) q(x) WHERE c.relkind = 'S'";
 
-/* pg_authid without the password and LOGIN (the release sets both). */
-void pgd_shared_sql(char *buf, size_t len, const char *name)
+/* The lease role and the template's owner role (a lease may act as the
+ * owner: its settings, password and comment would reach the next holders):
+ * pg_authid without the lease's password and LOGIN (the release sets both),
+ * but whether the owner has a password at all. */
+void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
 {
     snprintf(buf, len,
              "WITH d AS (SELECT oid FROM pg_database WHERE datname = '%1$s'), "
-             "r AS (SELECT oid FROM pg_authid WHERE rolname = '%1$s') "
+             "r AS (SELECT oid, rolname = '%1$s' AS lease FROM pg_authid "
+             "WHERE rolname IN ('%1$s', '%2$s')) "
              "SELECT 'x', (SELECT stats_reset FROM pg_stat_bgwriter)::text, md5(concat_ws('|', "
              "(SELECT row(oid, datdba, encoding, datcollate, datctype, datistemplate, datallowconn, "
              "datconnlimit, dattablespace, datacl)::text FROM pg_database WHERE oid = (SELECT oid "
              "FROM d)), "
              "(SELECT string_agg(row(setdatabase, setrole, setconfig)::text, ',' ORDER BY "
              "setdatabase, setrole) FROM pg_db_role_setting WHERE setdatabase = (SELECT oid FROM d) "
-             "OR setrole = (SELECT oid FROM r)), "
+             "OR setrole IN (SELECT oid FROM r)), "
              "(SELECT string_agg(row(objoid, classoid, description)::text, ',' ORDER BY classoid, "
              "objoid) FROM pg_shdescription WHERE objoid IN (SELECT oid FROM d UNION ALL SELECT oid "
              "FROM r)), "
-             "(SELECT row(oid, rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolreplication, "
-             "rolbypassrls, rolconnlimit, rolvaliduntil)::text FROM pg_authid WHERE oid = (SELECT "
-             "oid FROM r)), "
+             "(SELECT string_agg(row(a.oid, rolsuper, rolinherit, rolcreaterole, rolcreatedb, "
+             "rolreplication, rolbypassrls, rolconnlimit, rolvaliduntil, "
+             "CASE WHEN r.lease THEN NULL ELSE (rolcanlogin, rolpassword IS NULL) END)::text, ',' "
+             "ORDER BY a.oid) FROM pg_authid a JOIN r ON r.oid = a.oid), "
              "(SELECT string_agg(row(roleid, member, grantor, admin_option)::text, ',' ORDER BY "
-             "roleid, member) FROM pg_auth_members WHERE roleid = (SELECT oid FROM r) OR member = "
+             "roleid, member) FROM pg_auth_members WHERE roleid IN (SELECT oid FROM r) OR member IN "
              "(SELECT oid FROM r)))), "
              "(SELECT count(*) FROM pg_stat_activity WHERE (datname = '%1$s' AND usename <> "
              "current_user) OR usename = '%1$s')::text, NULL",
-             name);
+             name, owner);
 }
 
 static void copy(char *dst, size_t len, const char *src)
@@ -66,6 +71,21 @@ void pgd_state_free(pgd_state_t *s)
     free(s->rels);
     free(s->seqs);
     memset(s, 0, sizeof *s);
+}
+
+int pgd_state_copy(pgd_state_t *dst, const pgd_state_t *src)
+{
+    pgd_state_free(dst);
+    memcpy(dst->catalogs, src->catalogs, sizeof dst->catalogs);
+    dst->rels = calloc((size_t)src->nrels + 1, sizeof *dst->rels);
+    dst->seqs = calloc((size_t)src->nseqs + 1, sizeof *dst->seqs);
+    if (!dst->rels || !dst->seqs)
+        return -1;
+    memcpy(dst->rels, src->rels, (size_t)src->nrels * sizeof *dst->rels);
+    memcpy(dst->seqs, src->seqs, (size_t)src->nseqs * sizeof *dst->seqs);
+    dst->nrels = src->nrels;
+    dst->nseqs = src->nseqs;
+    return 0;
 }
 
 int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb)
@@ -275,12 +295,18 @@ void pgd_seed_clear(pgd_seed_t *seed)
         free(seed->tables[i].rows);
     }
     free(seed->tables);
-    memset(seed, 0, sizeof *seed);
+    seed->tables = NULL;
+    seed->ntables = 0;
+    seed->reloadable = false;
+    seed->state = SEED_UNKNOWN;
 }
 
 void pgd_seed_free(void *p)
 {
-    if (p)
-        pgd_seed_clear(p);
-    free(p);
+    pgd_seed_t *seed = p;
+    if (seed) {
+        pgd_seed_clear(seed);
+        pgd_state_free(&seed->pristine);
+    }
+    free(seed);
 }

@@ -58,14 +58,15 @@ typedef struct pgd_base {
 /* Every row: kind, key, a, b, target. */
 extern const char PGD_INDB_SQL[];
 
-/* The shared-state query for database/role name (a prefix-named
- * identifier; never user input). */
-void pgd_shared_sql(char *buf, size_t len, const char *name);
+/* The shared-state query for database/role name and the template's owner
+ * role ("" if none); prefix-named identifiers, never user input. */
+void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner);
 
 /* Parse rows of either query (a result may hold both). 0, or -1 on a
  * malformed result (treat as dirty). */
 int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb);
 void pgd_state_free(pgd_state_t *s);
+int pgd_state_copy(pgd_state_t *dst, const pgd_state_t *src);
 
 bool pgd_shared_equal(const pgd_shared_t *base, const pgd_shared_t *now);
 /* Verdict of the in-database part. For ROWS, *changed (malloc'd, *nchanged)
@@ -91,6 +92,11 @@ typedef enum pgd_seed_state {
 } pgd_seed_state_t;
 
 typedef struct pgd_seed {
+    /* the in-database state of any untouched clone of this version (every
+     * counter zero, the template's sequence values), read once from the
+     * first clone when no session ran in the clone at create */
+    bool pristine_known;
+    pgd_state_t pristine;
     pgd_seed_state_t state;
     bool reloadable; /* no ENABLE ALWAYS/REPLICA triggers or rules */
     pgd_table_t *tables;
@@ -105,7 +111,7 @@ char *pgd_seed_rows_sql(const pgd_seed_t *seed);
 int pgd_seed_rows(pgd_seed_t *seed, const PGresult *res);
 const pgd_table_t *pgd_seed_find(const pgd_seed_t *seed, unsigned oid);
 void pgd_seed_free(void *seed);
-/* Forget a failed or partial fetch: back to SEED_UNKNOWN. */
+/* Forget a failed or partial fetch of the rows: back to SEED_UNKNOWN. */
 void pgd_seed_clear(pgd_seed_t *seed);
 
 #endif

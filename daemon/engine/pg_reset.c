@@ -373,7 +373,7 @@ static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
     }
     set_state(j, RJ_CHECKING);
     char sql[4096];
-    pgd_shared_sql(sql, sizeof sql, j->s->dbname);
+    pgd_shared_sql(sql, sizeof sql, j->s->dbname, j->t->owner);
     const char *stmts[] = {sql};
     if (run(j, stmts, 1, on_checked) < 0)
         reclone(j, -ENOTCONN, "lost the connection to the database");
@@ -490,7 +490,8 @@ void pg_reset_forget(slot_t *s, void *ud)
 typedef struct bjob {
     slot_t *s;
     tpl_t *t;
-    pgc_t *conn;
+    pgc_t *conn; /* the session that finished the clone, or our own */
+    bool own;    /* conn is ours: close it when done */
     pgd_base_t *base;
     pg_baseline_cb cb;
     void *ud;
@@ -505,6 +506,8 @@ static void base_done(bjob_t *b, int err, const char *msg)
         pgd_state_free(&b->base->indb);
         free(b->base);
     }
+    if (b->own && b->conn)
+        pgc_close(b->conn);
     pg_baseline_cb cb = b->cb;
     void *ud = b->ud;
     free(b);
@@ -553,6 +556,51 @@ static void on_seed_tables(void *ud, int err, const char *msg, const PGresult *r
     free(sql);
 }
 
+/* Seed rows are taken from a pristine clone (the template database
+ * itself refuses connections), once per template version, and only after a
+ * release found rows to reload. */
+static void fetch_seed_or_finish(bjob_t *b)
+{
+    pgd_seed_t *seed = seed_of(b->s->pool);
+    if (b->conn && seed->state == SEED_WANTED) {
+        seed->state = SEED_FETCHING;
+        const char *stmts[] = {PGD_TABLES_SQL};
+        if (pgc_exec(b->conn, stmts, 1, on_seed_tables, b) == 0)
+            return;
+        pgd_seed_clear(seed);
+    }
+    base_done(b, 0, NULL);
+}
+
+static void on_pristine(void *ud, int err, const char *msg, const PGresult *res)
+{
+    bjob_t *b = ud;
+    pgd_seed_t *cache = seed_of(b->s->pool);
+    if (err || pgd_parse(res, NULL, &b->base->indb) < 0) {
+        base_done(b, err ? err : -EIO, err ? msg : "unexpected baseline result");
+        return;
+    }
+    if (!cache->pristine_known && pgd_state_copy(&cache->pristine, &b->base->indb) == 0)
+        cache->pristine_known = true;
+    fetch_seed_or_finish(b);
+}
+
+static void on_own_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    bjob_t *b = ud;
+    if (b->conn) /* broken later: the running query reports it */
+        return;
+    if (err) {
+        pgc_close(c);
+        base_done(b, err, msg);
+        return;
+    }
+    b->conn = c;
+    const char *sql[] = {PGD_INDB_SQL};
+    if (pgc_exec(c, sql, 1, on_pristine, b) < 0)
+        base_done(b, -ENOTCONN, "lost the connection to the new database");
+}
+
 static void on_base_read(void *ud, int err, const char *msg, const PGresult *res)
 {
     bjob_t *b = ud;
@@ -564,18 +612,30 @@ static void on_base_read(void *ud, int err, const char *msg, const PGresult *res
         base_done(b, -EIO, "unexpected baseline result");
         return;
     }
-    pgd_seed_t *seed = seed_of(b->s->pool);
-    /* Seed rows are taken from a pristine clone (the template database
-     * itself refuses connections), once per template version, and only
-     * after a release found rows to reload. */
-    if (b->conn && seed->state == SEED_WANTED) {
-        seed->state = SEED_FETCHING;
-        const char *stmts[] = {PGD_TABLES_SQL};
-        if (pgc_exec(b->conn, stmts, 1, on_seed_tables, b) == 0)
-            return;
-        pgd_seed_clear(seed);
+    if (b->conn) {
+        fetch_seed_or_finish(b);
+        return;
     }
-    base_done(b, 0, NULL);
+    /* No session ran in the clone: its counters are all zero and its
+     * sequences the template's, the same for every clone of the version. */
+    pgd_seed_t *cache = seed_of(b->s->pool);
+    if (b->t->source == TPL_BUILTIN) { /* template0: no tables, no sequences */
+        snprintf(b->base->indb.catalogs, sizeof b->base->indb.catalogs, "%s",
+                 "d41d8cd98f00b204e9800998ecf8427e");
+        cache->state = SEED_READY;
+        base_done(b, 0, NULL);
+        return;
+    }
+    if (cache->pristine_known && cache->state != SEED_WANTED) {
+        if (pgd_state_copy(&b->base->indb, &cache->pristine) < 0)
+            base_done(b, -ENOMEM, "out of memory");
+        else
+            base_done(b, 0, NULL);
+        return;
+    }
+    b->own = true;
+    if (!pg_connect_db(b->t->d->pg, b->s->dbname, on_own_conn, b))
+        base_done(b, -ENOTCONN, "cannot connect to the new database");
 }
 
 int pg_take_baseline(slot_t *s, tpl_t *t, pgc_t *conn, pg_baseline_cb cb, void *ud)
@@ -589,9 +649,10 @@ int pg_take_baseline(slot_t *s, tpl_t *t, pgc_t *conn, pg_baseline_cb cb, void *
         free(b);
         return -ENOMEM;
     }
-    *b = (bjob_t){s, t, conn, b->base, cb, ud};
+    pgd_base_t *base = b->base;
+    *b = (bjob_t){.s = s, .t = t, .conn = conn, .base = base, .cb = cb, .ud = ud};
     char shared[4096], *both = NULL;
-    pgd_shared_sql(shared, sizeof shared, s->dbname);
+    pgd_shared_sql(shared, sizeof shared, s->dbname, t->owner);
     int rc;
     if (conn) {
         if (asprintf(&both, "%s UNION ALL %s", shared, PGD_INDB_SQL) < 0)
@@ -599,11 +660,6 @@ int pg_take_baseline(slot_t *s, tpl_t *t, pgc_t *conn, pg_baseline_cb cb, void *
         const char *sql[] = {"SELECT pg_stat_force_next_flush()", both};
         rc = both ? pgc_exec(conn, sql, 2, on_base_read, b) : -ENOMEM;
     } else {
-        /* No session ever touched it: every counter is zero, which is
-         * what the in-database query hashes to on an untouched clone. */
-        snprintf(b->base->indb.catalogs, sizeof b->base->indb.catalogs, "%s",
-                 "d41d8cd98f00b204e9800998ecf8427e");
-        seed_of(s->pool)->state = SEED_READY; /* the built-in template has no tables */
         const char *sql[] = {shared};
         rc = pg_admin_exec(t->d->pg, sql, 1, on_base_read, b);
     }
