@@ -32,7 +32,9 @@ const char PGD_INDB_SQL[] =
 /* The lease role and the template's owner role (a lease may act as the
  * owner: its settings, password and comment would reach the next holders):
  * pg_authid without the lease's password and LOGIN (the release sets both),
- * but whether the owner has a password at all. */
+ * but whether the owner has a password at all. The owner's members are
+ * every lease of the template: only the memberships of these two roles
+ * count, and grants of the lease role. */
 void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
 {
     snprintf(buf, len,
@@ -54,8 +56,8 @@ void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
              "CASE WHEN r.lease THEN NULL ELSE (rolcanlogin, rolpassword IS NULL) END)::text, ',' "
              "ORDER BY a.oid) FROM pg_authid a JOIN r ON r.oid = a.oid), "
              "(SELECT string_agg(row(roleid, member, grantor, admin_option)::text, ',' ORDER BY "
-             "roleid, member) FROM pg_auth_members WHERE roleid IN (SELECT oid FROM r) OR member IN "
-             "(SELECT oid FROM r)))), "
+             "roleid, member) FROM pg_auth_members WHERE member IN (SELECT oid FROM r) OR roleid IN "
+             "(SELECT oid FROM r WHERE lease)))), "
              "(SELECT count(*) FROM pg_stat_activity WHERE (datname = '%1$s' AND usename <> "
              "current_user) OR usename = '%1$s')::text, NULL",
              name, owner);

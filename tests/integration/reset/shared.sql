@@ -9,3 +9,8 @@ SELECT 'role', rolsuper, rolinherit, rolcreaterole, rolcreatedb, rolcanlogin, ro
 FROM pg_roles WHERE rolname = current_user;
 SELECT 'members', count(*) FROM pg_auth_members m JOIN pg_roles r ON r.oid IN (m.member, m.roleid)
 WHERE r.rolname = current_user;
+-- Roles the lease is a member of (a template's owner role, when the lease
+-- gets its rights by a grant): their settings and comments reach every lease.
+SELECT 'granted', r.rolcanlogin, r.rolconfig, shobj_description(r.oid, 'pg_authid')
+FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+WHERE m.member = (SELECT oid FROM pg_roles WHERE rolname = current_user) ORDER BY r.rolname;
