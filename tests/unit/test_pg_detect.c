@@ -31,10 +31,14 @@ static pgd_rel_t base_rels[] = {{16400, 16400, "200:0:1", "0:0"}, {16410, 16410,
 static pgd_seq_t base_seqs[] = {{16390, "200:true"}, {16395, "1:false"}};
 static const pgd_state_t base = {"cafe", base_rels, 2, base_seqs, 2};
 
+/* The state at release, and what the comparison said about it. */
 typedef struct {
     pgd_rel_t rels[4];
     pgd_seq_t seqs[4];
     pgd_state_t s;
+    int k;          /* tables to reload */
+    unsigned first; /* the first of them */
+    bool seqs_moved;
 } now_t;
 
 static void start_from_base(now_t *n)
@@ -44,11 +48,16 @@ static void start_from_base(now_t *n)
     n->s = (pgd_state_t){"cafe", n->rels, 2, n->seqs, 2};
 }
 
-static reset_verdict_t verdict(const now_t *n, int *nchanged, unsigned *first, bool *seqs)
+static void add_rel(now_t *n, pgd_rel_t r)
+{
+    n->rels[n->s.nrels++] = r;
+}
+
+static reset_verdict_t verdict(now_t *n)
 {
     unsigned *changed;
-    reset_verdict_t v = pgd_compare(&base, &n->s, &changed, nchanged, seqs);
-    *first = *nchanged ? changed[0] : 0;
+    reset_verdict_t v = pgd_compare(&base, &n->s, &changed, &n->k, &n->seqs_moved);
+    n->first = n->k ? changed[0] : 0;
     free(changed);
     return v;
 }
@@ -58,66 +67,54 @@ static void nothing_changed_is_clean(void **state)
     (void)state;
     now_t n;
     start_from_base(&n);
-    int k;
-    unsigned first;
-    bool seqs;
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_CLEAN);
-    assert_int_equal(k, 0);
-    assert_false(seqs);
+    assert_int_equal(verdict(&n), VERDICT_CLEAN);
+    assert_int_equal(n.k, 0);
+    assert_false(n.seqs_moved);
 }
 
 static void catalog_or_maintenance_changes_are_dirty(void **state)
 {
     (void)state;
     now_t n;
-    int k;
-    unsigned first;
-    bool seqs;
     start_from_base(&n);
     strcpy(n.s.catalogs, "beef"); /* DDL, temp tables, large objects, TRUNCATE */
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_DIRTY);
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
     start_from_base(&n);
     strcpy(n.rels[0].maint, "1:0"); /* VACUUM: planner statistics a reload cannot restore */
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_DIRTY);
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
     start_from_base(&n);
     n.s.nrels = 1; /* a relation's counters vanished: dropped */
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_DIRTY);
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
     start_from_base(&n);
     n.seqs[2] = seq(16500, "1:false"); /* a new sequence */
     n.s.nseqs = 3;
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_DIRTY);
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
     start_from_base(&n);
-    n.rels[2] = rel(16600, 16600, "0:0:0", "0:1"); /* ANALYZE of a table untouched so far */
-    n.s.nrels = 3;
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_DIRTY);
+    add_rel(&n, rel(16600, 16600, "0:0:0", "0:1")); /* ANALYZE of a table untouched so far */
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
 }
 
 static void written_rows_are_reloaded_table_by_table(void **state)
 {
     (void)state;
     now_t n;
-    int k;
-    unsigned first;
-    bool seqs;
     start_from_base(&n);
     strcpy(n.rels[1].tup, "1001:0:5");
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_ROWS);
-    assert_int_equal(k, 1);
-    assert_int_equal(first, 16410);
-    assert_false(seqs);
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 1);
+    assert_int_equal(n.first, 16410);
+    assert_false(n.seqs_moved);
     /* a toast table's counters name its parent table */
     start_from_base(&n);
-    n.rels[2] = rel(16420, 16410, "3:0:0", "0:0");
-    n.s.nrels = 3;
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_ROWS);
-    assert_int_equal(k, 1);
-    assert_int_equal(first, 16410);
+    add_rel(&n, rel(16420, 16410, "3:0:0", "0:0"));
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 1);
+    assert_int_equal(n.first, 16410);
     /* a table with no counters at baseline that was written */
     start_from_base(&n);
-    n.rels[2] = rel(16700, 16700, "1:0:1", "0:0");
-    n.s.nrels = 3;
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_ROWS);
-    assert_int_equal(first, 16700);
+    add_rel(&n, rel(16700, 16700, "1:0:1", "0:0"));
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.first, 16700);
 }
 
 /* setval(seq, n, false) on a never-called sequence shows only here. */
@@ -125,17 +122,14 @@ static void moved_sequences_are_rows(void **state)
 {
     (void)state;
     now_t n;
-    int k;
-    unsigned first;
-    bool seqs;
     start_from_base(&n);
     strcpy(n.seqs[1].value, "5:false");
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_ROWS);
-    assert_int_equal(k, 0);
-    assert_true(seqs);
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 0);
+    assert_true(n.seqs_moved);
     start_from_base(&n);
     strcpy(n.seqs[0].value, "200:false");
-    assert_int_equal(verdict(&n, &k, &first, &seqs), VERDICT_ROWS);
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
 }
 
 static void shared_state_must_match_with_no_sessions(void **state)
