@@ -84,6 +84,9 @@ static const kind_cfg_t *kind_cfg(const tpl_t *t)
     return &cfg->postgres;
 }
 
+/* The template version's cache; made by the entry points (release,
+ * baseline), which fail with -ENOMEM when they cannot, so every step after
+ * them finds it. */
 static pgd_seed_t *seed_of(pool_t *p)
 {
     if (!p->engine_data) {
@@ -192,43 +195,44 @@ static void load(rjob_t *j)
     set_state(j, RJ_LOADING);
     const pgd_seed_t *seed = seed_of(j->s->pool);
     const pgd_base_t *base = j->s->engine;
-    int max = j->nchanged + j->now.nseqs + 6, n = 0;
+    int max = j->nchanged + base->indb.nseqs + 6, n = 0;
     char **sql = calloc((size_t)max, sizeof *sql);
     if (!sql) {
         reclone(j, -ENOMEM, "out of memory");
         return;
     }
-    sql[n++] = strdup("BEGIN");
-    sql[n++] = strdup("SET LOCAL session_replication_role = replica");
-    for (int i = 0; i < j->nchanged; i++) {
+    /* Any statement missing would hand out a table without its rows: every
+     * allocation is checked, and a miss reclones instead. */
+    bool ok = (sql[n++] = strdup("BEGIN")) &&
+              (sql[n++] = strdup("SET LOCAL session_replication_role = replica"));
+    for (int i = 0; ok && i < j->nchanged; i++) {
         const pgd_table_t *t = pgd_seed_find(seed, j->changed[i]);
         if (!t->rows)
             continue;
         char *lit = PQescapeLiteral(pgc_raw(j->conn), t->rows, strlen(t->rows));
         size_t len = (lit ? strlen(lit) : 0) + strlen(t->cols) + strlen(t->fields) +
                      2 * strlen(t->name) + 160;
-        if (lit && (sql[n] = malloc(len)))
+        ok = lit && (sql[n] = malloc(len));
+        if (ok)
             snprintf(sql[n++], len,
                      "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT r::%s AS x "
                      "FROM unnest(%s::text[]) r OFFSET 0) s",
                      t->name, t->cols, t->fields, t->name, lit);
         PQfreemem(lit);
     }
-    for (int i = 0; i < base->indb.nseqs; i++) {
+    for (int i = 0; ok && i < base->indb.nseqs; i++) {
         const pgd_seq_t *q = &base->indb.seqs[i];
         char value[48], *called = value;
         snprintf(value, sizeof value, "%s", q->value);
         strsep(&called, ":");
-        if ((sql[n] = malloc(128)))
+        ok = (sql[n] = malloc(128)) != NULL;
+        if (ok)
             snprintf(sql[n++], 128, "SELECT setval(%u, %s, %s)", q->oid, value,
                      called && *called ? called : "false");
     }
-    sql[n++] = strdup("COMMIT");
-    sql[n++] = strdup("SELECT pg_stat_force_next_flush()");
-    sql[n++] = strdup(PGD_INDB_SQL);
-    bool ok = true;
-    for (int i = 0; i < n; i++)
-        ok = ok && sql[i];
+    ok = ok && (sql[n++] = strdup("COMMIT")) &&
+         (sql[n++] = strdup("SELECT pg_stat_force_next_flush()")) &&
+         (sql[n++] = strdup(PGD_INDB_SQL));
     if (!ok || pgc_exec(j->conn, (const char *const *)sql, n, on_loaded, j) < 0)
         reclone(j, 0, "could not queue the reload");
     for (int i = 0; i < n; i++)
@@ -438,6 +442,8 @@ static void on_conn(pgc_t *c, int err, const char *msg, void *ud)
 
 static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
 {
+    if (detect && !seed_of(s->pool))
+        return -ENOMEM;
     rjob_t *j = calloc(1, sizeof *j);
     if (!j)
         return -ENOMEM;
@@ -640,6 +646,8 @@ static void on_base_read(void *ud, int err, const char *msg, const PGresult *res
 
 int pg_take_baseline(slot_t *s, tpl_t *t, pgc_t *conn, pg_baseline_cb cb, void *ud)
 {
+    if (!seed_of(s->pool))
+        return -ENOMEM;
     bjob_t *b = calloc(1, sizeof *b);
     if (b)
         b->base = calloc(1, sizeof *b->base);
