@@ -247,7 +247,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_janitor(uv_timer_t *t)
 {
     dbld_t *d = t->data;
-    if (d->stopping) {
+    if (dbld_stopping(d)) {
         dbld_shutdown_progress(d);
         return;
     }
@@ -312,6 +312,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     d->loop = &loop;
     list_init(&d->sessions);
     list_init(&d->leases);
+    list_init(&d->dead_leases);
     pool_limits_init(&d->limits, d->cfg.max_databases);
     d->started_at = util_unix_now();
     if (server_listen(d, err, errlen) < 0) {
@@ -349,7 +350,12 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     list_init(&d->templates);
     if (tpl_setup(d, err, errlen) < 0)
         return -1;
+    if (dbld_redis_setup(d) < 0) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     watch_sql_dirs(d);
+    dbld_reaper_start(d);
     uv_signal_init(&loop, &d->sig_term);
     uv_signal_init(&loop, &d->sig_int);
     uv_signal_init(&loop, &d->sig_hup);
@@ -362,6 +368,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     uv_timer_start(&d->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
     inst_start(d->pg);
     uv_run(&loop, UV_RUN_DEFAULT);
+    lease_reap_dead(d); /* any a last close callback ended */
     int rc = uv_loop_close(&loop);
     if (rc != 0)
         log_warn("daemon", "event loop closed with handles open: %s", uv_strerror(rc));

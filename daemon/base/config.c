@@ -40,6 +40,7 @@ static const key_def_t keys[] = {
     D("default_wait_ms", T_INT, default_wait_ms, 0, 600000, "10000"),
     D("shutdown_timeout_s", T_INT, shutdown_timeout_s, 1, 3600, "10"),
     D("drain_timeout_s", T_INT, drain_timeout_s, 0, 86400, "30"),
+    D("stuck_client_timeout_s", T_INT, stuck_client_timeout_s, 1, 86400, "30"),
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
     K("runtime", T_STR, runtime, 0, 0, "process"),

@@ -60,6 +60,7 @@ typedef struct config {
     int default_wait_ms;
     int shutdown_timeout_s;
     int drain_timeout_s;    /* SIGTERM: how long attached leases may go on */
+    int stuck_client_timeout_s; /* a client that reads none of its replies this long is closed */
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
     kind_cfg_t postgres;

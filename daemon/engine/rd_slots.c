@@ -6,44 +6,79 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 #include "dk_container.h"
+#include "fsm.h"
+#include "log.h"
 #include "rd_server.h"
 #include "util.h"
 
 #define SHARED_RESTART_MS 1000
 
-/* The per-template state of db isolation. */
-typedef struct rd_shared {
-    rsrv_t *srv;
+/* The engine's side of one Redis template (t->rd), for both isolations.
+ * It lives until the template is freed, which is after the pool's last
+ * slot: every job (it holds a slot) and every server callback finds it. */
+typedef enum rd_state {
+    RD_STARTING,   /* sweeping leftover containers, or the shared server is starting */
+    RD_READY,      /* serving */
+    RD_RESTARTING, /* db isolation: the shared server died; a new one soon */
+    RD_STOPPED,    /* shut down: nothing more starts */
+    RD__COUNT
+} rd_state_t;
+
+static const char *const rd_state_names[] = {"starting", "ready", "restarting", "stopped"};
+static const unsigned rd_allowed[RD__COUNT] = {
+    [RD_STARTING] = FSM_TO(RD_READY) | FSM_TO(RD_RESTARTING) | FSM_TO(RD_STOPPED),
+    [RD_READY] = FSM_TO(RD_RESTARTING) | FSM_TO(RD_STOPPED),
+    [RD_RESTARTING] = FSM_TO(RD_STARTING) | FSM_TO(RD_STOPPED),
+};
+static const fsm_def_t rd_fsm = {"redis", RD__COUNT, rd_state_names, rd_allowed};
+
+typedef struct rd_engine {
+    tpl_t *t;
+    rd_state_t state;
+    rd_events_t ev;
+    /* db isolation */
+    rsrv_t *srv; /* the shared server, while it runs */
     char password[33];
     unsigned char *used; /* database numbers in use */
     int databases;
     uv_timer_t restart;
-    bool stopping;
-} rd_shared_t;
+} rd_engine_t;
 
-/* A multi-command job: the slot is done when the last reply arrives. */
+static void set_state(rd_engine_t *e, rd_state_t to)
+{
+    e->state = fsm_step(&rd_fsm, (int)e->state, (int)to, "redis engine");
+}
+
+static rd_engine_t *engine_of(const slot_t *s)
+{
+    return ((tpl_t *)s->pool->ops_ud)->rd;
+}
+
+/* A multi-command job: the slot is done when the last reply arrives. While
+ * commands are being queued the job holds one count of its own, so a reply
+ * can never finish it half-sent. */
 typedef struct rd_job {
     slot_t *slot;
-    int left;
+    int left; /* replies to come, plus the hold */
     int err;
     char msg[256];
     char password[33];
 } rd_job_t;
 
-static rd_job_t *job_new(slot_t *s, int commands)
+static rd_job_t *job_new(slot_t *s)
 {
     rd_job_t *j = calloc(1, sizeof *j);
     if (j) {
         j->slot = s;
-        j->left = commands;
+        j->left = 1;
     }
     return j;
 }
 
 static void on_job_reply(void *ud, int err, const char *msg, const redisReply *reply)
 {
+    (void)reply;
     rd_job_t *j = ud;
     if (err && !j->err) {
         j->err = err;
@@ -61,21 +96,46 @@ static void on_job_reply(void *ud, int err, const char *msg, const redisReply *r
     pool_slot_done(s, e, m, util_now_ms());
 }
 
-/* Queue the job's commands (argv lists); on a refusal before the first is
- * queued the job is freed and -ENOTCONN returned. */
+/* Queue one command of the job. 0, or < 0 (then it counts as failed). */
+static int job_send(rsrv_t *r, rd_job_t *j, int argc, const char **argv)
+{
+    int rc = rsrv_command(r, argc, argv, on_job_reply, j);
+    if (rc == 0)
+        j->left++;
+    else if (!j->err) {
+        j->err = rc;
+        snprintf(j->msg, sizeof j->msg, "%s: the redis-server is not reachable", argv[0]);
+    }
+    return rc;
+}
+
+/* All queued: drop the hold (finishes the job if no reply is to come). */
+static void job_release(rd_job_t *j)
+{
+    on_job_reply(j, 0, NULL, NULL);
+}
+
+/* Finish a job early, as failed (nothing of it is queued). */
+static void job_fail(rd_job_t *j, int err, const char *msg)
+{
+    on_job_reply(j, err, msg, NULL);
+}
+
+/* Queue the job's commands (argv lists). When the first cannot be queued
+ * the job is freed and -ENOTCONN returned (pool_slot_done is not called);
+ * otherwise the replies finish it. */
 static int run(rsrv_t *r, rd_job_t *j, int n, int argc[], const char **argv[])
 {
     for (int k = 0; k < n; k++) {
-        if (rsrv_command(r, argc[k], argv[k], on_job_reply, j) < 0) {
+        if (job_send(r, j, argc[k], argv[k]) < 0) {
             if (k == 0) {
                 free(j);
                 return -ENOTCONN;
             }
-            /* the ones queued will fail with the connection and finish j */
-            j->left -= n - k;
-            return 0;
+            break;
         }
     }
+    job_release(j);
     return 0;
 }
 
@@ -84,7 +144,6 @@ static int run(rsrv_t *r, rd_job_t *j, int n, int argc[], const char **argv[])
 static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud)
 {
     slot_t *s = ud;
-    tpl_t *t = s->pool->ops_ud;
     if (ev == RSRV_UP) {
         if (s->state == SLOT_CREATING) {
             s->port = r->port;
@@ -92,6 +151,9 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
         }
         return;
     }
+    rd_engine_t *e = engine_of(s);
+    if (ev == RSRV_DIED)
+        e->ev.server_died(e->ev.ud);
     s->engine = NULL; /* the server is gone */
     switch (s->state) {
     case SLOT_CREATING:
@@ -103,9 +165,9 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
         pool_slot_lost(s, util_now_ms());
         break;
     case SLOT_LEASED:
-        dbld_slot_lost(t->d, s);
+        e->ev.slot_lost(e->ev.ud, s);
         break;
-    default: /* ROTATING: its commands fail with the connection */
+    default: /* ROTATING: its commands failed with the connection */
         break;
     }
 }
@@ -135,7 +197,7 @@ static int inst_drop(slot_t *s, void *ud)
  * end, then the data goes (so the old holder cannot write after the wipe). */
 static int inst_reset(slot_t *s, void *ud)
 {
-    rd_job_t *j = job_new(s, 4);
+    rd_job_t *j = job_new(s);
     if (!j || util_random_password(j->password, 32) < 0) {
         free(j);
         return -ENOMEM;
@@ -156,20 +218,23 @@ const slot_ops_t rd_instance_slot_ops = {
 
 /* ---- a database number per lease on a shared server ------------------------ */
 
-static rd_shared_t *shared(const slot_t *s)
+/* The shared server, if commands can go to it now. */
+static rsrv_t *shared_srv(const slot_t *s)
 {
-    return ((tpl_t *)s->pool->ops_ud)->rd;
+    rd_engine_t *e = engine_of(s);
+    return e->state == RD_READY ? e->srv : NULL;
 }
 
 static int db_create(slot_t *s, void *ud)
 {
-    rd_shared_t *sh = shared(s);
+    (void)ud;
+    rd_engine_t *e = engine_of(s);
     int n = 0;
-    while (n < sh->databases && sh->used[n])
+    while (n < e->databases && e->used[n])
         n++;
-    if (n == sh->databases)
+    if (n == e->databases)
         return -ENOSPC;
-    rd_job_t *j = job_new(s, 2);
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     char num[16];
@@ -178,84 +243,92 @@ static int db_create(slot_t *s, void *ud)
     const char *flush[] = {"FLUSHDB"};
     int argc[] = {2, 1};
     const char **argv[] = {select, flush};
-    int rc = run(sh->srv, j, 2, argc, argv);
+    int rc = run(shared_srv(s), j, 2, argc, argv);
     if (rc == 0) {
-        sh->used[n] = 1;
+        e->used[n] = 1;
         s->db = n;
-        s->port = sh->srv->port;
-        memcpy(s->password, sh->password, sizeof s->password);
+        s->port = e->srv->port;
+        memcpy(s->password, e->password, sizeof s->password);
     }
     return rc;
 }
 
 static int db_drop(slot_t *s, void *ud)
 {
-    rd_shared_t *sh = shared(s);
-    sh->used[s->db] = 0;
-    rd_job_t *j = job_new(s, 1);
+    (void)ud;
+    engine_of(s)->used[s->db] = 0;
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     const char *ping[] = {"PING"}; /* nothing to do: answer on the loop */
     int argc[] = {1};
     const char **argv[] = {ping};
-    return run(sh->srv, j, 1, argc, argv);
+    return run(shared_srv(s), j, 1, argc, argv);
 }
 
-/* CLIENT LIST lines: "id=7 addr=… db=3 … user=default …". */
-static void on_client_list(void *ud, int err, const char *msg, const redisReply *reply)
+/* The ids of the sessions on database db as user default, from CLIENT LIST
+ * lines ("id=7 addr=… db=3 … user=default …"). Returns how many (<= max). */
+static int sessions_on(const char *list, int db, char ids[][24], int max)
 {
-    rd_job_t *j = ud;
-    slot_t *s = j->slot;
-    rd_shared_t *sh = shared(s);
     char want[24];
-    snprintf(want, sizeof want, " db=%d ", s->db);
-    const char *list = (!err && reply && reply->type == REDIS_REPLY_STRING) ? reply->str : "";
-    /* Kill the sessions on this number, then wipe it. */
-    j->left = 0;
-    int kills = 0;
-    char ids[64][24];
-    for (const char *line = list; *line && kills < 64;) {
+    snprintf(want, sizeof want, " db=%d ", db);
+    int n = 0;
+    for (const char *line = list; *line && n < max;) {
         const char *end = strchr(line, '\n');
         size_t len = end ? (size_t)(end - line) : strlen(line);
         char buf[1024];
         snprintf(buf, sizeof buf, " %.*s ", (int)(len < 1000 ? len : 1000), line);
-        if (strstr(buf, want) && strstr(buf, " user=default ") && sscanf(buf, " id=%23s", ids[kills]) == 1) {
-            char *sp = strchr(ids[kills], ' ');
+        if (strstr(buf, want) && strstr(buf, " user=default ") &&
+            sscanf(buf, " id=%23s", ids[n]) == 1) {
+            char *sp = strchr(ids[n], ' ');
             if (sp)
                 *sp = '\0';
-            kills++;
+            n++;
         }
         line += len + (end ? 1 : 0);
     }
+    return n;
+}
+
+/* Kill the sessions on this number, then wipe it. The reply may come after
+ * the shared server was stopped or lost (its pending commands fail then):
+ * only a server that is still serving gets the follow-up commands. */
+static void on_client_list(void *ud, int err, const char *msg, const redisReply *reply)
+{
+    rd_job_t *j = ud;
+    slot_t *s = j->slot;
+    rsrv_t *srv = shared_srv(s);
+    if (err || !reply || reply->type != REDIS_REPLY_STRING) {
+        job_fail(j, err ? err : -EIO, err ? msg : "CLIENT LIST: unexpected reply");
+        return;
+    }
+    if (!srv) {
+        job_fail(j, -ENOTCONN, "the shared redis-server is gone");
+        return;
+    }
+    char ids[64][24];
+    int kills = sessions_on(reply->str, s->db, ids, 64);
     char num[16];
     snprintf(num, sizeof num, "%d", s->db);
-    j->left = kills + 2;
     for (int k = 0; k < kills; k++) {
         const char *kill[] = {"CLIENT", "KILL", "ID", ids[k]};
-        if (rsrv_command(sh->srv, 4, kill, on_job_reply, j) < 0)
-            j->left--;
+        job_send(srv, j, 4, kill);
     }
     const char *select[] = {"SELECT", num};
     const char *flush[] = {"FLUSHDB"};
-    int argc[] = {2, 1};
-    const char **argv[] = {select, flush};
-    if (rsrv_command(sh->srv, argc[0], argv[0], on_job_reply, j) < 0 ||
-        rsrv_command(sh->srv, argc[1], argv[1], on_job_reply, j) < 0) {
-        j->err = -ENOTCONN;
-        snprintf(j->msg, sizeof j->msg, "lost the shared redis-server");
-        j->left = 1;
-        on_job_reply(j, 0, NULL, NULL);
-    }
+    if (job_send(srv, j, 2, select) == 0)
+        job_send(srv, j, 1, flush);
+    job_release(j);
 }
 
 static int db_reset(slot_t *s, void *ud)
 {
-    rd_shared_t *sh = shared(s);
-    rd_job_t *j = job_new(s, 1);
+    (void)ud;
+    rd_job_t *j = job_new(s);
     if (!j)
         return -ENOMEM;
     const char *list[] = {"CLIENT", "LIST"};
-    int rc = rsrv_command(sh->srv, 2, list, on_client_list, j);
+    int rc = rsrv_command(shared_srv(s), 2, list, on_client_list, j);
     if (rc < 0)
         free(j);
     return rc;
@@ -264,87 +337,135 @@ static int db_reset(slot_t *s, void *ud)
 const slot_ops_t rd_db_slot_ops = {
     .create = db_create, .drop = db_drop, .rotate = db_reset, .reset = db_reset};
 
-static void start_shared(rd_shared_t *sh, tpl_t *t);
+static void start_shared(rd_engine_t *e);
 
 static void on_restart(uv_timer_t *h)
 {
-    tpl_t *t = h->data;
-    start_shared(t->rd, t);
+    rd_engine_t *e = h->data;
+    set_state(e, RD_STARTING);
+    start_shared(e);
+}
+
+static void restart_later(rd_engine_t *e)
+{
+    set_state(e, RD_RESTARTING);
+    uv_timer_start(&e->restart, on_restart, SHARED_RESTART_MS, 0);
 }
 
 static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud)
 {
-    tpl_t *t = ud;
-    rd_shared_t *sh = t->rd;
+    (void)msg;
+    rd_engine_t *e = ud;
+    tpl_t *t = e->t;
     if (ev == RSRV_UP) {
         log_info("redis", "shared server %s ready on 127.0.0.1:%d", r->name, r->port);
+        set_state(e, RD_READY);
         tpl_set_state(t, TPL_READY);
         return;
     }
-    sh->srv = NULL;
+    /* Its pending commands have failed already (their slots moved on). */
+    if (ev == RSRV_DIED)
+        e->ev.server_died(e->ev.ud);
+    e->srv = NULL;
+    restart_later(e);
     if (t->state == TPL_READY)
         tpl_set_state(t, TPL_PENDING);
-    dbld_pool_lost(t->d, t->pool);
-    memset(sh->used, 0, (size_t)sh->databases);
-    if (!sh->stopping && !t->d->stopping)
-        uv_timer_start(&sh->restart, on_restart, SHARED_RESTART_MS, 0);
+    e->ev.pool_lost(e->ev.ud, t->pool);
+    memset(e->used, 0, (size_t)e->databases);
 }
 
-static void start_shared(rd_shared_t *sh, tpl_t *t)
+static void start_shared(rd_engine_t *e)
 {
-    if (util_random_password(sh->password, 32) < 0)
+    dbld_t *d = e->t->d;
+    if (util_random_password(e->password, 32) == 0)
+        e->srv = rsrv_start(d, d->redis_bin, e->databases, e->password, on_shared_server, e);
+    if (!e->srv)
+        restart_later(e);
+}
+
+static void engine_timer_closed(uv_handle_t *h)
+{
+    rd_engine_t *e = h->data;
+    free(e->used);
+    free(e);
+}
+
+static void ready_up(rd_engine_t *e)
+{
+    if (e->t->pool->ops == &rd_db_slot_ops) {
+        start_shared(e);
         return;
-    sh->srv = rsrv_start(t->d, t->d->redis_bin, sh->databases, sh->password, on_shared_server, t);
-    if (!sh->srv)
-        uv_timer_start(&sh->restart, on_restart, SHARED_RESTART_MS, 0);
+    }
+    set_state(e, RD_READY);
+    tpl_set_state(e->t, TPL_READY);
 }
 
-static void shared_timer_closed(uv_handle_t *h)
+static void on_swept(void *ud, int err, const char *msg)
 {
-    rd_shared_t *sh = h->data;
-    free(sh->used);
-    free(sh);
+    rd_engine_t *e = ud;
+    if (err == -ECANCELED || e->state != RD_STARTING)
+        return;
+    if (err)
+        log_warn("redis", "removing leftover redis containers: %s", msg);
+    ready_up(e);
 }
 
-int rd_shared_start(tpl_t *t)
+int rd_setup(tpl_t *t, const rd_events_t *ev)
 {
-    rd_shared_t *sh = calloc(1, sizeof *sh);
-    if (!sh)
+    dbld_t *d = t->d;
+    rd_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
         return -ENOMEM;
-    sh->databases = t->pool->max_total;
-    sh->used = calloc((size_t)sh->databases, 1);
-    if (!sh->used) {
-        free(sh);
+    e->t = t;
+    e->ev = *ev;
+    e->state = RD_STARTING;
+    e->databases = t->pool->max_total;
+    e->used = calloc((size_t)e->databases, 1);
+    if (!e->used) {
+        free(e);
         return -ENOMEM;
     }
-    uv_timer_init(t->d->loop, &sh->restart);
-    sh->restart.data = t;
-    t->rd = sh;
-    start_shared(sh, t);
+    uv_timer_init(d->loop, &e->restart);
+    e->restart.data = e;
+    t->rd = e;
+    if (strcmp(d->cfg.redis.runtime, "docker") != 0 || !d->dk) {
+        ready_up(e);
+        return 0;
+    }
+    char daemon_id[32];
+    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
+    dkc_sweep(d->dk, daemon_id, "redis", on_swept, e);
     return 0;
 }
 
 void rd_shared_stop(tpl_t *t)
 {
-    rd_shared_t *sh = t->rd;
-    if (!sh)
+    rd_engine_t *e = t->rd;
+    if (!e || e->state == RD_STOPPED)
         return;
-    sh->stopping = true;
-    uv_timer_stop(&sh->restart);
-    if (sh->srv) {
-        sh->srv->cb = NULL; /* no more news: we are going */
-        rsrv_stop(sh->srv);
-        sh->srv = NULL;
-    }
+    set_state(e, RD_STOPPED);
+    uv_timer_stop(&e->restart);
+    rsrv_t *srv = e->srv;
+    e->srv = NULL; /* what runs while it stops sees no server */
+    if (srv)
+        rsrv_abandon(srv);
+}
+
+void rd_free(tpl_t *t)
+{
+    rd_engine_t *e = t->rd;
+    if (!e)
+        return;
+    rd_shared_stop(t);
     t->rd = NULL;
-    sh->restart.data = sh; /* the template may be gone when it closes */
-    uv_close((uv_handle_t *)&sh->restart, shared_timer_closed);
+    uv_close((uv_handle_t *)&e->restart, engine_timer_closed);
 }
 
 void rd_status_instances(const tpl_t *t, json_object *arr)
 {
-    if (t->rd && t->rd->srv) {
-        json_object_array_add(arr, rsrv_status_json(t->rd->srv));
+    if (t->pool->ops == &rd_db_slot_ops) {
+        if (t->rd && t->rd->srv)
+            json_object_array_add(arr, rsrv_status_json(t->rd->srv));
         return;
     }
     static const slot_state_t states[] = {SLOT_CREATING, SLOT_READY, SLOT_LEASED, SLOT_ROTATING,
@@ -354,39 +475,8 @@ void rd_status_instances(const tpl_t *t, json_object *arr)
         list_for_each(&t->pool->slots[states[k]], it, tmp)
         {
             slot_t *s = list_entry(it, slot_t, node);
-            if (s->engine && t->rd == NULL)
+            if (s->engine)
                 json_object_array_add(arr, rsrv_status_json(s->engine));
         }
     }
-}
-
-
-static void ready_up(tpl_t *t)
-{
-    if (t->pool->ops == &rd_db_slot_ops)
-        rd_shared_start(t);
-    else
-        tpl_set_state(t, TPL_READY);
-}
-
-static void on_swept(void *ud, int err, const char *msg)
-{
-    tpl_t *t = ud;
-    if (err == -ECANCELED)
-        return;
-    if (err)
-        log_warn("redis", "removing leftover redis containers: %s", msg);
-    ready_up(t);
-}
-
-void rd_setup(tpl_t *t)
-{
-    dbld_t *d = t->d;
-    if (strcmp(d->cfg.redis.runtime, "docker") != 0 || !d->dk) {
-        ready_up(t);
-        return;
-    }
-    char daemon_id[32];
-    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
-    dkc_sweep(d->dk, daemon_id, "redis", on_swept, t);
 }

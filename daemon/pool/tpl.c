@@ -148,7 +148,7 @@ static void tpl_free(tpl_t *t)
 {
     tpl_build_abort(t);
     tpl_shared_close(t);
-    rd_shared_stop(t);
+    rd_free(t);
     notify_waiters(t);
     list_remove(&t->d->templates, &t->node);
     pool_free(t->pool);
@@ -333,8 +333,7 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
             snprintf(err, errlen, "out of memory");
             return -1;
         }
-        r->pool->cold = true;
-        rd_setup(r);
+        r->pool->cold = true; /* its engine: dbld_redis_setup() */
     }
     for (int i = 0; i < d->cfg.n_templates; i++)
         refresh_config_template(d, &d->cfg.templates[i]);

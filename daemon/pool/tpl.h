@@ -64,7 +64,7 @@ struct tpl {
     int nfiles;
     bool dropping;
 
-    struct rd_shared *rd; /* redis isolation = db: the shared server */
+    struct rd_engine *rd; /* redis: the engine's side (rd_slots.c) */
 
     /* client templates */
     sess_t *claimer;

@@ -138,7 +138,7 @@ void inst_start(inst_t *i)
 static void restart_cb(uv_timer_t *t)
 {
     inst_t *i = t->data;
-    if (i->state == INST_FAILED && !i->d->stopping) {
+    if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         log_info("inst", "%s: restarting (attempt %d)", i->name, i->restarts);
         inst_start(i);
     }
@@ -154,7 +154,7 @@ void inst_settle(inst_t *i)
         inst_set_state(i, INST_STOPPED);
         util_rm_rf(i->dir);
         dbld_inst_stopped(i->d, i);
-    } else if (i->state == INST_FAILED && !i->d->stopping) {
+    } else if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         uint64_t delay = RESTART_MIN_MS << (i->restarts < 6 ? i->restarts : 6);
         if (delay > RESTART_MAX_MS)
             delay = RESTART_MAX_MS;

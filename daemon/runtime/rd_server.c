@@ -8,14 +8,32 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "log.h"
 #include "dk_container.h"
+#include "fsm.h"
+#include "log.h"
 #include "proc.h"
 #include "util.h"
 
-#define CONNECT_RETRY_MS 10
+#define CONNECT_RETRY_MS 10 /* first retry; doubles up to: */
+#define CONNECT_RETRY_MAX_MS 50
 #define START_TIMEOUT_MS 15000
 #define STOP_TIMEOUT_MS 5000
+
+static const char *const rsrv_state_names[] = {"starting", "running", "killing", "stopping",
+                                               "exited"};
+static const unsigned rsrv_allowed[RSRV__COUNT] = {
+    [RSRV_STARTING] = FSM_TO(RSRV_RUNNING) | FSM_TO(RSRV_KILLING) | FSM_TO(RSRV_STOPPING) |
+                      FSM_TO(RSRV_EXITED),
+    [RSRV_RUNNING] = FSM_TO(RSRV_KILLING) | FSM_TO(RSRV_STOPPING) | FSM_TO(RSRV_EXITED),
+    [RSRV_KILLING] = FSM_TO(RSRV_EXITED),
+    [RSRV_STOPPING] = FSM_TO(RSRV_EXITED),
+};
+static const fsm_def_t rsrv_fsm = {"redis", RSRV__COUNT, rsrv_state_names, rsrv_allowed};
+
+static void set_state(rsrv_t *r, rsrv_state_t to)
+{
+    r->state = fsm_step(&rsrv_fsm, (int)r->state, (int)to, r->name);
+}
 
 int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size_t errlen)
 {
@@ -51,16 +69,18 @@ static void timer_closed(uv_handle_t *h)
 }
 
 /* The end: tell the owner once, then let the handles go. */
-static void gone(rsrv_t *r, const char *msg)
+static void gone(rsrv_t *r, rsrv_event_t ev, const char *msg)
 {
     uv_timer_stop(&r->timer);
-    rdc_close(r->admin);
+    set_state(r, RSRV_EXITED);
+    rdc_t *admin = r->admin;
     r->admin = NULL;
+    rdc_close(admin); /* pending commands fail now, before the owner hears */
     util_rm_rf(r->dir);
     rsrv_cb cb = r->cb;
     r->cb = NULL;
     if (cb)
-        cb(r, RSRV_GONE, msg, r->ud);
+        cb(r, ev, msg, r->ud);
     uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
 
@@ -70,11 +90,10 @@ static void exited(rsrv_t *r, int64_t status, int sig)
     char msg[160];
     snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
              (long long)status, sig);
-    if (!r->stopping) {
+    bool asked = r->state == RSRV_STOPPING;
+    if (!asked)
         log_warn("redis", "%s", msg);
-        r->d->counters.instance_restarts++;
-    }
-    gone(r, msg);
+    gone(r, asked ? RSRV_GONE : RSRV_DIED, msg);
     handle_closed(r);
 }
 
@@ -110,36 +129,46 @@ static void kill_it(rsrv_t *r, int sig)
         dkc_remove(r->container); /* a container stops by going */
 }
 
+static void stop_deadline(uv_timer_t *t);
+
+/* Not asked to stop, but beyond use (hung, unreachable, never up): its
+ * exit then takes the usual path, and the pool replaces it. */
+static void kill_lost(rsrv_t *r)
+{
+    set_state(r, RSRV_KILLING);
+    kill_it(r, SIGKILL);
+    uv_timer_start(&r->timer, stop_deadline, STOP_TIMEOUT_MS, 0);
+    rdc_t *admin = r->admin;
+    r->admin = NULL;
+    rdc_close(admin); /* its commands fail: their owners find us going */
+}
+
 static void try_connect(uv_timer_t *t);
+
+/* Soon, then less often: a container may take seconds to listen. */
+static void retry_connect(rsrv_t *r)
+{
+    r->retry_ms = r->retry_ms ? r->retry_ms * 2 : CONNECT_RETRY_MS;
+    if (r->retry_ms > CONNECT_RETRY_MAX_MS)
+        r->retry_ms = CONNECT_RETRY_MAX_MS;
+    uv_timer_start(&r->timer, try_connect, r->retry_ms, 0);
+}
 
 static void on_pong(void *ud, int err, const char *msg, const redisReply *reply)
 {
+    (void)err, (void)msg, (void)reply;
     rsrv_t *r = ud;
-    if (err == -ECANCELED)
-        return;
-    r->ping_sent_ms = 0;
+    r->pings--;
 }
 
-/* A server that hangs (SIGSTOP, a runaway script) is killed: its exit then
- * takes the usual path, and the pool replaces it. */
+/* A server that hangs (SIGSTOP, a runaway script) does not answer the PING
+ * within the command deadline: the admin connection reports it lost. */
 static void on_health(uv_timer_t *t)
 {
     rsrv_t *r = t->data;
-    if (!r->up || r->stopping)
-        return;
-    uint64_t now = util_now_ms();
-    if (r->ping_sent_ms) {
-        if (now - r->ping_sent_ms >= (uint64_t)r->d->cfg.health_timeout_ms) {
-            log_error("redis", "%s did not answer PING within %d ms; killing it", r->name,
-                      r->d->cfg.health_timeout_ms);
-            r->ping_sent_ms = 0;
-            kill_it(r, SIGKILL);
-        }
-        return;
-    }
     const char *ping[] = {"PING"};
-    if (rsrv_command(r, 1, ping, on_pong, r) == 0)
-        r->ping_sent_ms = now;
+    if (r->state == RSRV_RUNNING && r->pings == 0 && rsrv_command(r, 1, ping, on_pong, r) == 0)
+        r->pings++;
 }
 
 static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
@@ -148,55 +177,60 @@ static void on_admin(rdc_t *c, int err, const char *msg, void *ud)
     if (c != r->admin)
         return;
     if (err == 0) {
-        r->up = true;
+        set_state(r, RSRV_RUNNING);
         uint64_t every = (uint64_t)r->d->cfg.health_interval_ms;
         uv_timer_start(&r->timer, on_health, every, every);
         if (r->cb)
             r->cb(r, RSRV_UP, NULL, r->ud);
         return;
     }
+    log_debug("redis", "%s: admin connection: %s", r->name, msg);
+    if (r->state == RSRV_RUNNING) { /* hung or dying: the exit tells which */
+        log_error("redis", "%s: admin connection lost (%s); killing it", r->name, msg);
+        kill_lost(r);
+        return;
+    }
     r->admin = NULL;
     rdc_close(c);
-    log_debug("redis", "%s: admin connection: %s", r->name, msg);
-    if (r->stopping)
+    if (r->state != RSRV_STARTING)
         return;
-    if (r->up) { /* lost it: the process watcher decides whether it died */
-        log_warn("redis", "%s: admin connection lost: %s", r->name, msg);
-        r->up = false;
-        kill_it(r, SIGKILL);
-        return;
-    }
     if (util_now_ms() > r->deadline_ms) {
-        log_error("redis", "%s did not accept connections in time: %s", r->name, msg);
-        kill_it(r, SIGKILL);
+        log_error("redis", "%s did not accept connections in time: %s; killing it", r->name, msg);
+        kill_lost(r);
         return;
     }
-    uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+    retry_connect(r);
 }
 
+/* A refused or unanswered connection is reported (rd_uv.h never drops a
+ * socket error, and every attempt has a deadline): just try until it is
+ * up or the start deadline passes. */
 static void try_connect(uv_timer_t *t)
 {
     rsrv_t *r = t->data;
-    if (r->stopping || (!r->proc && !r->container))
+    if (r->state != RSRV_STARTING)
         return;
     if (util_now_ms() > r->deadline_ms) {
-        log_error("redis", "%s did not accept connections in time", r->name);
-        kill_it(r, SIGKILL);
+        log_error("redis", "%s did not accept connections in time; killing it", r->name);
+        kill_lost(r);
         return;
     }
-    /* Not listening yet? hiredis 0.14's libuv adapter drops poll errors, so
-     * a refused connection would never be reported: only connect to a
-     * server that accepts (on loopback, connect() answers at once). */
-    if (r->container ? !util_port_accepts(r->port) : access(r->sock, F_OK) < 0) {
-        uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
-        return;
+    int deadline = r->d->cfg.health_timeout_ms;
+    rdc_opts_t o = {.name = r->name,
+                    .loop = r->d->loop,
+                    .user = "dbladmin",
+                    .password = r->admin_password,
+                    .connect_timeout_ms = deadline,
+                    .command_timeout_ms = deadline};
+    if (r->container) {
+        o.host = "127.0.0.1";
+        o.port = r->port;
+    } else {
+        o.path = r->sock;
     }
-    r->admin = r->container ? rdc_connect_tcp(r->d->loop, "127.0.0.1", r->port, "dbladmin",
-                                              r->admin_password, on_admin, r)
-                            : rdc_connect_unix(r->d->loop, r->sock, "dbladmin",
-                                               r->admin_password, on_admin, r);
+    r->admin = rdc_connect(&o, on_admin, r);
     if (!r->admin)
-        uv_timer_start(&r->timer, try_connect, CONNECT_RETRY_MS, 0);
+        retry_connect(r);
 }
 
 static int write_conf(rsrv_t *r, int databases, const char *password, char *path, size_t len)
@@ -326,19 +360,25 @@ static void stop_deadline(uv_timer_t *t)
 
 void rsrv_stop(rsrv_t *r)
 {
-    if (r->stopping)
-        return;
-    r->stopping = true;
-    r->up = false;
-    rdc_close(r->admin);
+    if (r->state == RSRV_KILLING || r->state == RSRV_STOPPING || r->state == RSRV_EXITED)
+        return; /* going already */
+    set_state(r, RSRV_STOPPING);
+    rdc_t *admin = r->admin;
     r->admin = NULL;
+    rdc_close(admin);
     kill_it(r, SIGTERM);
     uv_timer_start(&r->timer, stop_deadline, STOP_TIMEOUT_MS, 0);
 }
 
+void rsrv_abandon(rsrv_t *r)
+{
+    r->cb = NULL;
+    rsrv_stop(r);
+}
+
 int rsrv_command(rsrv_t *r, int argc, const char **argv, rdc_reply_cb cb, void *ud)
 {
-    if (!r || !r->up || !r->admin)
+    if (!r || r->state != RSRV_RUNNING || !r->admin)
         return -ENOTCONN;
     return rdc_command(r->admin, argc, argv, cb, ud);
 }
@@ -349,8 +389,11 @@ json_object *rsrv_status_json(const rsrv_t *r)
     json_object_object_add(o, "id", json_object_new_string(r->name));
     json_object_object_add(o, "kind", json_object_new_string("redis"));
     json_object_object_add(o, "runtime", json_object_new_string("process"));
-    json_object_object_add(o, "state", json_object_new_string(
-                                           r->stopping ? "stopping" : r->up ? "running" : "starting"));
+    /* The protocol's three words: killing and exited are both on the way out. */
+    const char *state = r->state == RSRV_STARTING  ? "starting"
+                        : r->state == RSRV_RUNNING ? "running"
+                                                   : "stopping";
+    json_object_object_add(o, "state", json_object_new_string(state));
     json_object_object_add(o, "host", json_object_new_string("127.0.0.1"));
     json_object_object_add(o, "port", json_object_new_int(r->port));
     json_object_object_add(o, "pid", json_object_new_int(r->pid));

@@ -17,10 +17,21 @@ typedef struct rsrv rsrv_t;
 
 typedef enum rsrv_event {
     RSRV_UP,   /* accepting; the admin connection is authenticated */
-    RSRV_GONE, /* exited (asked to or not); the object is freed after this */
+    RSRV_GONE, /* exited when asked to; the object is freed after this */
+    RSRV_DIED, /* exited unasked, or killed as hung or unreachable; freed after this */
 } rsrv_event_t;
 
 typedef void (*rsrv_cb)(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud);
+
+/* Where a server is in its life (rd_server.c has the allowed changes). */
+typedef enum rsrv_state {
+    RSRV_STARTING, /* spawned; connecting the admin connection */
+    RSRV_RUNNING,  /* admin connection up: commands go through */
+    RSRV_KILLING,  /* hung, or its admin connection lost: SIGKILLed, not asked to stop */
+    RSRV_STOPPING, /* asked to stop: SIGTERM, SIGKILL after a deadline */
+    RSRV_EXITED,   /* gone; freed once its handles close */
+    RSRV__COUNT
+} rsrv_state_t;
 
 struct rsrv {
     dbld_t *d;
@@ -30,14 +41,15 @@ struct rsrv {
     char sock[CFG_PATH];
     int port;
     int pid;
-    bool up, stopping;
+    rsrv_state_t state;
     char admin_password[33];
     uv_process_t *proc;
     struct dkc *container; /* [redis] runtime = docker */
     rdc_t *admin;
     uv_timer_t timer; /* connect retry; health probes while up; stop deadline */
-    uint64_t ping_sent_ms; /* 0: no PING in flight */
-    uint64_t deadline_ms;
+    int pings;            /* health PINGs in flight (each has the command deadline) */
+    uint64_t deadline_ms; /* to be up by */
+    uint64_t retry_ms;    /* until the next connect attempt */
     rsrv_cb cb;
     void *ud;
     int handles; /* open: the timer, the process */
@@ -49,8 +61,11 @@ int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size
  * (the callback is then never called). */
 rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
                    rsrv_cb cb, void *ud);
-/* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE follows. */
+/* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE (or
+ * RSRV_DIED, if it was dying already) follows. */
 void rsrv_stop(rsrv_t *r);
+/* The same, and no more news: the owner is going away. */
+void rsrv_abandon(rsrv_t *r);
 /* A command on the admin connection. 0 or -ENOTCONN (cb not called). */
 int rsrv_command(rsrv_t *r, int argc, const char **argv, rdc_reply_cb cb, void *ud);
 json_object *rsrv_status_json(const rsrv_t *r);

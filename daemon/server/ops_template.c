@@ -208,7 +208,7 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
                          name, name);
         return;
     }
-    if (d->stopping || d->draining) {
+    if (dbld_refusing(d)) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
         return;
     }

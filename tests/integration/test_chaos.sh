@@ -62,7 +62,8 @@ test_chaos_keeps_every_promise() {
     chaos_step() { sleep "$1"; }
     chaos_step 3
     for _ in 1 2 3; do # workers die mid-lease
-        victim=$(pgrep -f "$DBLEASE run" | shuf -n1 || true)
+        # one of our workers' clients, not any "dblease run" on the machine
+        victim=$(for w in "${pids[@]}"; do pgrep -P "$w" -f "$DBLEASE run" || true; done | shuf -n1)
         [ -n "$victim" ] && kill -9 "$victim" 2>/dev/null || true
         chaos_step 1
     done

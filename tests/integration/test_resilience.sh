@@ -62,14 +62,17 @@ test_slow_loris_client_does_not_stall_others() {
     close_conn loris
 }
 
-test_client_that_never_reads_is_cut_off_alone() {
+test_client_that_never_reads_is_paused_alone() {
     # Pipeline thousands of status requests without reading a byte.
-    ( for _ in $(seq 1 20000); do echo '{"op":"status"}'; done; sleep 30 ) |
+    # (the writer becomes the sleep that holds the connection open; its pid
+    # is kept so the test ends it, and only it, when done)
+    ( echo "$BASHPID" > "$T/greedy.pid"; for _ in $(seq 1 20000); do echo '{"op":"status"}'; done; exec sleep 30 ) |
         socat -t 30 -u - "UNIX-CONNECT:$SOCK" &
     greedy=$!
-    wait_until 20 grep -q "is not reading its replies" "$STATE/dbleased.log" || fail "never cut off"
+    # Its requests stop being read (backpressure) while others are served.
+    wait_until 20 grep -q "replies unread; pausing its requests" "$STATE/dbleased.log" || fail "never paused"
     sql "$("$DBLEASE" lease)" "SELECT 1" >/dev/null
-    kill "$greedy" 2>/dev/null || true
+    kill "$greedy" "$(cat "$T/greedy.pid")" 2>/dev/null || true
 }
 
 test_exhausted_pool_fails_fast_or_times_out_with_exit_75() {
@@ -100,17 +103,47 @@ test_waiters_are_served_first_come_first_served() {
     close_conn second
 }
 
-test_sigkilled_daemon_takes_its_redis_servers_along() {
+# A process as "pid:starttime", so a recycled pid never passes for it.
+proc_id() { [ -r "/proc/$1/stat" ] && echo "$1:$(awk '{print $22}' "/proc/$1/stat")"; }
+proc_alive() { # pid:starttime
+    local p=${1%%:*}
+    [ -r "/proc/$p/stat" ] && [ "$(proc_id "$p")" = "$1" ] &&
+        [ "$(awk '{print $3}' "/proc/$p/stat")" != Z ]
+}
+
+test_sigkilled_daemon_leaves_nothing_behind_after_a_restart() {
     "$DBLEASE" lease --kind redis --wait 10000 >/dev/null
-    pids=$(status | jq -r '.instances[] | .pid')
+    # Every server process of this run (postmasters, their backends, redis).
+    old=""
+    for p in $(status | jq -r '.instances[] | .pid'); do
+        for q in $p $(pgrep -P "$p" || true); do old="$old $(proc_id "$q" || true)"; done
+    done
+    [ -n "$(status | jq -r '.instances[] | select(.kind == "redis") | .pid')" ] || fail "no redis server to watch"
+    # A mark in each data dir of this run: a dir still marked after the
+    # restart is one the new daemon kept (names like pg-1 are reused).
+    dirs=$(ls "$STATE/instances")
+    [ -n "$dirs" ] || fail "no instance dirs under $STATE/instances"
+    for d in $dirs; do touch "$STATE/instances/$d/old-run"; done
     kill -9 "$(cat "$STATE/dbleased.lock")"
-    alive() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]; }
-    none_alive() { for p in $pids; do if alive "$p"; then return 1; fi; done; }
-    wait_until 10 none_alive || fail "servers outlived the daemon: $pids"
+    rd_alive() { for p in $old; do proc_alive "$p" && grep -q redis "/proc/${p%%:*}/comm" && return 0; done; return 1; }
+    rd_gone() { ! rd_alive; }
+    wait_until 10 rd_gone ||
+        fail "redis servers outlived the daemon"
     start_daemon "health_interval_ms = 200" "health_timeout_ms = 1000" \
         "[postgres]" "min_ready = 2" "[redis]" "min_ready = 1" "max_total = 4" \
         "[template.one]" "min_ready = 1" "max_total = 1"
-    [ -z "$(ls "$STATE/instances" | grep -v '^pg-\|^rd-' || true)" ]
+    left=""
+    for p in $old; do if proc_alive "$p"; then left="$left ${p%%:*}"; fi; done
+    [ -z "$left" ] || fail "server processes of the killed daemon still run: $left ($(ps -o pid,cmd -p ${left// /,} | tail -n +2))"
+    kept=$(find "$STATE/instances" -name old-run 2>/dev/null)
+    [ -z "$kept" ] || fail "data dirs of the killed daemon kept: $kept"
+    [ -z "$(ls "$STATE/instances" | grep -v '^pg-\|^rd-' || true)" ] || fail "stray entries: $(ls "$STATE/instances")"
+    # and it leases again, databases that start empty
+    url=$("$DBLEASE" lease --wait 10000)
+    [ "$(sql "$url" "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")" = 0 ] ||
+        fail "a lease after the restart is not empty"
+    u=$("$DBLEASE" lease --kind redis --wait 10000)
+    [ "$(redis-cli --no-auth-warning -u "$u" PING)" = PONG ] || fail "redis lease after the restart"
 }
 
 run_tests

@@ -43,13 +43,15 @@ test_run_releases_its_lease_when_the_command_ends() {
 }
 
 test_killed_client_has_its_lease_reclaimed_within_one_second() {
-    "$DBLEASE" run -- sh -c 'echo "$DATABASE_URL" > "$0"; exec sleep 600' "$T/url" &
+    # The command says its pid (it becomes the sleep), so the test ends
+    # exactly what it started, not every "sleep 600" on the machine.
+    "$DBLEASE" run -- sh -c 'echo $$ > "$0.pid"; echo "$DATABASE_URL" > "$0"; exec sleep 600' "$T/url" &
     cli=$!
     wait_until 10 test -s "$T/url" || fail "run never started its command"
     url=$(cat "$T/url")
     sql "$url" "CREATE TABLE t (x int)"
     kill -9 "$cli"
-    pkill -f "sleep 600" || true
+    kill -9 "$(cat "$T/url.pid")"
     wait_until 1 url_dead "$url" || fail "lease of a SIGKILLed client not reclaimed within 1 s"
     [ "$("$DBLEASE" status --json | jq '.counters.leases_disconnected')" -ge 1 ]
 }

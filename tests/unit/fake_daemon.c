@@ -1,5 +1,6 @@
 /* A scripted fake dbleased for the client's unit tests; see fake_daemon.h. */
 #include <errno.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -16,12 +17,14 @@
 
 #include <cmocka.h>
 
+#include "client_priv.h"
 #include "fake_daemon.h"
 
 /* ---- the daemon side ---------------------------------------------------- */
 
 static const char *script = "?"; /* the child's serve function */
 static char read_failure[128];   /* why srv_read() last returned NULL */
+static int go_r = -1;            /* the child's end of the go pipe */
 
 void srv_fail(const char *file, int line, const char *func, int err, const char *fmt, ...)
 {
@@ -215,14 +218,35 @@ void srv_drain(int fd)
         json_object_put(req);
 }
 
+void srv_wait_go_at(const char *file, int line, const char *func)
+{
+    char c;
+    ssize_t r;
+
+    do
+        r = read(go_r, &c, 1);
+    while (r < 0 && errno == EINTR);
+    if (r != 1)
+        srv_fail(file, line, func, r < 0 ? errno : 0, "the test never said go");
+}
+
+void srv_hold_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
 /* ---- the test side ------------------------------------------------------ */
 
 void fake_start_named(fake_t *f, void (*serve)(int fd), const char *name)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int lfd, cfd;
+    int lfd, cfd, go[2];
 
     f->script = name;
+    assert_int_equal(pipe(go), 0);
     snprintf(f->dir, sizeof(f->dir), "/tmp/dblease-test-XXXXXX");
     assert_non_null(mkdtemp(f->dir));
     snprintf(f->path, sizeof(f->path), "%s/s.sock", f->dir);
@@ -235,6 +259,8 @@ void fake_start_named(fake_t *f, void (*serve)(int fd), const char *name)
     assert_true(f->pid >= 0);
     if (f->pid == 0) {
         script = name;
+        close(go[1]);
+        go_r = go[0];
         /* A write to a client that hung up is an error to report (EPIPE),
          * not a silent death by SIGPIPE. */
         signal(SIGPIPE, SIG_IGN);
@@ -246,12 +272,36 @@ void fake_start_named(fake_t *f, void (*serve)(int fd), const char *name)
         _exit(0);
     }
     close(lfd);
+    close(go[0]);
+    f->go_w = go[1];
+}
+
+void fake_go(fake_t *f)
+{
+    assert_int_equal(write(f->go_w, "g", 1), 1);
+}
+
+void wait_for_reply_in_flight(dbl_ctx_t *ctx)
+{
+    struct pollfd p = {.fd = ctx->priv->fd, .events = POLLIN};
+    int n;
+
+    do
+        n = poll(&p, 1, 10000);
+    while (n < 0 && errno == EINTR);
+    assert_int_equal(n, 1);
+}
+
+void set_timeout(dbl_ctx_t *ctx, int timeout_ms)
+{
+    ctx->priv->timeout_ms = timeout_ms;
 }
 
 void fake_finish(fake_t *f)
 {
     int status;
 
+    close(f->go_w);
     assert_int_equal(waitpid(f->pid, &status, 0), f->pid);
     unlink(f->path);
     rmdir(f->dir);

@@ -26,6 +26,7 @@ typedef struct fake {
     char dir[64];
     char path[96];
     pid_t pid;
+    int go_w;           /* the test's end of the go pipe (fake_go) */
     const char *script; /* the serve function's name, for messages */
 } fake_t;
 
@@ -88,6 +89,15 @@ void srv_error_at(const char *file, int line, const char *func, int fd, int64_t 
                   const char *code, const char *message);
 /* Serves until the client hangs up, so that the client sees its replies. */
 void srv_drain(int fd);
+/* Blocks until the test says fake_go(): a reply the client must see only
+ * after it gave up is sent after the test saw it give up, not after a guess
+ * at how long that takes. */
+#define srv_wait_go() srv_wait_go_at(SRV_HERE)
+void srv_wait_go_at(const char *file, int line, const char *func);
+/* Holds the script for at least ms: a reply that must come later than the
+ * client's timeout. A lower bound only; callers give the client a budget far
+ * above it, so nothing races against it. */
+void srv_hold_ms(int ms);
 
 /* ---- the test side ------------------------------------------------------ */
 
@@ -95,6 +105,14 @@ void srv_drain(int fd);
 void fake_start_named(fake_t *f, void (*serve)(int fd), const char *script);
 /* Waits for the fake and fails the test unless its script ran to the end. */
 void fake_finish(fake_t *f);
+/* Lets the script past its srv_wait_go(). */
+void fake_go(fake_t *f);
+/* Waits (up to 10 s) until the client has a reply to read: the late reply
+ * a script sent after fake_go() has arrived. */
+void wait_for_reply_in_flight(dbl_ctx_t *ctx);
+/* A new per-request timeout for ctx: the calls after the one whose timeout a
+ * test is about must not race against it. */
+void set_timeout(dbl_ctx_t *ctx, int timeout_ms);
 /* dbl_connect() to the fake as client "unit"; timeout_ms 0: the default. */
 dbl_ctx_t *connect_to(const fake_t *f, int timeout_ms);
 int64_t elapsed_ms(const struct timespec *t0);

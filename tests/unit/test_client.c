@@ -211,14 +211,14 @@ static void serve_slow_lease(int fd)
 
     srv_hello(fd);
     id = srv_expect(fd, "lease", NULL);
-    usleep(400 * 1000);
+    srv_hold_ms(400); /* past the client's 200 ms timeout, far inside its wait */
     srv_grant(fd, id);
     srv_drain(fd);
 }
 
 static void test_lease_waits_for_wait_ms_beyond_the_timeout(void **state)
 {
-    dbl_lease_opts_t lo = {.wait_ms = 1000};
+    dbl_lease_opts_t lo = {.wait_ms = 30000};
     dbl_lease_t *l;
     fake_t f;
     dbl_ctx_t *ctx;
@@ -238,7 +238,7 @@ static void serve_late_grant(int fd)
 
     srv_hello(fd);
     id = srv_expect(fd, "lease", NULL);
-    usleep(300 * 1000); /* the client has given up by now */
+    srv_wait_go(); /* the client has given up */
     srv_grant(fd, id);
     id = srv_expect(fd, "status", NULL);
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"pools\":[]}", (long long)id);
@@ -261,7 +261,9 @@ static void test_lease_granted_after_a_timeout_is_given_back(void **state)
     ctx = connect_to(&f, 100);
     assert_int_equal(dbl_lease(ctx, &lo, &l), -1);
     assert_int_equal(ctx->err, DBL_ERR_TIMEOUT);
-    usleep(400 * 1000);
+    fake_go(&f);
+    wait_for_reply_in_flight(ctx);
+    set_timeout(ctx, 10000);
     /* The next call reads the late grant on its way and releases it. */
     assert_int_equal(dbl_status(ctx, &json), 0);
     free(json);

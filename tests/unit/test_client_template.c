@@ -168,7 +168,7 @@ static void serve_slow_ensure(int fd)
 
     srv_hello(fd);
     id = srv_expect_template(fd, "template.ensure", NULL);
-    usleep(400 * 1000); /* another client's migration, say */
+    srv_hold_ms(400); /* another client's migration, say: past the 200 ms timeout */
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"template\":" READY_JSON "}", (long long)id);
     srv_drain(fd);
 }
@@ -181,7 +181,7 @@ static void test_ensure_waits_for_wait_ms_beyond_the_timeout(void **state)
 
     fake_start(&f, serve_slow_ensure);
     ctx = connect_to(&f, 200);
-    assert_int_equal(dbl_template_ensure(ctx, "app", "abc123", 1000, &t), 0);
+    assert_int_equal(dbl_template_ensure(ctx, "app", "abc123", 30000, &t), 0);
     dbl_template_free(t);
     dbl_free(ctx);
     fake_finish(&f);
@@ -193,10 +193,10 @@ static void serve_slow_ensure_after_hello_with_defaults(int fd)
 
     srv_send(fd,
              "{\"id\":%lld,\"ok\":true,\"version\":\"9.9.9\",\"proto\":1,"
-             "\"defaults\":{\"wait_ms\":1000,\"ttl_s\":900,\"max_ttl_s\":86400}}",
+             "\"defaults\":{\"wait_ms\":30000,\"ttl_s\":900,\"max_ttl_s\":86400}}",
              (long long)id);
     id = srv_expect_template(fd, "template.ensure", NULL);
-    usleep(400 * 1000);
+    srv_hold_ms(400); /* past the client's 200 ms timeout, inside the default wait */
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"template\":" READY_JSON "}", (long long)id);
     srv_drain(fd);
 }
@@ -402,7 +402,7 @@ static void serve_late_claim(int fd)
 
     srv_hello(fd);
     id = srv_expect_template(fd, "template.ensure", NULL);
-    usleep(300 * 1000); /* the client has given up by now */
+    srv_wait_go(); /* the client has given up */
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"template\":" MIGRATE_JSON "}", (long long)id);
     id = srv_expect(fd, "status", NULL);
     srv_send(fd, "{\"id\":%lld,\"ok\":true,\"pools\":[]}", (long long)id);
@@ -426,7 +426,9 @@ static void test_claim_granted_after_a_timeout_is_abandoned(void **state)
     ctx = connect_to(&f, 100);
     assert_int_equal(dbl_template_ensure(ctx, "app", "abc123", 0, &t), -1);
     assert_int_equal(ctx->err, DBL_ERR_TIMEOUT);
-    usleep(400 * 1000);
+    fake_go(&f);
+    wait_for_reply_in_flight(ctx);
+    set_timeout(ctx, 10000);
     /* The next call reads the late claim on its way and abandons it. */
     assert_int_equal(dbl_status(ctx, &json), 0);
     free(json);
