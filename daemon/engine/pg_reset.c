@@ -461,6 +461,7 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     reset_mode_t mode = RESET_AUTO;
     reset_mode_parse(kind_cfg(t)->reset, &mode);
     if (!s->engine || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
+        s->pool->counters.unchecked++;
         reclone(j, POOL_ERR_RECLONE, s->engine ? "policy: clone" : "no baseline");
         return 0;
     }

@@ -83,6 +83,7 @@ typedef struct pool_counters {
      * from the release to the database being ready again (reclone: to the
      * decision; the clone itself counts as a create) */
     uint64_t resets[RESET__COUNT], reset_ms[RESET__COUNT];
+    uint64_t unchecked; /* recloned without the check (the adaptive policy) */
 } pool_counters_t;
 
 struct pool {

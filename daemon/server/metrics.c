@@ -120,7 +120,10 @@ char *metrics_render(dbld_t *d)
     add(&b, "# HELP dblease_pool_releases_total Releases by outcome (reused, reloaded, "
             "recloned).\n# TYPE dblease_pool_releases_total counter\n"
             "# HELP dblease_pool_release_seconds_total Time spent per release outcome.\n"
-            "# TYPE dblease_pool_release_seconds_total counter\n");
+            "# TYPE dblease_pool_release_seconds_total counter\n"
+            "# HELP dblease_pool_releases_unchecked_total Releases recloned without checking "
+            "(reset = auto, after repeated changes).\n"
+            "# TYPE dblease_pool_releases_unchecked_total counter\n");
     list_for_each(&d->templates, it, tmp)
     {
         const tpl_t *t = list_entry(it, tpl_t, node);
@@ -135,6 +138,10 @@ char *metrics_render(dbld_t *d)
                 (unsigned long long)t->pool->counters.resets[a], t->kind, t->name, t->hash, name,
                 (double)t->pool->counters.reset_ms[a] / 1000.0);
         }
+        add(&b,
+            "dblease_pool_releases_unchecked_total{kind=\"%s\",template=\"%s\",hash=\"%.12s\"} "
+            "%llu\n",
+            t->kind, t->name, t->hash, (unsigned long long)t->pool->counters.unchecked);
     }
     const dbld_counters_t *c = &d->counters;
     const struct {

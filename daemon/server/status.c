@@ -43,6 +43,7 @@ static json_object *pool_json(const tpl_t *t)
         snprintf(key, sizeof key, "%s_ms", reset_action_name((reset_action_t)a));
         add_int(r, key, (int64_t)p->counters.reset_ms[a]);
     }
+    add_int(r, "unchecked", (int64_t)p->counters.unchecked);
     json_object_object_add(o, "releases", r);
     if (p->last_error[0])
         json_object_object_add(o, "last_error", json_object_new_string(p->last_error));

@@ -94,6 +94,30 @@ test_release_outcomes_are_counted_in_status_and_metrics() {
         || fail "no recloned time in /metrics"
 }
 
+release_with() { # sql [--clean]: a lease of the built-in template runs sql, then is released
+    local j
+    j=$("$DBLEASE" lease --json)
+    sql "$(field "$j" url)" "$1" >/dev/null
+    "$DBLEASE" release ${2:-} "$(field "$j" id)"
+}
+
+# reset = auto: after 3 releases in a row that had to be recloned, the
+# next ones are recloned without the check (a hint still gets one).
+test_repeated_ddl_releases_skip_the_check() {
+    reused=$(outcome reused)
+    release_with "SELECT 1"
+    wait_until 10 grew reused "$reused" || fail "a read-only release was not reused"
+    recloned=$(outcome recloned)
+    for i in 1 2 3; do release_with "CREATE TABLE t$i (x int)"; done
+    wait_until 20 grew recloned $((recloned + 2)) || fail "DDL releases were not recloned"
+    unchecked=$(outcome unchecked)
+    release_with "CREATE TABLE t4 (x int)"
+    wait_until 10 grew unchecked "$unchecked" || fail "the 4th DDL release in a row was checked"
+    reused=$(outcome reused)
+    release_with "SELECT 1" --clean
+    wait_until 10 grew reused "$reused" || fail "a clean-hinted release was not checked"
+}
+
 # A lease may make its own database a template; DROP DATABASE refuses
 # those, so the release must undo it before the pool drops it.
 test_a_database_made_a_template_is_still_dropped() {
