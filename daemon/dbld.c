@@ -12,6 +12,7 @@
 #include "dk_client.h"
 #include "metrics.h"
 #include "notify.h"
+#include "ops_template.h"
 #include "rd_slots.h"
 #include "tpl.h"
 
@@ -241,6 +242,7 @@ void dbld_shutdown(dbld_t *d, const char *why)
     set_state(d, DBLD_STOPPING);
     notify_stopping(d);
     log_info("daemon", "shutting down: %s", why);
+    ops_template_stopping(d); /* one reply per request, before the sessions go */
     server_close(d);
     metrics_stop(d);
     /* Each waiting request is answered, then its connection is flushed

@@ -112,6 +112,11 @@ void dbld_slot_lost(dbld_t *d, slot_t *s);
 /* Set up the Redis engine of the redis template (if redis-server is
  * there), wired to dbld_slot_lost/dbld_pool_lost. 0 or -ENOMEM. */
 int dbld_redis_setup(dbld_t *d);
+/* The PostgreSQL instance came up, went down, stopped (its inst_events_t,
+ * wired in main.c). */
+void dbld_inst_running(dbld_t *d, inst_t *i);
+void dbld_inst_down(dbld_t *d, inst_t *i);
+void dbld_inst_stopped(dbld_t *d, inst_t *i);
 /* Is this peer allowed admin operations? (our uid, or root) */
 bool dbld_is_admin(const dbld_t *d, uid_t peer);
 

@@ -305,6 +305,22 @@ static void watch_sql_dirs(dbld_t *d)
     }
 }
 
+/* The instance reports through these (it never calls the daemon itself). */
+static void on_pg_running(void *ud, inst_t *i)
+{
+    dbld_inst_running(ud, i);
+}
+
+static void on_pg_down(void *ud, inst_t *i)
+{
+    dbld_inst_down(ud, i);
+}
+
+static void on_pg_stopped(void *ud, inst_t *i)
+{
+    dbld_inst_stopped(ud, i);
+}
+
 static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errlen)
 {
     uv_loop_t loop;
@@ -346,7 +362,8 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         uv_loop_close(&loop);
         return -1;
     }
-    d->pg = inst_new(d, bindir, major);
+    inst_events_t pg_events = {on_pg_running, on_pg_down, on_pg_stopped, d};
+    d->pg = inst_new(d, bindir, major, &pg_events);
     list_init(&d->templates);
     if (tpl_setup(d, err, errlen) < 0)
         return -1;
@@ -396,6 +413,12 @@ int main(int argc, char **argv)
     log_set_level(level);
     if (a.check_config) {
         config_dump(&d.cfg, stdout);
+        /* What start-up reads besides the file: a template's sql_dir. */
+        if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
+            tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "dbleased: %s\n", err);
+            return EX_CONFIG;
+        }
         fprintf(stderr, "dbleased: configuration is valid\n");
         return 0;
     }

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum { T_STR, T_INT, T_MODE } key_type_t;
 
@@ -467,4 +469,32 @@ void config_dump(const config_t *cfg, void *file)
                 fprintf(f, "%s = %d\n", k->key, *(const int *)p);
         }
     }
+}
+
+int config_check_paths(const config_t *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_templates; i++) {
+        const tpl_cfg_t *t = &cfg->templates[i];
+        struct stat st;
+        if (!t->sql_dir[0])
+            continue;
+        if (stat(t->sql_dir, &st) < 0) {
+            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; create it or fix the path",
+                     t->name, t->sql_dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen,
+                     "[template.%s] sql_dir %s is not a directory; point it at the directory "
+                     "holding the *.sql files",
+                     t->name, t->sql_dir);
+            return -1;
+        }
+        if (access(t->sql_dir, R_OK | X_OK) < 0) {
+            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
+                     t->sql_dir, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }

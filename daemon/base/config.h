@@ -80,5 +80,9 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 int config_validate(const config_t *cfg, char *err, size_t errlen);
 /* Print the effective configuration as INI (for --check-config). */
 void config_dump(const config_t *cfg, void *file);
+/* --check-config: what start-up would fail on outside the file itself (a
+ * template's sql_dir missing, not a directory, unreadable). 0, or -1 with
+ * what to fix in err. */
+int config_check_paths(const config_t *cfg, char *err, size_t errlen);
 
 #endif
