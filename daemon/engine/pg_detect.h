@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <stdbool.h>
 
-#include "reset_policy.h"
+#include "pool.h" /* reset_verdict_t (pool/reset_policy.h) */
 
 typedef struct pgd_rel {
     unsigned relid, target; /* target: the table to reload (a toast table's parent) */
