@@ -13,6 +13,9 @@ packages=(
     postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
     gnuplot-nox                                 # bench/run.sh draws its plot
     podman runc                                 # tests/containers: Docker-compatible API for the docker runtime
+    python3-pytest python3-pytest-xdist python3-venv python3-pip python3-setuptools python3-wheel  # bindings/python, offline
+    python3-psycopg2 python3-redis              # examples/python
+    golang-go golang-github-lib-pq-dev          # bindings/go; lib/pq for examples/go, through a go.mod replace
 )
 
 missing=()

@@ -1,0 +1,3 @@
+module dblease.dev/dblease
+
+go 1.19
