@@ -58,6 +58,8 @@ static const key_def_t keys[] = {
     K("max_total", T_INT, max_total, 1, 100000, "32"),
     K("max_connections", T_INT, server_max_connections, 10, 100000, "300"),
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
+    K("reset", T_STR, reset, 0, 0, "auto"),
+    K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -335,6 +337,11 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
                  "[%s] runtime = external needs url = postgresql://USER:PASSWORD@HOST:PORT/DB "
                  "(a role with CREATEDB and CREATEROLE)",
                  name);
+        return -1;
+    }
+    if (strcmp(k->reset, "auto") != 0 && strcmp(k->reset, "detect") != 0 &&
+        strcmp(k->reset, "clone") != 0) {
+        snprintf(err, errlen, "[%s] reset must be auto, detect or clone, got '%s'", name, k->reset);
         return -1;
     }
     size_t plen = strlen(k->name_prefix);

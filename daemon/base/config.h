@@ -25,6 +25,11 @@ typedef struct kind_cfg {
     int max_total;
     int server_max_connections; /* postgres max_connections per instance */
     int start_timeout_s;
+    /* postgres, database isolation: what a release does (auto | detect |
+     * clone; pool/reset_policy.h) and how long the holder's sessions may
+     * go on closing by themselves before they are terminated */
+    char reset[16];
+    int release_grace_ms;
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in

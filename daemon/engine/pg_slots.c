@@ -11,6 +11,7 @@
 #include "inst.h"
 #include "log.h"
 #include "pg_engine.h"
+#include "pg_reset.h"
 #include "pg_scram.h"
 #include "tpl.h"
 #include "util.h"
@@ -75,13 +76,25 @@ static const char *strategy(const tpl_t *t)
 
 /* ---- a database per lease --------------------------------------------- */
 
+static void on_baseline(void *ud, int err, const char *msg)
+{
+    done(ud, err, msg);
+}
+
+/* The clone is ready: read its baseline for the release path's detector
+ * (pg_reset.h). No session ran in it, so the baseline needs no session
+ * of ours in it either. */
 static void on_db_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     slot_job_t *j = ud;
-    if (err == 0)
-        log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname,
-                  (double)(uv_hrtime() - j->t_start) / 1e6);
-    done(j, err, msg);
+    if (err) {
+        done(j, err, msg);
+        return;
+    }
+    log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname,
+              (double)(uv_hrtime() - j->t_start) / 1e6);
+    if (pg_take_baseline(j->slot, j->t, NULL, on_baseline, j) < 0)
+        done(j, -ENOTCONN, "cannot read the new database's baseline");
 }
 
 /* Three round trips on an admin connection, none into the clone: the
@@ -158,35 +171,22 @@ static int db_drop(slot_t *s, void *ud)
     return start(j, sql, 3, on_simple);
 }
 
-/* Clean return: new password, and the old holder's sessions are gone
- * (waiting up to 5 s) before anyone else gets it. */
-static int rotate(slot_t *s, void *ud, const char *who)
-{
-    slot_job_t *j = job_new(s, ud);
-    if (!j || util_random_password(j->password, 32) < 0) {
-        free(j);
-        return -ENOMEM;
-    }
-    char alter[512], term[512], verifier[160];
-    if (pg_scram_verifier(j->password, verifier, sizeof verifier) < 0) {
-        free(j);
-        return -EIO;
-    }
-    snprintf(alter, sizeof alter, "ALTER ROLE \"%s\" PASSWORD '%s'", s->dbname, verifier);
-    snprintf(term, sizeof term,
-             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-             "WHERE %s = '%s' AND pid <> pg_backend_pid()",
-             who, s->dbname);
-    const char *sql[] = {alter, term};
-    return start(j, sql, 2, on_simple);
-}
-
+/* Every release goes through the detector; clean is a hint (pg_reset.h). */
 static int db_rotate(slot_t *s, void *ud)
 {
-    return rotate(s, ud, "datname");
+    return pg_release_db(s, ud, true);
 }
 
-const slot_ops_t pg_slot_ops = {.create = db_create, .drop = db_drop, .rotate = db_rotate};
+static int db_reset(slot_t *s, void *ud)
+{
+    return pg_release_db(s, ud, false);
+}
+
+const slot_ops_t pg_slot_ops = {.create = db_create,
+                                .drop = db_drop,
+                                .rotate = db_rotate,
+                                .reset = db_reset,
+                                .forget = pg_reset_forget};
 
 /* ---- a schema per lease, in the template's shared database ------------ */
 
@@ -304,7 +304,7 @@ static int schema_drop(slot_t *s, void *ud)
 
 static int schema_rotate(slot_t *s, void *ud)
 {
-    return rotate(s, ud, "usename");
+    return pg_release_schema(s, ud);
 }
 
 const slot_ops_t pg_schema_slot_ops = {

@@ -81,6 +81,7 @@ pool_t *pool_new(pool_limits_t *limits, const char *kind, const char *template_n
     p->ops = ops;
     p->ops_ud = ops_ud;
     p->next_seq = 1;
+    reset_policy_init(&p->reset_policy);
     for (int i = 0; i < SLOT__COUNT; i++)
         list_init(&p->slots[i]);
     list_init(&p->waiters);
@@ -100,6 +101,8 @@ void pool_free(pool_t *p)
     while (!list_empty(&p->waiters))
         pool_cancel_wait(list_entry(list_first(&p->waiters), pool_waiter_t, node));
     list_remove(&p->limits->pools, &p->node);
+    if (p->engine_data_free)
+        p->engine_data_free(p->engine_data);
     free(p);
 }
 
@@ -121,6 +124,8 @@ static void slot_free(slot_t *s)
     pool_t *p = s->pool;
     list_remove(&p->slots[s->state], &s->node);
     p->limits->total--;
+    if (p->ops->forget)
+        p->ops->forget(s, p->ops_ud);
     free(s);
 }
 
@@ -287,6 +292,14 @@ void pool_drain(pool_t *p, uint64_t now_ms)
         start_drop(list_entry(list_first(&p->slots[SLOT_FAILED]), slot_t, node));
 }
 
+void pool_note_reset(pool_t *p, reset_action_t a, uint64_t ms)
+{
+    if (a >= RESET__COUNT)
+        return;
+    p->counters.resets[a]++;
+    p->counters.reset_ms[a] += ms;
+}
+
 void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms)
 {
     pool_t *p = s->pool;
@@ -321,7 +334,11 @@ void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms)
             p->counters.rotated++;
             slot_became_ready(s);
         } else {
-            log_warn("pool", "recycling %s failed, dropping it: %s", s->dbname, msg ? msg : "");
+            if (err == POOL_ERR_RECLONE)
+                log_debug("pool", "%s changed too much to reuse: %s", s->dbname, msg ? msg : "");
+            else
+                log_warn("pool", "recycling %s failed, dropping it: %s", s->dbname,
+                         msg ? msg : "");
             start_drop(s);
         }
         break;

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "list.h"
+#include "reset_policy.h"
 
 typedef struct pool pool_t;
 typedef struct slot slot_t;
@@ -50,7 +51,13 @@ typedef struct slot_ops {
     int (*drop)(slot_t *s, void *ud);
     int (*rotate)(slot_t *s, void *ud);
     int (*reset)(slot_t *s, void *ud);
+    /* optional: free s->engine when the slot is freed */
+    void (*forget)(slot_t *s, void *ud);
 } slot_ops_t;
+
+/* A release the engine could not reuse (it changed too much): drop it and
+ * clone anew. Not a failure, so not logged as one. */
+#define POOL_ERR_RECLONE (-10001)
 
 /* Shared by every pool: the global database cap ([daemon] max_databases). */
 typedef struct pool_limits {
@@ -75,6 +82,11 @@ struct pool_waiter {
 
 typedef struct pool_counters {
     uint64_t created, create_failures, dropped, rotated, drop_failures;
+    /* release outcomes (reset_action_t) and the milliseconds they took,
+     * from the release to the database being ready again (reclone: to the
+     * decision; the clone itself counts as a create) */
+    uint64_t resets[RESET__COUNT], reset_ms[RESET__COUNT];
+    uint64_t unchecked; /* recloned without the check (the adaptive policy) */
 } pool_counters_t;
 
 struct pool {
@@ -99,6 +111,11 @@ struct pool {
     uint64_t backoff_seq; /* creates from this seq on are a new attempt */
     char last_error[256];
     pool_counters_t counters;
+    reset_policy_t reset_policy;
+    /* engine data for the whole pool (a template version's seed rows), freed
+     * with it */
+    void *engine_data;
+    void (*engine_data_free)(void *data);
 };
 
 void pool_limits_init(pool_limits_t *l, int max);
@@ -133,6 +150,9 @@ void pool_drain(pool_t *p, uint64_t now_ms);
 
 /* The engine lost a READY or FAILED slot (its server died): forget it. */
 void pool_slot_lost(slot_t *s, uint64_t now_ms);
+
+/* The engine tells how a release ended (before its pool_slot_done). */
+void pool_note_reset(pool_t *p, reset_action_t a, uint64_t ms);
 
 /* Engine report for the op in flight on s. err 0 or < 0 with msg. */
 void pool_slot_done(slot_t *s, int err, const char *msg, uint64_t now_ms);

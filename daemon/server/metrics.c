@@ -117,6 +117,32 @@ char *metrics_render(dbld_t *d)
         resets += t->pool->counters.dropped + t->pool->counters.rotated;
         failures += t->pool->counters.create_failures + t->pool->counters.drop_failures;
     }
+    add(&b, "# HELP dblease_pool_releases_total Releases by outcome (reused, reloaded, "
+            "recloned).\n# TYPE dblease_pool_releases_total counter\n"
+            "# HELP dblease_pool_release_seconds_total Time spent per release outcome.\n"
+            "# TYPE dblease_pool_release_seconds_total counter\n"
+            "# HELP dblease_pool_releases_unchecked_total Releases recloned without checking "
+            "(reset = auto, after repeated changes).\n"
+            "# TYPE dblease_pool_releases_unchecked_total counter\n");
+    list_for_each(&d->templates, it, tmp)
+    {
+        const tpl_t *t = list_entry(it, tpl_t, node);
+        for (int a = 0; a < RESET__COUNT; a++) {
+            const char *name = reset_action_name((reset_action_t)a);
+            add(&b,
+                "dblease_pool_releases_total{kind=\"%s\",template=\"%s\",hash=\"%.12s\","
+                "outcome=\"%s\"} %llu\n"
+                "dblease_pool_release_seconds_total{kind=\"%s\",template=\"%s\",hash=\"%.12s\","
+                "outcome=\"%s\"} %.3f\n",
+                t->kind, t->name, t->hash, name,
+                (unsigned long long)t->pool->counters.resets[a], t->kind, t->name, t->hash, name,
+                (double)t->pool->counters.reset_ms[a] / 1000.0);
+        }
+        add(&b,
+            "dblease_pool_releases_unchecked_total{kind=\"%s\",template=\"%s\",hash=\"%.12s\"} "
+            "%llu\n",
+            t->kind, t->name, t->hash, (unsigned long long)t->pool->counters.unchecked);
+    }
     const dbld_counters_t *c = &d->counters;
     const struct {
         const char *name, *help;

@@ -8,6 +8,7 @@
 #include "rd_slots.h"
 #include "tpl.h"
 
+#include <stdio.h>
 #include <string.h>
 #include "util.h"
 
@@ -34,6 +35,16 @@ static json_object *pool_json(const tpl_t *t)
     add_int(o, "waiting", (int64_t)p->waiters.count);
     add_int(o, "min_ready", p->min_ready);
     add_int(o, "max_total", p->max_total);
+    /* release outcomes: how many, and their total milliseconds */
+    json_object *r = json_object_new_object();
+    for (int a = 0; a < RESET__COUNT; a++) {
+        char key[32];
+        add_int(r, reset_action_name((reset_action_t)a), (int64_t)p->counters.resets[a]);
+        snprintf(key, sizeof key, "%s_ms", reset_action_name((reset_action_t)a));
+        add_int(r, key, (int64_t)p->counters.reset_ms[a]);
+    }
+    add_int(r, "unchecked", (int64_t)p->counters.unchecked);
+    json_object_object_add(o, "releases", r);
     if (p->last_error[0])
         json_object_object_add(o, "last_error", json_object_new_string(p->last_error));
     return o;

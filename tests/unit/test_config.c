@@ -314,6 +314,22 @@ static void test_template_with_relative_sql_dir_is_invalid(void **state)
     assert_invalid(&fx->cfg, "sql_dir must be an absolute path");
 }
 
+/* The release path is chosen per template; the default detects (auto). */
+static void test_reset_policy_is_per_template_with_auto_default(void **state)
+{
+    fixture_t *fx = *state;
+    assert_string_equal(fx->cfg.postgres.reset, "auto");
+    assert_int_equal(fx->cfg.postgres.release_grace_ms, 300);
+    assert_int_equal(load(fx, "[template.ddl]\nreset = clone\nrelease_grace_ms = 50\n"
+                              "[template.app]\nsql_dir = /srv\n"),
+                     0);
+    assert_string_equal(fx->cfg.templates[0].k.reset, "clone");
+    assert_int_equal(fx->cfg.templates[0].k.release_grace_ms, 50);
+    assert_string_equal(fx->cfg.templates[1].k.reset, "auto");
+    strcpy(fx->cfg.templates[1].k.reset, "sometimes");
+    assert_invalid(&fx->cfg, "reset must be auto, detect or clone, got 'sometimes'");
+}
+
 /* The first problem is the one reported, with its own line: later ones must
  * not overwrite its message. */
 static void test_first_error_is_reported_with_its_line(void **state)
@@ -554,6 +570,7 @@ int main(void)
         T(test_name_prefix_must_be_a_plain_identifier),
         T(test_unknown_isolation_is_invalid),
         T(test_bad_log_level_is_invalid),
+        T(test_reset_policy_is_per_template_with_auto_default),
         T(test_dump_of_defaults_reloads_to_the_same_config),
         T(test_dump_of_every_key_changed_reloads_to_the_same_config),
 #undef T

@@ -1,0 +1,681 @@
+#include "pg_reset.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fsm.h"
+#include "inst.h"
+#include "log.h"
+#include "pg_detect.h"
+#include "pg_engine.h"
+#include "pg_scram.h"
+#include "tpl.h"
+#include "util.h"
+
+/* How long ended sessions may take to leave pg_stat_activity before the
+ * release gives up (and the pool drops the database). */
+#define END_TIMEOUT_MS 5000
+
+/* A database release runs on a superuser connection of its own into the
+ * lease database (opened first): the grace can take release_grace_ms, and
+ * the admin connections, which the pool's clones and drops queue on, must
+ * not wait behind it. */
+typedef enum rj_state {
+    RJ_CONNECTING, /* into the lease database, as superuser */
+    RJ_ENDING,     /* logins blocked, the holder's sessions closing or being ended */
+    RJ_CHECKING,   /* epoch, sessions, shared catalogs */
+    RJ_DETECTING,  /* per-relation counters and sequences */
+    RJ_CLEARING,   /* rows reset: DELETE + VACUUM the changed tables */
+    RJ_LOADING,    /* rows reset: seed rows, setval, new baseline */
+    RJ_REOPENING,  /* new password, login allowed again */
+    RJ_RECLONING,  /* unusable: IS_TEMPLATE off so the drop works */
+    RJ__COUNT
+} rj_state_t;
+
+static const char *const rj_names[RJ__COUNT] = {
+    [RJ_ENDING] = "ending",       [RJ_CHECKING] = "checking", [RJ_CONNECTING] = "connecting",
+    [RJ_DETECTING] = "detecting", [RJ_CLEARING] = "clearing", [RJ_LOADING] = "loading",
+    [RJ_REOPENING] = "reopening", [RJ_RECLONING] = "recloning",
+};
+
+static const unsigned rj_allowed[RJ__COUNT] = {
+    [RJ_CONNECTING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_RECLONING),
+    [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+    [RJ_CHECKING] = FSM_TO(RJ_DETECTING) | FSM_TO(RJ_RECLONING),
+    [RJ_DETECTING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
+                     FSM_TO(RJ_RECLONING),
+    [RJ_CLEARING] = FSM_TO(RJ_LOADING) | FSM_TO(RJ_RECLONING),
+    [RJ_LOADING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+    [RJ_REOPENING] = 0,
+    [RJ_RECLONING] = 0,
+};
+
+static const fsm_def_t rj_fsm = {"release", RJ__COUNT, rj_names, rj_allowed};
+
+typedef struct rjob {
+    slot_t *s;
+    tpl_t *t;
+    pgc_t *conn; /* into the lease database while detecting and reloading */
+    rj_state_t state;
+    bool detect; /* database isolation: run the detector */
+    uint64_t t0;
+    reset_action_t action;
+    int err; /* the failure a reclone reports */
+    char msg[256];
+    pgd_state_t now;
+    unsigned *changed; /* tables to reload */
+    int nchanged;
+    char password[33];
+} rjob_t;
+
+static void set_state(rjob_t *j, rj_state_t to)
+{
+    j->state = (rj_state_t)fsm_step(&rj_fsm, (int)j->state, (int)to, j->s->dbname);
+}
+
+static const kind_cfg_t *kind_cfg(const tpl_t *t)
+{
+    const config_t *cfg = &t->d->cfg;
+    for (int i = 0; t->source == TPL_CONFIG && i < cfg->n_templates; i++)
+        if (strcmp(cfg->templates[i].name, t->name) == 0)
+            return &cfg->templates[i].k;
+    return &cfg->postgres;
+}
+
+/* The template version's cache; made by the entry points (release,
+ * baseline), which fail with -ENOMEM when they cannot, so every step after
+ * them finds it. */
+static pgd_seed_t *seed_of(pool_t *p)
+{
+    if (!p->engine_data) {
+        p->engine_data = calloc(1, sizeof(pgd_seed_t));
+        p->engine_data_free = pgd_seed_free;
+    }
+    return p->engine_data;
+}
+
+static void finish(rjob_t *j, int err, const char *msg)
+{
+    slot_t *s = j->s;
+    uint64_t now = util_now_ms();
+    char why[256]; /* msg may live in j */
+    snprintf(why, sizeof why, "%s", msg ? msg : "");
+    if (j->detect && (err == 0 || err == POOL_ERR_RECLONE))
+        pool_note_reset(s->pool, j->action, now - j->t0);
+    if (err == 0)
+        memcpy(s->password, j->password, sizeof s->password);
+    if (j->conn)
+        pgc_close(j->conn);
+    pgd_state_free(&j->now);
+    free(j->changed);
+    free(j);
+    pool_slot_done(s, err, why, now);
+}
+
+static int admin(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
+{
+    return pg_admin_exec(j->t->d->pg, sql, n, cb, j);
+}
+
+static void on_recloned(void *ud, int err, const char *msg, const PGresult *res)
+{
+    (void)err, (void)msg, (void)res;
+    rjob_t *j = ud;
+    finish(j, j->err, j->msg);
+}
+
+/* Not reusable: hand it to the pool to drop. A lease may have made its
+ * database a template, which DROP DATABASE refuses. */
+static void reclone(rjob_t *j, int err, const char *why)
+{
+    set_state(j, RJ_RECLONING);
+    j->action = RESET_RECLONE;
+    j->err = err ? err : POOL_ERR_RECLONE;
+    snprintf(j->msg, sizeof j->msg, "%s", why ? why : "");
+    if (!j->detect) {
+        finish(j, j->err, j->msg);
+        return;
+    }
+    char sql[160];
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" IS_TEMPLATE false", j->s->dbname);
+    const char *stmts[] = {sql};
+    if (admin(j, stmts, 1, on_recloned) < 0)
+        finish(j, j->err, j->msg);
+}
+
+static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
+{
+    (void)res;
+    rjob_t *j = ud;
+    finish(j, err, msg);
+}
+
+static void reopen(rjob_t *j)
+{
+    set_state(j, RJ_REOPENING);
+    char verifier[160], sql[512];
+    if (util_random_password(j->password, 32) < 0 ||
+        pg_scram_verifier(j->password, verifier, sizeof verifier) < 0) {
+        finish(j, -EIO, "cannot make a password");
+        return;
+    }
+    snprintf(sql, sizeof sql, "ALTER ROLE \"%s\" LOGIN PASSWORD '%s'", j->s->dbname, verifier);
+    const char *stmts[] = {sql};
+    if (admin(j, stmts, 1, on_reopened) < 0)
+        finish(j, -ENOTCONN, "lost the admin connection");
+}
+
+/* ---- rows reset --------------------------------------------------------- */
+
+static void on_loaded(void *ud, int err, const char *msg, const PGresult *res)
+{
+    rjob_t *j = ud;
+    pgd_base_t *base = j->s->engine;
+    if (err) {
+        reclone(j, 0, msg);
+        return;
+    }
+    pgd_state_t fresh = {0};
+    if (pgd_parse(res, NULL, &fresh) < 0) {
+        pgd_state_free(&fresh);
+        reclone(j, 0, "could not read the new baseline");
+        return;
+    }
+    pgd_state_free(&base->indb);
+    base->indb = fresh;
+    reopen(j);
+}
+
+/* Seed rows of the changed tables, the template's sequence values back,
+ * and the new baseline read in this same session after a forced flush. */
+static void load(rjob_t *j)
+{
+    set_state(j, RJ_LOADING);
+    const pgd_seed_t *seed = seed_of(j->s->pool);
+    const pgd_base_t *base = j->s->engine;
+    int max = j->nchanged + base->indb.nseqs + 6, n = 0;
+    char **sql = calloc((size_t)max, sizeof *sql);
+    if (!sql) {
+        reclone(j, -ENOMEM, "out of memory");
+        return;
+    }
+    /* Any statement missing would hand out a table without its rows: every
+     * allocation is checked, and a miss reclones instead. */
+    bool ok = (sql[n++] = strdup("BEGIN")) &&
+              (sql[n++] = strdup("SET LOCAL session_replication_role = replica"));
+    for (int i = 0; ok && i < j->nchanged; i++) {
+        const pgd_table_t *t = pgd_seed_find(seed, j->changed[i]);
+        if (!t->rows)
+            continue;
+        char *lit = PQescapeLiteral(pgc_raw(j->conn), t->rows, strlen(t->rows));
+        size_t len = (lit ? strlen(lit) : 0) + strlen(t->cols) + strlen(t->fields) +
+                     2 * strlen(t->name) + 160;
+        ok = lit && (sql[n] = malloc(len));
+        if (ok)
+            snprintf(sql[n++], len,
+                     "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT r::%s AS x "
+                     "FROM unnest(%s::text[]) r OFFSET 0) s",
+                     t->name, t->cols, t->fields, t->name, lit);
+        PQfreemem(lit);
+    }
+    for (int i = 0; ok && i < base->indb.nseqs; i++) {
+        const pgd_seq_t *q = &base->indb.seqs[i];
+        char value[48], *called = value;
+        snprintf(value, sizeof value, "%s", q->value);
+        strsep(&called, ":");
+        ok = (sql[n] = malloc(128)) != NULL;
+        if (ok)
+            snprintf(sql[n++], 128, "SELECT setval(%u, %s, %s)", q->oid, value,
+                     called && *called ? called : "false");
+    }
+    ok = ok && (sql[n++] = strdup("COMMIT")) &&
+         (sql[n++] = strdup("SELECT pg_stat_force_next_flush()")) &&
+         (sql[n++] = strdup(PGD_INDB_SQL));
+    if (!ok || pgc_exec(j->conn, (const char *const *)sql, n, on_loaded, j) < 0)
+        reclone(j, 0, "could not queue the reload");
+    for (int i = 0; i < n; i++)
+        free(sql[i]);
+    free(sql);
+}
+
+static void on_cleared(void *ud, int err, const char *msg, const PGresult *res)
+{
+    rjob_t *j = ud;
+    if (err) {
+        reclone(j, 0, msg);
+        return;
+    }
+    /* VACUUM could not truncate (a lock in the way): the reloaded rows would
+     * not land where a fresh clone has them. */
+    if (!res || PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "0") != 0) {
+        reclone(j, POOL_ERR_RECLONE, "a reset table kept its pages");
+        return;
+    }
+    load(j);
+}
+
+typedef enum { AS_DELETE, AS_NAME, AS_OID } join_t;
+
+/* The changed tables as "DELETE FROM ONLY t1; …", "t1, t2" or oids. */
+static char *join_names(rjob_t *j, join_t how)
+{
+    const pgd_seed_t *seed = seed_of(j->s->pool);
+    size_t len = 1;
+    for (int i = 0; i < j->nchanged; i++)
+        len += strlen(pgd_seed_find(seed, j->changed[i])->name) + 32;
+    char *out = malloc(len);
+    size_t off = 0;
+    for (int i = 0; out && i < j->nchanged; i++) {
+        const char *name = pgd_seed_find(seed, j->changed[i])->name;
+        if (how == AS_DELETE)
+            off += (size_t)snprintf(out + off, len - off, "DELETE FROM ONLY %s; ", name);
+        else if (how == AS_NAME)
+            off += (size_t)snprintf(out + off, len - off, "%s%s", i ? ", " : "", name);
+        else
+            off += (size_t)snprintf(out + off, len - off, "%s%u", i ? ", " : "", j->changed[i]);
+    }
+    return out;
+}
+
+static void clear(rjob_t *j)
+{
+    set_state(j, RJ_CLEARING);
+    char *dels = join_names(j, AS_DELETE);
+    char *names = join_names(j, AS_NAME);
+    char *oids = join_names(j, AS_OID);
+    char *del = NULL, *vac = NULL, *check = NULL;
+    if (dels && names && oids && asprintf(&vac, "VACUUM %s", names) > 0 &&
+        asprintf(&check,
+                 "SELECT count(*)::text FROM pg_class WHERE oid IN (%s) AND pg_relation_size(oid) > 0",
+                 oids) > 0 &&
+        asprintf(&del,
+                 "DO $$BEGIN SET LOCAL session_replication_role = replica; %s END$$", dels) > 0) {
+        const char *sql[] = {del, vac, check};
+        if (pgc_exec(j->conn, sql, 3, on_cleared, j) < 0)
+            reclone(j, 0, "lost the connection to the database");
+    } else {
+        reclone(j, -ENOMEM, "out of memory");
+    }
+    free(dels), free(names), free(oids), free(del), free(vac), free(check);
+}
+
+/* ---- detection ---------------------------------------------------------- */
+
+static void on_detected(void *ud, int err, const char *msg, const PGresult *res)
+{
+    rjob_t *j = ud;
+    pgd_base_t *base = j->s->engine;
+    pool_t *p = j->s->pool;
+    if (err) { /* a template sequence dropped, say */
+        reset_policy_record(&p->reset_policy, VERDICT_DIRTY);
+        reclone(j, POOL_ERR_RECLONE, msg);
+        return;
+    }
+    bool seqs = false;
+    reset_verdict_t v = pgd_parse(res, NULL, &j->now) < 0
+                            ? VERDICT_DIRTY
+                            : pgd_compare(&base->indb, &j->now, &j->changed, &j->nchanged, &seqs);
+    reset_policy_record(&p->reset_policy, v);
+    pgd_seed_t *seed = seed_of(p);
+    if (v == VERDICT_ROWS && seed->state == SEED_UNKNOWN)
+        seed->state = SEED_WANTED; /* the next clone takes it */
+    for (int i = 0; v == VERDICT_ROWS && i < j->nchanged; i++)
+        if (seed->state != SEED_READY || !pgd_seed_find(seed, j->changed[i]))
+            v = VERDICT_DIRTY;
+    j->action = reset_action_for(v, seed->state == SEED_READY && seed->reloadable);
+    log_debug("engine", "%s released: %s (%d tables, sequences %s)", j->s->dbname,
+              reset_action_name(j->action), j->nchanged, seqs ? "moved" : "unchanged");
+    if (j->action == RESET_REUSE)
+        reopen(j);
+    else if (j->action == RESET_RECLONE)
+        reclone(j, POOL_ERR_RECLONE, "changed beyond rows");
+    else if (j->nchanged > 0)
+        clear(j);
+    else
+        load(j);
+}
+
+/* On the release's own connection, else on an admin one (schemas). */
+static int run(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
+{
+    return j->conn ? pgc_exec(j->conn, sql, n, cb, j) : admin(j, sql, n, cb);
+}
+
+static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
+{
+    rjob_t *j = ud;
+    pgd_base_t *base = j->s->engine;
+    pgd_shared_t now = {0};
+    if (err) {
+        reclone(j, err, msg);
+        return;
+    }
+    if (pgd_parse(res, &now, NULL) < 0 || !pgd_shared_equal(&base->shared, &now)) {
+        reset_policy_record(&j->s->pool->reset_policy, VERDICT_DIRTY);
+        reclone(j, POOL_ERR_RECLONE, "shared catalogs, sessions or stats epoch changed");
+        return;
+    }
+    set_state(j, RJ_DETECTING);
+    const char *sql[] = {PGD_INDB_SQL};
+    if (run(j, sql, 1, on_detected) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
+}
+
+static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
+{
+    (void)res;
+    rjob_t *j = ud;
+    if (err) {
+        reclone(j, err, msg);
+        return;
+    }
+    if (!j->detect) {
+        reopen(j);
+        return;
+    }
+    set_state(j, RJ_CHECKING);
+    char sql[4096];
+    pgd_shared_sql(sql, sizeof sql, j->s->dbname, j->t->owner);
+    const char *stmts[] = {sql};
+    if (run(j, stmts, 1, on_checked) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
+}
+
+/* Wait up to grace_ms for the holder's sessions to close on their own,
+ * then end them (pg_terminate_backend without a timeout: with one it polls
+ * in 100 ms steps) and poll until pg_stat_activity lists none: a backend
+ * has flushed its statistics by the time its row is gone. */
+static void end_sessions_sql(char *buf, size_t len, const char *cond, const char *name,
+                             int grace_ms)
+{
+    snprintf(buf, len,
+             "DO $$DECLARE t0 timestamptz := clock_timestamp(); p int; BEGIN "
+             "LOOP PERFORM pg_stat_clear_snapshot(); "
+             "EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE %1$s) "
+             "OR clock_timestamp() - t0 >= interval '%3$d ms'; "
+             "PERFORM pg_sleep(0.005); END LOOP; "
+             "LOOP PERFORM pg_stat_clear_snapshot(); "
+             "FOR p IN SELECT pid FROM pg_stat_activity WHERE %1$s LOOP "
+             "IF NOT pg_terminate_backend(p) THEN PERFORM pg_stat_clear_snapshot(); "
+             "IF EXISTS (SELECT FROM pg_stat_activity WHERE pid = p) THEN "
+             "RAISE EXCEPTION 'cannot end session %% of %2$s', p; END IF; END IF; END LOOP; "
+             "PERFORM pg_stat_clear_snapshot(); "
+             "EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE %1$s); "
+             "IF clock_timestamp() - t0 > interval '%4$d ms' THEN "
+             "RAISE EXCEPTION 'sessions of %2$s still open after %4$d ms'; END IF; "
+             "PERFORM pg_sleep(0.002); END LOOP; END$$",
+             cond, name, grace_ms, grace_ms + END_TIMEOUT_MS);
+}
+
+/* Block logins, then end the holder's sessions. */
+static int end_sessions(rjob_t *j)
+{
+    set_state(j, RJ_ENDING);
+    char cond[256], block[160], end[2048];
+    const char *n = j->s->dbname;
+    if (j->detect)
+        snprintf(cond, sizeof cond,
+                 "(datname = '%s' AND usename <> current_user) OR usename = '%s'", n, n);
+    else
+        snprintf(cond, sizeof cond, "usename = '%s'", n);
+    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", n);
+    end_sessions_sql(end, sizeof end, cond, n, kind_cfg(j->t)->release_grace_ms);
+    const char *sql[] = {block, end};
+    return run(j, sql, 2, on_ended);
+}
+
+static void on_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    (void)c;
+    rjob_t *j = ud;
+    if (j->state != RJ_CONNECTING) /* broken later: the running step reports it */
+        return;
+    if (err) {
+        reclone(j, err, msg);
+        return;
+    }
+    if (end_sessions(j) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the database");
+}
+
+static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
+{
+    if (detect && !seed_of(s->pool))
+        return -ENOMEM;
+    rjob_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return -ENOMEM;
+    j->s = s;
+    j->t = t;
+    j->detect = detect;
+    j->t0 = util_now_ms();
+    j->state = RJ_CONNECTING;
+    if (!detect) {
+        int rc = end_sessions(j);
+        if (rc < 0)
+            free(j);
+        return rc;
+    }
+    reset_mode_t mode = RESET_AUTO;
+    reset_mode_parse(kind_cfg(t)->reset, &mode);
+    if (!s->engine || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
+        s->pool->counters.unchecked++;
+        reclone(j, POOL_ERR_RECLONE, s->engine ? "policy: clone" : "no baseline");
+        return 0;
+    }
+    j->conn = pg_connect_db(t->d->pg, s->dbname, on_conn, j);
+    if (!j->conn)
+        reclone(j, -ENOTCONN, "cannot connect to the database");
+    return 0;
+}
+
+int pg_release_db(slot_t *s, tpl_t *t, bool clean_hint)
+{
+    return release(s, t, true, clean_hint);
+}
+
+int pg_release_schema(slot_t *s, tpl_t *t)
+{
+    return release(s, t, false, true);
+}
+
+void pg_reset_forget(slot_t *s, void *ud)
+{
+    (void)ud;
+    pgd_base_t *base = s->engine;
+    if (!base)
+        return;
+    pgd_state_free(&base->indb);
+    free(base);
+    s->engine = NULL;
+}
+
+/* ---- the baseline of a fresh clone ------------------------------------ */
+
+typedef struct bjob {
+    slot_t *s;
+    tpl_t *t;
+    pgc_t *conn; /* the session that finished the clone, or our own */
+    bool own;    /* conn is ours: close it when done */
+    pgd_base_t *base;
+    pg_baseline_cb cb;
+    void *ud;
+} bjob_t;
+
+static void base_done(bjob_t *b, int err, const char *msg)
+{
+    if (err == 0) {
+        pg_reset_forget(b->s, NULL);
+        b->s->engine = b->base;
+    } else if (b->base) {
+        pgd_state_free(&b->base->indb);
+        free(b->base);
+    }
+    if (b->own && b->conn)
+        pgc_close(b->conn);
+    pg_baseline_cb cb = b->cb;
+    void *ud = b->ud;
+    free(b);
+    cb(ud, err, msg);
+}
+
+static void seed_failed(bjob_t *b, const char *msg)
+{
+    pgd_seed_clear(seed_of(b->s->pool));
+    log_warn("engine", "%s: cannot save the template's seed rows (%s): releases that wrote "
+                       "rows are recloned until a later clone manages",
+             b->s->dbname, msg ? msg : "unexpected result");
+    base_done(b, 0, NULL);
+}
+
+static void on_seed_rows(void *ud, int err, const char *msg, const PGresult *res)
+{
+    bjob_t *b = ud;
+    pgd_seed_t *seed = seed_of(b->s->pool);
+    if (err || pgd_seed_rows(seed, res) < 0) {
+        seed_failed(b, msg);
+        return;
+    }
+    seed->state = SEED_READY;
+    base_done(b, 0, NULL);
+}
+
+static void on_seed_tables(void *ud, int err, const char *msg, const PGresult *res)
+{
+    bjob_t *b = ud;
+    pgd_seed_t *seed = seed_of(b->s->pool);
+    if (err || pgd_seed_tables(seed, res) < 0) {
+        seed_failed(b, msg);
+        return;
+    }
+    seed->state = SEED_FETCHING;
+    char *sql = pgd_seed_rows_sql(seed);
+    if (!sql) { /* no tables: nothing to reload */
+        seed->state = SEED_READY;
+        base_done(b, 0, NULL);
+        return;
+    }
+    const char *stmts[] = {sql};
+    if (pgc_exec(b->conn, stmts, 1, on_seed_rows, b) < 0)
+        seed_failed(b, "lost the connection");
+    free(sql);
+}
+
+/* Seed rows are taken from a pristine clone (the template database
+ * itself refuses connections), once per template version, and only after a
+ * release found rows to reload. */
+static void fetch_seed_or_finish(bjob_t *b)
+{
+    pgd_seed_t *seed = seed_of(b->s->pool);
+    if (b->conn && seed->state == SEED_WANTED) {
+        seed->state = SEED_FETCHING;
+        const char *stmts[] = {PGD_TABLES_SQL};
+        if (pgc_exec(b->conn, stmts, 1, on_seed_tables, b) == 0)
+            return;
+        pgd_seed_clear(seed);
+    }
+    base_done(b, 0, NULL);
+}
+
+static void on_pristine(void *ud, int err, const char *msg, const PGresult *res)
+{
+    bjob_t *b = ud;
+    pgd_seed_t *cache = seed_of(b->s->pool);
+    if (err || pgd_parse(res, NULL, &b->base->indb) < 0) {
+        base_done(b, err ? err : -EIO, err ? msg : "unexpected baseline result");
+        return;
+    }
+    if (!cache->pristine_known && pgd_state_copy(&cache->pristine, &b->base->indb) == 0)
+        cache->pristine_known = true;
+    fetch_seed_or_finish(b);
+}
+
+static void on_own_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    bjob_t *b = ud;
+    if (b->conn) /* broken later: the running query reports it */
+        return;
+    if (err) {
+        pgc_close(c);
+        base_done(b, err, msg);
+        return;
+    }
+    b->conn = c;
+    const char *sql[] = {PGD_INDB_SQL};
+    if (pgc_exec(c, sql, 1, on_pristine, b) < 0)
+        base_done(b, -ENOTCONN, "lost the connection to the new database");
+}
+
+static void on_base_read(void *ud, int err, const char *msg, const PGresult *res)
+{
+    bjob_t *b = ud;
+    if (err) {
+        base_done(b, err, msg);
+        return;
+    }
+    if (pgd_parse(res, &b->base->shared, b->conn ? &b->base->indb : NULL) < 0) {
+        base_done(b, -EIO, "unexpected baseline result");
+        return;
+    }
+    if (b->conn) {
+        fetch_seed_or_finish(b);
+        return;
+    }
+    /* No session ran in the clone: its counters are all zero and its
+     * sequences the template's, the same for every clone of the version. */
+    pgd_seed_t *cache = seed_of(b->s->pool);
+    if (b->t->source == TPL_BUILTIN) { /* template0: no tables, no sequences */
+        snprintf(b->base->indb.catalogs, sizeof b->base->indb.catalogs, "%s",
+                 "d41d8cd98f00b204e9800998ecf8427e");
+        cache->state = SEED_READY;
+        base_done(b, 0, NULL);
+        return;
+    }
+    if (cache->pristine_known && cache->state != SEED_WANTED) {
+        if (pgd_state_copy(&b->base->indb, &cache->pristine) < 0)
+            base_done(b, -ENOMEM, "out of memory");
+        else
+            base_done(b, 0, NULL);
+        return;
+    }
+    b->own = true;
+    if (!pg_connect_db(b->t->d->pg, b->s->dbname, on_own_conn, b))
+        base_done(b, -ENOTCONN, "cannot connect to the new database");
+}
+
+int pg_take_baseline(slot_t *s, tpl_t *t, pgc_t *conn, pg_baseline_cb cb, void *ud)
+{
+    if (!seed_of(s->pool))
+        return -ENOMEM;
+    bjob_t *b = calloc(1, sizeof *b);
+    if (b)
+        b->base = calloc(1, sizeof *b->base);
+    if (!b || !b->base) {
+        if (b)
+            free(b->base);
+        free(b);
+        return -ENOMEM;
+    }
+    pgd_base_t *base = b->base;
+    *b = (bjob_t){.s = s, .t = t, .conn = conn, .base = base, .cb = cb, .ud = ud};
+    char shared[4096], *both = NULL;
+    pgd_shared_sql(shared, sizeof shared, s->dbname, t->owner);
+    int rc;
+    if (conn) {
+        if (asprintf(&both, "%s UNION ALL %s", shared, PGD_INDB_SQL) < 0)
+            both = NULL;
+        const char *sql[] = {"SELECT pg_stat_force_next_flush()", both};
+        rc = both ? pgc_exec(conn, sql, 2, on_base_read, b) : -ENOMEM;
+    } else {
+        const char *sql[] = {shared};
+        rc = pg_admin_exec(t->d->pg, sql, 1, on_base_read, b);
+    }
+    free(both);
+    if (rc < 0) {
+        free(b->base);
+        free(b);
+    }
+    return rc;
+}

@@ -1,0 +1,37 @@
+/* The release path of PostgreSQL leases (study: reset-study.md, section 5).
+ *
+ * 1. Logins of the lease role are blocked (NOLOGIN); its sessions get
+ *    release_grace_ms to close by themselves, then are ended with
+ *    pg_terminate_backend(pid) and polled until pg_stat_activity has none.
+ * 2. Database isolation: the detector (pg_detect.h) compares with the
+ *    baseline taken when the database was last pristine; clean -> reuse,
+ *    rows -> delete the changed tables, vacuum, reload their seed rows and
+ *    setval the sequences, dirty -> drop + clone (reported to the pool as
+ *    POOL_ERR_RECLONE). The pool's adaptive policy may skip the check.
+ * 3. Only then a new password is set and login re-enabled, so nothing the
+ *    old holder did before its sessions ended outlives them. */
+#ifndef DBL_PG_RESET_H
+#define DBL_PG_RESET_H
+
+#include <stdbool.h>
+
+#include "pg_conn.h"
+#include "pool.h"
+
+struct tpl;
+
+/* Release a slot (slot_ops rotate/reset). 0, or < 0 (nothing started). */
+int pg_release_db(slot_t *s, struct tpl *t, bool clean_hint);
+int pg_release_schema(slot_t *s, struct tpl *t);
+
+/* The last step of a clone: take its baseline. conn: the superuser session
+ * in the new database that finished it (NULL when none was needed: the
+ * built-in template, whose fresh clones have no counters at all). cb runs
+ * once, with err 0 or < 0. Returns 0, or < 0 (cb not called). */
+typedef void (*pg_baseline_cb)(void *ud, int err, const char *msg);
+int pg_take_baseline(slot_t *s, struct tpl *t, pgc_t *conn, pg_baseline_cb cb, void *ud);
+
+/* slot_ops forget: free the slot's baseline. */
+void pg_reset_forget(slot_t *s, void *ud);
+
+#endif

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The release path must never hand out a database that differs from a fresh
+# clone of its template. For each workload of reset/workloads.txt: lease, run
+# it as the lease role, release (plain and --clean), and compare every
+# database handed out afterwards with a fresh clone: `pg_dump --create` plus
+# the shared-catalog rows the lease can see (reset/shared.sql), names
+# normalised. The detector runs on every release (reset = detect).
+source "$(dirname "$0")/lib.sh"
+HERE="$(cd "$(dirname "$0")" && pwd)/reset"
+SQL="$T/sql"
+mkdir -p "$SQL" && cp "$HERE/template.sql" "$SQL/001_schema.sql" && chmod -R a+rX "$SQL"
+start_daemon "[template.app]" "sql_dir = $SQL" "min_ready = 2" "max_total = 4" "reset = detect"
+
+# Lease from the template: sets ID, URL, DB (one jq, not three: under load
+# every process started costs).
+take() {
+    read -r ID URL DB < <("$DBLEASE" lease --template app --wait 30000 --json |
+        jq -r '"\(.id) \(.url) \(.dbname)"')
+    [ -n "$DB" ] || fail "no lease"
+}
+
+# What a client of this database can see of it, with its name masked.
+snapshot() { # file
+    { pg_dump --create "$URL" && psql "$URL" -XAtq -v ON_ERROR_STOP=1 -f "$HERE/shared.sql"; } |
+        sed -E -e '/^\\(un)?restrict /d' -e "s/$DB/LEASEDB/g" >"$1"
+}
+
+declare -A LAST # dbname -> the workload that last ran in it
+CHECKED=0
+
+# Compare the leased database with the reference; name what ran in it before.
+check() {
+    snapshot "$T/got.sql"
+    if ! cmp -s "$T/ref.sql" "$T/got.sql"; then
+        diff -u "$T/ref.sql" "$T/got.sql" | head -n 40 >&2
+        fail "$DB differs from a fresh clone after workload '${LAST[$DB]:-none}'"
+        return 1
+    fi
+    CHECKED=$((CHECKED + 1))
+}
+
+run_workload() { # url sql
+    local session
+    # " ;; " separates sessions
+    while IFS= read -r session; do
+        [ -n "$session" ] || continue
+        psql "$1" -Xq -c "$session" >/dev/null 2>&1 || true
+    done < <(sed 's/ ;; /\n/g' <<<"$2")
+}
+
+releases() { # outcome -> count
+    "$DBLEASE" status --json | jq --arg o "$1" '[.pools[] | select(.template == "app") | .releases[$o]] | add'
+}
+
+test_every_database_handed_out_equals_a_fresh_clone() {
+    take
+    snapshot "$T/ref.sql"
+    grep -q "COPY public.child" "$T/ref.sql" || fail "the reference dump has no seed rows"
+    grep -q "LEASEDB" "$T/ref.sql" || fail "the reference dump does not name its database"
+    "$DBLEASE" release --clean "$ID"
+    n=0
+    while read -r name sql; do
+        [[ -z $name || $name == \#* ]] && continue
+        hows=("")
+        [[ $name == \** ]] && hows+=(--clean) && name=${name#\*}
+        for how in "${hows[@]}"; do
+            take
+            check || return 1
+            run_workload "$URL" "$sql"
+            LAST[$DB]="$name${how:+ ($how)}"
+            "$DBLEASE" release $how "$ID"
+            n=$((n + 1))
+        done
+    done <"$HERE/workloads.txt"
+    # The databases released last: lease them all (the pool holds 4).
+    for _ in 1 2 3 4; do
+        take
+        check || return 1
+    done
+    echo "workload runs: $n, databases checked: $CHECKED, reused $(releases reused)," \
+        "reloaded $(releases reloaded), recloned $(releases recloned)"
+    # A suite that only ever saw fresh clones would prove nothing.
+    [ "$(releases reused)" -ge 15 ] || fail "too few databases were reused"
+    [ "$(releases reloaded)" -ge 10 ] || fail "too few databases were reloaded"
+    [ "$(releases recloned)" -ge 20 ] || fail "too few databases were recloned"
+}
+
+run_tests

@@ -1,0 +1,160 @@
+/* The detector's verdict (daemon/engine/pg_detect.c): which differences
+ * make a released database dirty, which only need its rows reloaded. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "pg_detect.h"
+
+static pgd_rel_t rel(unsigned relid, unsigned target, const char *tup, const char *maint)
+{
+    pgd_rel_t r = {.relid = relid, .target = target};
+    strcpy(r.tup, tup);
+    strcpy(r.maint, maint);
+    return r;
+}
+
+static pgd_seq_t seq(unsigned oid, const char *value)
+{
+    pgd_seq_t q = {.oid = oid};
+    strcpy(q.value, value);
+    return q;
+}
+
+/* The baseline: two tables with counters, two sequences. */
+static pgd_rel_t base_rels[] = {{16400, 16400, "200:0:1", "0:0"}, {16410, 16410, "1000:0:5", "0:0"}};
+static pgd_seq_t base_seqs[] = {{16390, "200:true"}, {16395, "1:false"}};
+static const pgd_state_t base = {"cafe", base_rels, 2, base_seqs, 2};
+
+/* The state at release, and what the comparison said about it. */
+typedef struct {
+    pgd_rel_t rels[4];
+    pgd_seq_t seqs[4];
+    pgd_state_t s;
+    int k;          /* tables to reload */
+    unsigned first; /* the first of them */
+    bool seqs_moved;
+} now_t;
+
+static void start_from_base(now_t *n)
+{
+    memcpy(n->rels, base_rels, sizeof base_rels);
+    memcpy(n->seqs, base_seqs, sizeof base_seqs);
+    n->s = (pgd_state_t){"cafe", n->rels, 2, n->seqs, 2};
+}
+
+static void add_rel(now_t *n, pgd_rel_t r)
+{
+    n->rels[n->s.nrels++] = r;
+}
+
+static reset_verdict_t verdict(now_t *n)
+{
+    unsigned *changed;
+    reset_verdict_t v = pgd_compare(&base, &n->s, &changed, &n->k, &n->seqs_moved);
+    n->first = n->k ? changed[0] : 0;
+    free(changed);
+    return v;
+}
+
+static void nothing_changed_is_clean(void **state)
+{
+    (void)state;
+    now_t n;
+    start_from_base(&n);
+    assert_int_equal(verdict(&n), VERDICT_CLEAN);
+    assert_int_equal(n.k, 0);
+    assert_false(n.seqs_moved);
+}
+
+static void catalog_or_maintenance_changes_are_dirty(void **state)
+{
+    (void)state;
+    now_t n;
+    start_from_base(&n);
+    strcpy(n.s.catalogs, "beef"); /* DDL, temp tables, large objects, TRUNCATE */
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
+    start_from_base(&n);
+    strcpy(n.rels[0].maint, "1:0"); /* VACUUM: planner statistics a reload cannot restore */
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
+    start_from_base(&n);
+    n.s.nrels = 1; /* a relation's counters vanished: dropped */
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
+    start_from_base(&n);
+    n.seqs[2] = seq(16500, "1:false"); /* a new sequence */
+    n.s.nseqs = 3;
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
+    start_from_base(&n);
+    add_rel(&n, rel(16600, 16600, "0:0:0", "0:1")); /* ANALYZE of a table untouched so far */
+    assert_int_equal(verdict(&n), VERDICT_DIRTY);
+}
+
+static void written_rows_are_reloaded_table_by_table(void **state)
+{
+    (void)state;
+    now_t n;
+    start_from_base(&n);
+    strcpy(n.rels[1].tup, "1001:0:5");
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 1);
+    assert_int_equal(n.first, 16410);
+    assert_false(n.seqs_moved);
+    /* a toast table's counters name its parent table */
+    start_from_base(&n);
+    add_rel(&n, rel(16420, 16410, "3:0:0", "0:0"));
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 1);
+    assert_int_equal(n.first, 16410);
+    /* a table with no counters at baseline that was written */
+    start_from_base(&n);
+    add_rel(&n, rel(16700, 16700, "1:0:1", "0:0"));
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.first, 16700);
+}
+
+/* setval(seq, n, false) on a never-called sequence shows only here. */
+static void moved_sequences_are_rows(void **state)
+{
+    (void)state;
+    now_t n;
+    start_from_base(&n);
+    strcpy(n.seqs[1].value, "5:false");
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+    assert_int_equal(n.k, 0);
+    assert_true(n.seqs_moved);
+    start_from_base(&n);
+    strcpy(n.seqs[0].value, "200:false");
+    assert_int_equal(verdict(&n), VERDICT_ROWS);
+}
+
+static void shared_state_must_match_with_no_sessions(void **state)
+{
+    (void)state;
+    pgd_shared_t a = {"2026-11-29 10:00", "d1", 0}, b = a;
+    assert_true(pgd_shared_equal(&a, &b));
+    b.sessions = 1;
+    assert_false(pgd_shared_equal(&a, &b));
+    b = a;
+    strcpy(b.epoch, "2026-11-29 11:00"); /* a crash-restart threw the counters away */
+    assert_false(pgd_shared_equal(&a, &b));
+    b = a;
+    strcpy(b.digest, "d2");
+    assert_false(pgd_shared_equal(&a, &b));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(nothing_changed_is_clean),
+        cmocka_unit_test(catalog_or_maintenance_changes_are_dirty),
+        cmocka_unit_test(written_rows_are_reloaded_table_by_table),
+        cmocka_unit_test(moved_sequences_are_rows),
+        cmocka_unit_test(shared_state_must_match_with_no_sessions),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
