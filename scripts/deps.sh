@@ -13,12 +13,16 @@ packages=(
     postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
     gnuplot-nox                                 # bench/run.sh draws its plot
     podman runc                                 # tests/containers: Docker-compatible API for the docker runtime
+    nodejs                                      # bindings/node and examples/node (Node >= 18)
 )
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian packages npm apart from nodejs; a Node from elsewhere (NodeSource,
+# nvm) brings its own npm, which Debian's npm package would conflict with.
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing: ${missing[*]}"
