@@ -71,7 +71,13 @@ class Client extends EventEmitter {
 
   // Connects and says hello once; later calls return the same promise.
   connect() {
-    if (!this._connecting) this._connecting = this._open();
+    if (!this._connecting) {
+      // A daemon that was not up yet may be by the next call: try again then.
+      this._connecting = this._open().catch((err) => {
+        if (!this._sock) this._connecting = null;
+        throw err;
+      });
+    }
     return this._connecting;
   }
 

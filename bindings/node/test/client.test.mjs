@@ -87,3 +87,12 @@ test('an unreachable daemon is a DbleaseError with code unreachable', async () =
   const c = new Client({ socket: '/nonexistent/dblease.sock' });
   await assert.rejects(c.status(), (e) => e.code === 'unreachable' && /DBLEASE_SOCKET/.test(e.message));
 });
+
+test('a client that found no daemon connects once there is one', async () => {
+  const real = socketPath();
+  const c = new Client({ socket: '/nonexistent/dblease.sock' });
+  await assert.rejects(c.status(), { code: 'unreachable' });
+  c.socketPath = real; // as if the daemon had come up there
+  assert.ok(Array.isArray((await c.status()).leases));
+  await c.close();
+});
