@@ -38,9 +38,10 @@ function wants(opts) {
 }
 
 // The test run this worker belongs to: the runner's main process is our
-// parent (child-process workers) or ourselves (worker threads).
+// parent (child-process workers, which have an IPC channel) or ourselves
+// (worker threads; tests run in the main process, as jest --runInBand).
 function runId() {
-  return isMainThread ? process.ppid : process.pid;
+  return isMainThread && process.channel ? process.ppid : process.pid;
 }
 
 function stateDir() {
