@@ -46,20 +46,21 @@ test('renew moves expiresAt; errors carry the daemon code', async () => {
   await release(l, { clean: true });
 });
 
-test('requests are pipelined: a waiting request does not hold up status', async () => {
+test('requests are pipelined: a waiting request does not hold up status', async (t) => {
   // One connection holds a template claim; another's ensure of it waits.
   const holder = new Client();
   const waiter = new Client();
-  const t = await holder.templateEnsure('node_pipe', 'v1');
-  assert.equal(t.state, 'migrate');
-  const waiting = waiter.templateEnsure('node_pipe', 'v1', { wait: 20000 });
+  t.after(() => Promise.all([holder.close(), waiter.close()]));
+  const name = `node_pipe_${process.pid}`; // a new template on every run
+  const claim = await holder.templateEnsure(name, 'v1');
+  assert.equal(claim.state, 'migrate');
+  const waiting = waiter.templateEnsure(name, 'v1', { wait: 20000 });
   const t0 = Date.now();
   const st = await waiter.status();
   assert.ok(Date.now() - t0 < 2000, 'status answered while ensure waits');
-  assert.ok(st.templates.some((x) => x.name === 'node_pipe' && x.state === 'building'));
-  await holder.templateFinalize('node_pipe', 'v1');
+  assert.ok(st.templates.some((x) => x.name === name && x.state === 'building'));
+  await holder.templateFinalize(name, 'v1');
   assert.equal((await waiting).state, 'ready');
-  await Promise.all([holder.close(), waiter.close()]);
 });
 
 test('closing the connection ends its attached leases', async () => {
@@ -74,13 +75,13 @@ test('closing the connection ends its attached leases', async () => {
   await assert.rejects(c.status(), { code: 'disconnected' });
 });
 
-test('lease_expired arrives as an event', async () => {
+test('lease_expired arrives as an event', async (t) => {
   const c = new Client();
+  t.after(() => c.close());
   const got = new Promise((resolve) => c.once('lease_expired', resolve));
   const l = await c.lease({ ttl: 1 });
   const ev = await got;
   assert.equal(ev.lease, l.id);
-  await c.close();
 });
 
 test('an unreachable daemon is a DbleaseError with code unreachable', async () => {

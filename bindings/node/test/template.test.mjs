@@ -10,6 +10,10 @@ function sql(url, q) {
   return execFileSync('psql', [url, '-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', q], { encoding: 'utf8' }).trim();
 }
 
+// New template names on every run: a template outlives this process.
+const users = `node_users_${process.pid}`;
+const broken = `node_broken_${process.pid}`;
+
 function migrations(files) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dblease-mig-'));
   for (const [name, body] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), body);
@@ -34,20 +38,20 @@ test('template migrates once across concurrent callers; leases are clones', asyn
   };
   // Two "workers": separate processes would do the same through the daemon.
   const [a, b] = await Promise.all([
-    template('node_users', { dir }, migrate),
-    template('node_users', { dir }, migrate),
+    template(users, { dir }, migrate),
+    template(users, { dir }, migrate),
   ]);
   assert.deepEqual(a, b);
   assert.equal(runs, 1);
-  const l = await lease({ template: 'node_users' });
+  const l = await lease({ template: users });
   sql(l.url, "insert into users values ('a@example.com')");
   assert.equal(sql(l.url, 'select count(*) from users'), '1');
   await release(l.id);
 });
 
 test('a failing migration is abandoned and can be retried', async () => {
-  await assert.rejects(template('node_broken', { hash: 'v1' }, async () => { throw new Error('boom'); }), /boom/);
+  await assert.rejects(template(broken, { hash: 'v1' }, async () => { throw new Error('boom'); }), /boom/);
   let ran = false;
-  await template('node_broken', { hash: 'v1' }, async () => { ran = true; });
+  await template(broken, { hash: 'v1' }, async () => { ran = true; });
   assert.ok(ran, 'the retry got the claim');
 });
