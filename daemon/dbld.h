@@ -23,6 +23,17 @@ typedef struct dbld_counters {
     uint64_t instance_restarts; /* servers that died or hung */
 } dbld_counters_t;
 
+/* The daemon's own life. RUNNING serves; DRAINING (SIGTERM, `drain`)
+ * refuses new leases while attached ones finish; STOPPING ends everything
+ * and stops the servers; FINISHED: handles are closing, the loop ends. */
+typedef enum dbld_state {
+    DBLD_RUNNING,
+    DBLD_DRAINING,
+    DBLD_STOPPING,
+    DBLD_FINISHED,
+    DBLD__STATES
+} dbld_state_t;
+
 typedef struct dbld {
     uv_loop_t *loop;
     config_t cfg;
@@ -48,13 +59,13 @@ typedef struct dbld {
     int n_watch;
     uv_timer_t rescan; /* debounces bursts of file events */
 
-    list_t sessions;
-    list_t leases;
+    list_t sessions;    /* every connection until its handles have closed */
+    list_t leases;      /* ACTIVE leases */
+    list_t dead_leases; /* ENDED, freed by the reaper after the callback */
+    uv_check_t reaper;  /* runs after each loop iteration's callbacks */
     dbld_counters_t counters;
-    bool stopping;
-    bool finished;          /* shutdown complete: handles are closing */
+    dbld_state_t state;
     int exit_code;
-    bool draining;          /* SIGTERM: no new leases; attached ones get a grace period */
     uint64_t drain_deadline_ms;
     bool activated;         /* the listening socket came from systemd */
     bool notified_ready;
@@ -69,6 +80,21 @@ typedef struct dbld {
     struct dk *dk;            /* container engine client (runtime = docker) */
     char docker_host[512];
 } dbld_t;
+
+/* STOPPING or FINISHED: the daemon is ending everything. */
+static inline bool dbld_stopping(const dbld_t *d)
+{
+    return d->state >= DBLD_STOPPING;
+}
+/* DRAINING or later: no new leases or templates. */
+static inline bool dbld_refusing(const dbld_t *d)
+{
+    return d->state != DBLD_RUNNING;
+}
+
+/* Start the reaper that frees what callbacks ended (leases) once they
+ * have returned; stopped when the daemon finishes. */
+void dbld_reaper_start(dbld_t *d);
 
 /* Begin an orderly stop: refuse new work, end leases, stop servers; the
  * loop ends when the last handle closes. */
@@ -86,6 +112,11 @@ void dbld_slot_lost(dbld_t *d, slot_t *s);
 /* Set up the Redis engine of the redis template (if redis-server is
  * there), wired to dbld_slot_lost/dbld_pool_lost. 0 or -ENOMEM. */
 int dbld_redis_setup(dbld_t *d);
+/* The PostgreSQL instance came up, went down, stopped (its inst_events_t,
+ * wired in main.c). */
+void dbld_inst_running(dbld_t *d, inst_t *i);
+void dbld_inst_down(dbld_t *d, inst_t *i);
+void dbld_inst_stopped(dbld_t *d, inst_t *i);
 /* Is this peer allowed admin operations? (our uid, or root) */
 bool dbld_is_admin(const dbld_t *d, uid_t peer);
 

@@ -247,7 +247,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_janitor(uv_timer_t *t)
 {
     dbld_t *d = t->data;
-    if (d->stopping) {
+    if (dbld_stopping(d)) {
         dbld_shutdown_progress(d);
         return;
     }
@@ -305,6 +305,22 @@ static void watch_sql_dirs(dbld_t *d)
     }
 }
 
+/* The instance reports through these (it never calls the daemon itself). */
+static void on_pg_running(void *ud, inst_t *i)
+{
+    dbld_inst_running(ud, i);
+}
+
+static void on_pg_down(void *ud, inst_t *i)
+{
+    dbld_inst_down(ud, i);
+}
+
+static void on_pg_stopped(void *ud, inst_t *i)
+{
+    dbld_inst_stopped(ud, i);
+}
+
 static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errlen)
 {
     uv_loop_t loop;
@@ -312,6 +328,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     d->loop = &loop;
     list_init(&d->sessions);
     list_init(&d->leases);
+    list_init(&d->dead_leases);
     pool_limits_init(&d->limits, d->cfg.max_databases);
     d->started_at = util_unix_now();
     if (server_listen(d, err, errlen) < 0) {
@@ -345,7 +362,8 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         uv_loop_close(&loop);
         return -1;
     }
-    d->pg = inst_new(d, bindir, major);
+    inst_events_t pg_events = {on_pg_running, on_pg_down, on_pg_stopped, d};
+    d->pg = inst_new(d, bindir, major, &pg_events);
     list_init(&d->templates);
     if (tpl_setup(d, err, errlen) < 0)
         return -1;
@@ -354,6 +372,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
         return -1;
     }
     watch_sql_dirs(d);
+    dbld_reaper_start(d);
     uv_signal_init(&loop, &d->sig_term);
     uv_signal_init(&loop, &d->sig_int);
     uv_signal_init(&loop, &d->sig_hup);
@@ -366,6 +385,7 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     uv_timer_start(&d->janitor, on_janitor, JANITOR_MS, JANITOR_MS);
     inst_start(d->pg);
     uv_run(&loop, UV_RUN_DEFAULT);
+    lease_reap_dead(d); /* any a last close callback ended */
     int rc = uv_loop_close(&loop);
     if (rc != 0)
         log_warn("daemon", "event loop closed with handles open: %s", uv_strerror(rc));
@@ -393,6 +413,12 @@ int main(int argc, char **argv)
     log_set_level(level);
     if (a.check_config) {
         config_dump(&d.cfg, stdout);
+        /* What start-up reads besides the file: a template's sql_dir. */
+        if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
+            tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
+            fprintf(stderr, "dbleased: %s\n", err);
+            return EX_CONFIG;
+        }
         fprintf(stderr, "dbleased: configuration is valid\n");
         return 0;
     }

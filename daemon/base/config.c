@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef enum { T_STR, T_INT, T_MODE } key_type_t;
 
@@ -40,6 +42,7 @@ static const key_def_t keys[] = {
     D("default_wait_ms", T_INT, default_wait_ms, 0, 600000, "10000"),
     D("shutdown_timeout_s", T_INT, shutdown_timeout_s, 1, 3600, "10"),
     D("drain_timeout_s", T_INT, drain_timeout_s, 0, 86400, "30"),
+    D("stuck_client_timeout_s", T_INT, stuck_client_timeout_s, 1, 86400, "30"),
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
@@ -459,4 +462,32 @@ void config_dump(const config_t *cfg, void *file)
                 fprintf(f, "%s = %d\n", k->key, *(const int *)p);
         }
     }
+}
+
+int config_check_paths(const config_t *cfg, char *err, size_t errlen)
+{
+    for (int i = 0; i < cfg->n_templates; i++) {
+        const tpl_cfg_t *t = &cfg->templates[i];
+        struct stat st;
+        if (!t->sql_dir[0])
+            continue;
+        if (stat(t->sql_dir, &st) < 0) {
+            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; create it or fix the path",
+                     t->name, t->sql_dir, strerror(errno));
+            return -1;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen,
+                     "[template.%s] sql_dir %s is not a directory; point it at the directory "
+                     "holding the *.sql files",
+                     t->name, t->sql_dir);
+            return -1;
+        }
+        if (access(t->sql_dir, R_OK | X_OK) < 0) {
+            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
+                     t->sql_dir, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
 }

@@ -55,6 +55,7 @@ typedef struct config {
     int default_wait_ms;
     int shutdown_timeout_s;
     int drain_timeout_s;    /* SIGTERM: how long attached leases may go on */
+    int stuck_client_timeout_s; /* a client that reads none of its replies this long is closed */
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
     kind_cfg_t postgres;
@@ -74,5 +75,9 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 int config_validate(const config_t *cfg, char *err, size_t errlen);
 /* Print the effective configuration as INI (for --check-config). */
 void config_dump(const config_t *cfg, void *file);
+/* --check-config: what start-up would fail on outside the file itself (a
+ * template's sql_dir missing, not a directory, unreadable). 0, or -1 with
+ * what to fix in err. */
+int config_check_paths(const config_t *cfg, char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
@@ -179,4 +180,99 @@ bool util_port_accepts(int port)
     bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
     return ok;
+}
+
+static const char *file_type(mode_t m)
+{
+    return S_ISDIR(m)    ? "a directory"
+           : S_ISFIFO(m) ? "a FIFO"
+           : S_ISCHR(m)  ? "a character device"
+           : S_ISBLK(m)  ? "a block device"
+           : S_ISSOCK(m) ? "a socket"
+                         : "not a regular file";
+}
+
+static int read_fd(int fd, size_t max, char **out, size_t *len_out, char *err, size_t errlen)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = errno;
+        char buf[128];
+        snprintf(err, errlen, "%s", strerror_r(e, buf, sizeof buf));
+        return -e;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "is %s; only regular files are read", file_type(st.st_mode));
+        return -EINVAL;
+    }
+    size_t mib = max >> 20;
+    if ((uintmax_t)st.st_size > max) {
+        snprintf(err, errlen, "is %jd MiB, over the limit of %zu MiB; split it",
+                 (intmax_t)(st.st_size >> 20), mib);
+        return -EFBIG;
+    }
+    /* Read to the end, not to st_size: a file that grew meanwhile is caught
+     * by the cap, never cut short silently. */
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (len == cap) {
+            size_t next = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *grown = next > cap ? realloc(buf, next + 1) : NULL;
+            if (!grown) {
+                snprintf(err, errlen, "grew past %zu MiB while being read", mib);
+                free(buf);
+                return -EFBIG;
+            }
+            buf = grown;
+            cap = next;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            char m[128];
+            snprintf(err, errlen, "%s", strerror_r(e, m, sizeof m));
+            free(buf);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    if (!buf) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (memchr(buf, '\0', len)) {
+        snprintf(err, errlen, "holds a NUL byte; it is not SQL text");
+        free(buf);
+        return -EINVAL;
+    }
+    buf[len] = '\0';
+    *out = buf;
+    if (len_out)
+        *len_out = len;
+    return 0;
+}
+
+int util_read_regular(int dirfd, const char *name, size_t max, char **out, size_t *len, char *err,
+                      size_t errlen)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        char m[128];
+        if (e == ELOOP)
+            snprintf(err, errlen,
+                     "is a symbolic link; only regular files are read (copy the file "
+                     "in, or link the directory instead)");
+        else
+            snprintf(err, errlen, "%s", strerror_r(e, m, sizeof m));
+        return -e;
+    }
+    int rc = read_fd(fd, max, out, len, err, errlen);
+    close(fd);
+    return rc;
 }

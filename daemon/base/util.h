@@ -22,6 +22,15 @@ int util_rm_rf(const char *path);
 /* Write a whole file (0600 unless mode), owned by uid/gid when they are not -1. */
 int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, gid_t gid);
 
+/* The whole of the regular file name (relative to the directory fd dirfd,
+ * or AT_FDCWD), NUL-terminated, into *out (free it). Safe to call off the
+ * loop thread. Never blocks on what is not a file: it opens with O_NOFOLLOW
+ * and O_NONBLOCK and refuses a symbolic link, a FIFO, a device or socket, a
+ * file over max bytes, and text with a NUL byte in it. 0, or -errno with
+ * why in err ("is a FIFO; …"), ready to follow the file's name. */
+int util_read_regular(int dirfd, const char *name, size_t max, char **out, size_t *len, char *err,
+                      size_t errlen);
+
 /* Does something accept on 127.0.0.1:port right now? (Loopback answers at
  * once, so this does not block.) */
 bool util_port_accepts(int port);

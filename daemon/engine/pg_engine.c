@@ -11,7 +11,7 @@
 
 #define PROBE_INTERVAL_MS 25
 
-static void admin_conninfo(const inst_t *i, char *out, size_t len)
+void pg_admin_conninfo(const inst_t *i, char *out, size_t len)
 {
     if (i->external || i->docker) {
         snprintf(out, len, "%s", i->url);
@@ -85,7 +85,8 @@ static int bootstrap(inst_t *i, pgc_t *c)
     return pgc_exec(c, sql, 4, on_bootstrapped, i);
 }
 
-/* Connection status for the admin connections, probe included. */
+/* Connection status for the admin connections (the first one is also the
+ * start-up probe: the server is ready once it gets in). */
 static void on_admin_status(pgc_t *c, int err, const char *msg, void *ud)
 {
     inst_t *i = ud;
@@ -124,7 +125,7 @@ static void connect_admin(inst_t *i, int k)
 {
     char ci[CFG_PATH + 128];
     const char *e = NULL;
-    admin_conninfo(i, ci, sizeof ci);
+    pg_admin_conninfo(i, ci, sizeof ci);
     i->admin[k] = pgc_connect(i->d->loop, ci, on_admin_status, i, &e);
     if (i->admin[k] || k != 0 || i->state != INST_STARTING)
         return;
@@ -152,6 +153,7 @@ void pg_engine_probe(inst_t *i)
 
 void pg_engine_close(inst_t *i)
 {
+    pg_health_close(i);
     for (int k = 0; k < ADMIN_CONNS; k++) {
         pgc_t *c = i->admin[k];
         i->admin[k] = NULL;
@@ -163,7 +165,7 @@ void pg_engine_close(inst_t *i)
 
 pgc_t *pg_pick_admin(inst_t *i)
 {
-    /* Setting up (bootstrap, clean-up): the probe connection only. */
+    /* Setting up (bootstrap, clean-up): the first admin connection only. */
     if (i->state == INST_STARTING)
         return pgc_is_up(i->admin[0]) ? i->admin[0] : NULL;
     /* An external server stays up while we stop: our databases go first. */
@@ -194,7 +196,7 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
         return NULL;
     char ci[CFG_PATH + 256];
     const char *e;
-    admin_conninfo(i, ci, sizeof ci);
+    pg_admin_conninfo(i, ci, sizeof ci);
     return pgc_connect_db(i->d->loop, ci, dbname, cb, ud, &e);
 }
 

@@ -10,8 +10,17 @@
 /* Try to connect until the server accepts (then inst_ready) or the start
  * deadline passes (then inst_start_failed). */
 void pg_engine_probe(inst_t *i);
-/* Close the admin connections; queued work fails with -ECANCELED. */
+/* Close the admin and health-probe connections; queued work fails with
+ * -ECANCELED. */
 void pg_engine_close(inst_t *i);
+/* How we reach the server as its superuser. */
+void pg_admin_conninfo(const inst_t *i, char *out, size_t len);
+
+/* Health (pg_health.c): each tick while running, a SELECT 1 on a
+ * connection of its own; a server that neither answers there nor on a
+ * fresh connection within health_timeout_ms is reported: inst_hung(). */
+void pg_health_tick(inst_t *i);
+void pg_health_close(inst_t *i);
 
 /* The least busy admin (superuser) connection, or NULL. */
 pgc_t *pg_pick_admin(inst_t *i);

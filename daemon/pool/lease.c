@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsm.h"
 #include "log.h"
-#include "session.h"
 #include "tpl.h"
 #include "util.h"
 
@@ -17,7 +17,17 @@ static const char *const reason_names[] = {
     [LEASE_SHUTDOWN] = "daemon stopping",
 };
 
-lease_t *lease_new(dbld_t *d, slot_t *slot, sess_t *sess, bool detached, int ttl_s)
+static const char *const state_names[] = {
+    [LEASE_ACTIVE] = "active",
+    [LEASE_ENDED] = "ended",
+};
+static const unsigned allowed[] = {
+    [LEASE_ACTIVE] = FSM_TO(LEASE_ENDED),
+    [LEASE_ENDED] = 0,
+};
+static const fsm_def_t lease_fsm = {"lease", LEASE__STATES, state_names, allowed};
+
+lease_t *lease_new(dbld_t *d, slot_t *slot, const lease_owner_t *owner, bool detached, int ttl_s)
 {
     lease_t *l = calloc(1, sizeof *l);
     if (!l)
@@ -27,19 +37,18 @@ lease_t *lease_new(dbld_t *d, slot_t *slot, sess_t *sess, bool detached, int ttl
         free(l);
         return NULL;
     }
+    l->state = LEASE_ACTIVE;
     l->d = d;
     l->slot = slot;
-    l->sess = sess;
-    l->uid = sess->uid;
-    l->pid = sess->pid;
-    snprintf(l->client, sizeof l->client, "%s", sess->client);
-    snprintf(l->command, sizeof l->command, "%s", sess->command);
+    l->uid = owner->uid;
+    l->pid = owner->pid;
+    snprintf(l->client, sizeof l->client, "%s", owner->client ? owner->client : "");
+    snprintf(l->command, sizeof l->command, "%s", owner->command ? owner->command : "");
     l->created_ms = util_now_ms();
     l->expires_at = util_unix_now() + ttl_s;
     l->detached = detached;
     slot->lease = l;
     list_append(&d->leases, &l->node);
-    list_append(&sess->leases, &l->sess_node);
     d->counters.leases_granted++;
     log_info("lease", "lease %s: %s to uid %d pid %d%s", l->id, slot->dbname, (int)l->uid,
              (int)l->pid, detached ? " (detached)" : "");
@@ -58,22 +67,18 @@ lease_t *lease_find(dbld_t *d, const char *id)
     return NULL;
 }
 
-void lease_end(lease_t *l, lease_end_reason_t why, bool clean)
+void lease_set_holder(lease_t *l, const lease_holder_t *h)
 {
-    dbld_t *d = l->d;
-    log_info("lease", "lease %s ended: %s", l->id, reason_names[why]);
-    if (l->sess) {
-        if (why == LEASE_EXPIRED || why == LEASE_INSTANCE_DOWN) {
-            json_object *ev =
-                dbl_event_new(why == LEASE_EXPIRED ? "lease_expired" : "instance_down");
-            json_object_object_add(ev, "lease", json_object_new_string(l->id));
-            if (why == LEASE_INSTANCE_DOWN)
-                json_object_object_add(ev, "kind", json_object_new_string(l->slot->pool->kind));
-            sess_send(l->sess, ev);
-        }
-        list_remove(&l->sess->leases, &l->sess_node);
-    }
-    list_remove(&d->leases, &l->node);
+    l->holder = h ? *h : (lease_holder_t){0};
+}
+
+bool lease_held_by(const lease_t *l, const void *ud)
+{
+    return l->holder.on_end && l->holder.ud == ud;
+}
+
+static void count_end(dbld_t *d, lease_end_reason_t why)
+{
     switch (why) {
     case LEASE_RELEASED:
         d->counters.leases_released++;
@@ -87,19 +92,67 @@ void lease_end(lease_t *l, lease_end_reason_t why, bool clean)
     default:
         break;
     }
+}
+
+void lease_end(lease_t *l, lease_end_reason_t why, bool clean)
+{
+    if (l->state != LEASE_ACTIVE)
+        return;
+    dbld_t *d = l->d;
+    log_info("lease", "lease %s ended: %s", l->id, reason_names[why]);
+    /* Off every list first: the holder's hook and the pool may re-enter
+     * (an event can close its session, which ends its other leases). */
+    l->state = (lease_state_t)fsm_step(&lease_fsm, l->state, LEASE_ENDED, l->id);
+    list_remove(&d->leases, &l->node);
+    list_append(&d->dead_leases, &l->node);
+    count_end(d, why);
     slot_t *s = l->slot;
-    free(l);
+    lease_holder_t h = l->holder;
+    l->holder = (lease_holder_t){0};
+    if (h.on_end)
+        h.on_end(l, why, h.ud);
+    l->slot = NULL;
     pool_give_back(s, clean && why == LEASE_RELEASED, util_now_ms());
+}
+
+void lease_end_matching(dbld_t *d, bool (*match)(const lease_t *l, const void *arg),
+                        const void *arg, lease_end_reason_t why)
+{
+    /* A saved next pointer could be a lease a nested end just unlinked, so
+     * start over after each end; each one leaves d->leases, so this ends. */
+    for (;;) {
+        lease_t *hit = NULL;
+        list_node_t *it, *tmp;
+        list_for_each(&d->leases, it, tmp)
+        {
+            lease_t *l = list_entry(it, lease_t, node);
+            if (match(l, arg)) {
+                hit = l;
+                break;
+            }
+        }
+        if (!hit)
+            return;
+        lease_end(hit, why, false);
+    }
+}
+
+static bool expired(const lease_t *l, const void *now)
+{
+    return l->expires_at <= *(const int64_t *)now;
 }
 
 void lease_reap_expired(dbld_t *d, int64_t now)
 {
-    list_node_t *it, *tmp;
-    list_for_each(&d->leases, it, tmp)
-    {
-        lease_t *l = list_entry(it, lease_t, node);
-        if (l->expires_at <= now)
-            lease_end(l, LEASE_EXPIRED, false);
+    lease_end_matching(d, expired, &now, LEASE_EXPIRED);
+}
+
+void lease_reap_dead(dbld_t *d)
+{
+    while (!list_empty(&d->dead_leases)) {
+        lease_t *l = list_entry(list_first(&d->dead_leases), lease_t, node);
+        list_remove(&d->dead_leases, &l->node);
+        free(l);
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,11 +17,12 @@
 #include "util.h"
 
 static const char *const state_names[TPL__COUNT] = {
-    [TPL_PENDING] = "pending", [TPL_BUILDING] = "building", [TPL_READY] = "ready",
-    [TPL_FAILED] = "failed",   [TPL_RETIRING] = "retiring",
+    [TPL_SCANNING] = "scanning", [TPL_PENDING] = "pending", [TPL_BUILDING] = "building",
+    [TPL_READY] = "ready",       [TPL_FAILED] = "failed",   [TPL_RETIRING] = "retiring",
 };
 
 static const unsigned allowed[TPL__COUNT] = {
+    [TPL_SCANNING] = FSM_TO(TPL_PENDING) | FSM_TO(TPL_FAILED) | FSM_TO(TPL_RETIRING),
     [TPL_PENDING] = FSM_TO(TPL_BUILDING) | FSM_TO(TPL_READY) | FSM_TO(TPL_RETIRING),
     [TPL_BUILDING] =
         FSM_TO(TPL_READY) | FSM_TO(TPL_FAILED) | FSM_TO(TPL_PENDING) | FSM_TO(TPL_RETIRING),
@@ -30,6 +32,21 @@ static const unsigned allowed[TPL__COUNT] = {
 };
 
 static const fsm_def_t tpl_fsm = {"tpl", TPL__COUNT, state_names, allowed};
+
+/* One read of a sql_dir. The template may go while it runs: then t is
+ * NULL and the result is dropped. */
+typedef struct tpl_scan {
+    uv_work_t req;
+    tpl_t *t;
+    char dir[CFG_PATH];
+    int major;
+    bool stale; /* sql_dir changed while it was read: read again */
+    int rc;     /* the result, written on the worker thread */
+    char hash[65];
+    char **files, **texts;
+    int nfiles;
+    char err[768];
+} tpl_scan_t;
 
 const char *tpl_state_name(tpl_state_t s)
 {
@@ -69,8 +86,25 @@ void tpl_set_state(tpl_t *t, tpl_state_t to)
         pool_set_up(t->pool, false, now);
         break;
     }
-    if (to != TPL_BUILDING && to != TPL_PENDING)
+    if (to == TPL_READY || to == TPL_FAILED || to == TPL_RETIRING)
         notify_waiters(t);
+}
+
+void tpl_offer_claim(tpl_t *t)
+{
+    /* Each waiter once: one takes the claim, the others wait again. */
+    for (size_t n = t->waiters.count; n > 0 && t->state == TPL_PENDING && !t->claimer; n--) {
+        tpl_waiter_t *w = list_entry(list_first(&t->waiters), tpl_waiter_t, node);
+        tpl_cancel_wait(w);
+        w->cb(w, t);
+    }
+    if (t->state == TPL_PENDING && !t->claimer && t->pool->waiters.count > 0) {
+        /* Nobody migrates it now: leases waiting for it are answered. */
+        snprintf(t->error, sizeof t->error,
+                 "its migration was abandoned; run `dblease template migrate` or "
+                 "template.ensure, then lease again");
+        pool_fail_waiters(t->pool);
+    }
 }
 
 void tpl_wait(tpl_t *t, tpl_waiter_t *w, tpl_wait_cb cb, void *ud)
@@ -89,7 +123,12 @@ void tpl_cancel_wait(tpl_waiter_t *w)
     w->t = NULL;
 }
 
-static void free_list(char **v, int n);
+static void free_list(char **v, int n)
+{
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
 
 static void free_files(tpl_t *t)
 {
@@ -107,7 +146,8 @@ static const slot_ops_t *ops_for(const char *kind, const char *isolation)
 }
 
 static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char *hash,
-                      tpl_source_t source, const char *isolation, int min_ready, int max_total)
+                      tpl_source_t source, const char *isolation, int min_ready, int max_total,
+                      tpl_state_t initial)
 {
     bool schema = strcmp(isolation, "schema") == 0;
     static int next_id;
@@ -119,6 +159,7 @@ static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char 
     snprintf(t->name, sizeof t->name, "%s", name);
     snprintf(t->hash, sizeof t->hash, "%s", hash);
     t->source = source;
+    t->state = initial;
     t->schema = schema;
     snprintf(t->kind, sizeof t->kind, "%s", kind);
     list_init(&t->waiters);
@@ -146,9 +187,15 @@ static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char 
 
 static void tpl_free(tpl_t *t)
 {
-    tpl_build_abort(t);
+    if (t->scan)
+        t->scan->t = NULL; /* its result is dropped when it comes */
+    tpl_build_abort(t, "the template was dropped; call template.ensure again");
     tpl_shared_close(t);
     rd_free(t);
+    /* Waiters hear that it is gone (RETIRING), never wait on it again. The
+     * pool goes with it, so none of tpl_set_state's pool work. */
+    if (t->state != TPL_RETIRING)
+        t->state = (tpl_state_t)fsm_step(&tpl_fsm, (int)t->state, TPL_RETIRING, t->name);
     notify_waiters(t);
     list_remove(&t->d->templates, &t->node);
     pool_free(t->pool);
@@ -180,44 +227,9 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The whole file, NUL-terminated; NULL (errno set) on failure. */
-static char *slurp(const char *path)
+/* The *.sql names in dh, sorted; -1 when out of memory. */
+static int list_sql(DIR *dh, char ***names_out)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    size_t cap = 8192, len = 0, got;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *grown = realloc(buf, cap *= 2);
-            if (!grown)
-                free(buf);
-            buf = grown;
-        }
-    }
-    fclose(f);
-    if (buf)
-        buf[len] = '\0';
-    return buf;
-}
-
-static void free_list(char **v, int n)
-{
-    for (int i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, char ***texts_out,
-                 int *n_out, char *err, size_t errlen)
-{
-    DIR *dh = opendir(dir);
-    if (!dh) {
-        snprintf(err, errlen, "cannot read sql_dir %s: %s", dir, strerror(errno));
-        return -1;
-    }
     char **names = NULL;
     int n = 0, cap = 0;
     struct dirent *e;
@@ -227,31 +239,63 @@ int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, ch
         if (n == cap) {
             cap = cap ? cap * 2 : 16;
             char **grown = realloc(names, (size_t)cap * sizeof *names);
-            if (!grown)
-                break;
+            if (!grown) {
+                free_list(names, n);
+                return -1;
+            }
             names = grown;
         }
-        names[n++] = strdup(e->d_name);
+        if (!(names[n] = strdup(e->d_name))) {
+            free_list(names, n);
+            return -1;
+        }
+        n++;
     }
-    closedir(dh);
-    qsort(names, (size_t)n, sizeof *names, cmp_names);
-    char **texts = calloc((size_t)n + 1, sizeof *texts);
+    if (n)
+        qsort(names, (size_t)n, sizeof *names, cmp_names);
+    *names_out = names;
+    return n;
+}
 
+int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, char ***texts_out,
+                 int *n_out, char *err, size_t errlen)
+{
+    char why[256];
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!dh) {
+        snprintf(err, errlen, "cannot read sql_dir %s: %s; fix the path or its permissions", dir,
+                 strerror_r(errno, why, sizeof why));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char **names = NULL;
+    int n = list_sql(dh, &names);
+    char **texts = n >= 0 ? calloc((size_t)n + 1, sizeof *texts) : NULL;
+    if (!texts) {
+        snprintf(err, errlen, "out of memory reading sql_dir %s", dir);
+        closedir(dh);
+        free_list(names, n);
+        return -1;
+    }
     /* The contents hashed are the contents applied: they are kept, so an
      * edit after hashing makes a new version instead of a mixed one. */
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    int rc = texts ? 0 : -1;
+    int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        char path[CFG_PATH];
-        if (util_path(path, sizeof path, "%s/%s", dir, names[i]) < 0 || !(texts[i] = slurp(path))) {
-            snprintf(err, errlen, "cannot read %s/%s: %s", dir, names[i], strerror(errno));
+        size_t len = 0;
+        if (util_read_regular(dirfd(dh), names[i], TPL_MAX_FILE, &texts[i], &len, why, sizeof why) <
+            0) {
+            snprintf(err, errlen, "%s/%s %s", dir, names[i], why);
             rc = -1;
             break;
         }
         EVP_DigestUpdate(md, names[i], strlen(names[i]) + 1);
-        EVP_DigestUpdate(md, texts[i], strlen(texts[i]) + 1);
+        EVP_DigestUpdate(md, texts[i], len + 1);
     }
+    closedir(dh);
     char ver[32];
     snprintf(ver, sizeof ver, "postgres %d", major);
     EVP_DigestUpdate(md, ver, strlen(ver));
@@ -271,48 +315,200 @@ int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, ch
     return 0;
 }
 
-/* A config template's current version, or a new one if its files changed. */
-static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
+int tpl_check_sql_dirs(const config_t *cfg, char *err, size_t errlen)
 {
-    char hash[65] = "", err[512];
-    char **files = NULL, **texts = NULL;
-    int nfiles = 0;
-    if (tc->sql_dir[0] && tpl_hash_dir(tc->sql_dir, d->pg->major, hash, &files, &texts, &nfiles,
-                                       err, sizeof err) < 0) {
-        log_error("tpl", "template %s: %s", tc->name, err);
-        snprintf(hash, sizeof hash, "unreadable");
+    for (int i = 0; i < cfg->n_templates; i++) {
+        const tpl_cfg_t *tc = &cfg->templates[i];
+        char hex[65], **names = NULL, **texts = NULL, why[768];
+        int n = 0;
+        if (!tc->sql_dir[0])
+            continue;
+        if (tpl_hash_dir(tc->sql_dir, 0, hex, &names, &texts, &n, why, sizeof why) < 0) {
+            snprintf(err, errlen, "[template.%s] %s", tc->name, why);
+            return -1;
+        }
+        free_list(names, n);
+        free_list(texts, n);
     }
-    tpl_t *cur = tpl_current(d, "postgres", tc->name);
-    if (cur && strcmp(cur->hash, hash) == 0) {
-        free_list(files, nfiles);
-        free_list(texts, nfiles);
+    return 0;
+}
+
+/* ---- reading sql_dir off the loop thread ------------------------------ */
+
+static void scan_work(uv_work_t *req)
+{
+    tpl_scan_t *sc = req->data;
+    sc->rc = tpl_hash_dir(sc->dir, sc->major, sc->hash, &sc->files, &sc->texts, &sc->nfiles,
+                          sc->err, sizeof sc->err);
+}
+
+static void scan_free(tpl_scan_t *sc)
+{
+    free_list(sc->files, sc->nfiles);
+    free_list(sc->texts, sc->nfiles);
+    free(sc);
+}
+
+/* Leases waiting on from wait on to instead. */
+static void move_waiters(pool_t *from, pool_t *to)
+{
+    while (!list_empty(&from->waiters)) {
+        pool_waiter_t *w = list_entry(list_first(&from->waiters), pool_waiter_t, node);
+        pool_cancel_wait(w);
+        pool_wait(to, w, w->cb, w->ud);
+    }
+}
+
+/* Waiters moved to a settled version: served at once from what it has
+ * ready, or failed if it failed. */
+static void settle_waiters(tpl_t *to)
+{
+    pool_t *p = to->pool;
+    if (to->state == TPL_FAILED || to->state == TPL_RETIRING) {
+        pool_fail_waiters(p);
         return;
     }
-    tpl_t *t = tpl_new(d, "postgres", tc->name, hash, TPL_CONFIG, tc->k.isolation,
-                       tc->k.min_ready, tc->k.max_total);
+    slot_t *slot;
+    while (!list_empty(&p->waiters) && (slot = pool_take(p))) {
+        pool_waiter_t *w = list_entry(list_first(&p->waiters), pool_waiter_t, node);
+        pool_cancel_wait(w);
+        w->cb(w, slot);
+    }
+    pool_refill(p, util_now_ms());
+}
+
+/* The version t replaces: the newest other one of its name not retiring. */
+static tpl_t *previous_version(tpl_t *t)
+{
+    tpl_t *prev = NULL;
+    list_node_t *it, *tmp;
+    list_for_each(&t->d->templates, it, tmp)
+    {
+        tpl_t *o = list_entry(it, tpl_t, node);
+        if (o != t && o->state != TPL_RETIRING && strcmp(o->name, t->name) == 0 &&
+            strcmp(o->kind, t->kind) == 0)
+            prev = o;
+    }
+    return prev;
+}
+
+/* t becomes the version new leases come from; prev's waiters move to it. */
+static void supersede(tpl_t *prev, tpl_t *t)
+{
+    if (!prev)
+        return;
+    log_info("tpl", "template %s changed (%.12s -> %.12s)", t->name, prev->hash, t->hash);
+    move_waiters(prev->pool, t->pool);
+    tpl_retire(prev);
+}
+
+/* The files are as prev had them: t was a look, not a version. */
+static void discard(tpl_t *t, tpl_t *prev)
+{
+    /* t was made from the configuration as it is now (a reload resized
+     * it): its sizes stay. */
+    prev->pool->min_ready = t->pool->min_ready;
+    prev->pool->max_total = t->pool->max_total;
+    move_waiters(t->pool, prev->pool);
+    tpl_free(t); /* first: a failed waiter's reply names the current version's error */
+    settle_waiters(prev);
+}
+
+static void start_scan(tpl_t *t);
+
+static void scan_done(uv_work_t *req, int status)
+{
+    tpl_scan_t *sc = req->data;
+    tpl_t *t = sc->t;
+    if (!t || t->state != TPL_SCANNING) { /* gone or retired meanwhile */
+        if (t)
+            t->scan = NULL;
+        scan_free(sc);
+        return;
+    }
+    t->scan = NULL;
+    if (sc->stale) { /* changed while read: read it again */
+        scan_free(sc);
+        start_scan(t);
+        return;
+    }
+    if (status < 0 && sc->rc == 0) {
+        sc->rc = -1;
+        snprintf(sc->err, sizeof sc->err, "reading sql_dir %.600s: %s", sc->dir,
+                 uv_strerror(status));
+    }
+    tpl_t *prev = previous_version(t);
+    if (sc->rc < 0 ? prev && prev->state == TPL_FAILED && strcmp(prev->error, sc->err) == 0
+                   : prev && strcmp(prev->hash, sc->hash) == 0) {
+        scan_free(sc);
+        discard(t, prev);
+        return;
+    }
+    if (sc->rc < 0) {
+        log_error("tpl", "template %s: %s", t->name, sc->err);
+        snprintf(t->hash, sizeof t->hash, "unreadable");
+        snprintf(t->error, sizeof t->error, "%s", sc->err);
+        scan_free(sc);
+        supersede(prev, t);
+        tpl_set_state(t, TPL_FAILED);
+        return;
+    }
+    snprintf(t->hash, sizeof t->hash, "%s", sc->hash);
+    t->files = sc->files;
+    t->texts = sc->texts;
+    t->nfiles = sc->nfiles;
+    sc->files = sc->texts = NULL;
+    scan_free(sc);
+    supersede(prev, t);
+    tpl_set_state(t, TPL_PENDING);
+    if (t->d->pg->state == INST_RUNNING)
+        tpl_build_start(t);
+}
+
+static void start_scan(tpl_t *t)
+{
+    tpl_scan_t *sc = calloc(1, sizeof *sc);
+    if (sc) {
+        sc->t = t;
+        sc->req.data = sc;
+        snprintf(sc->dir, sizeof sc->dir, "%s", t->sql_dir);
+        sc->major = t->d->pg->major;
+    }
+    if (!sc || uv_queue_work(t->d->loop, &sc->req, scan_work, scan_done) < 0) {
+        free(sc);
+        snprintf(t->error, sizeof t->error,
+                 "cannot read sql_dir %.600s now (out of resources); "
+                 "send SIGHUP to retry",
+                 t->sql_dir);
+        snprintf(t->hash, sizeof t->hash, "unreadable");
+        tpl_set_state(t, TPL_FAILED);
+        return;
+    }
+    t->scan = sc;
+}
+
+/* Look at a config template's files again: a new version in SCANNING,
+ * which becomes the current one if they changed, or goes if not. */
+static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
+{
+    tpl_t *cur = tpl_current(d, "postgres", tc->name);
+    if (cur && cur->state == TPL_SCANNING) {
+        cur->scan->stale = true; /* one read at a time; the next one follows */
+        return;
+    }
+    if (!tc->sql_dir[0] && cur && !cur->sql_dir[0])
+        return; /* no files: nothing can change */
+    tpl_t *t = tpl_new(d, "postgres", tc->name, "", TPL_CONFIG, tc->k.isolation, tc->k.min_ready,
+                       tc->k.max_total, tc->sql_dir[0] ? TPL_SCANNING : TPL_PENDING);
     if (!t)
         return;
     snprintf(t->sql_dir, sizeof t->sql_dir, "%s", tc->sql_dir);
-    t->files = files;
-    t->texts = texts;
-    t->nfiles = nfiles;
-    if (strcmp(hash, "unreadable") == 0) {
-        tpl_set_state(t, TPL_FAILED);
-        snprintf(t->error, sizeof t->error, "%s", err);
+    if (t->state == TPL_SCANNING) {
+        start_scan(t);
+        return;
     }
-    if (cur) {
-        log_info("tpl", "template %s changed (%.12s -> %.12s): building the new version",
-                 tc->name, cur->hash, hash);
-        /* Leases taken from now on wait for the new version. */
-        pool_t *old = cur->pool;
-        while (!list_empty(&old->waiters)) {
-            pool_waiter_t *w = list_entry(list_first(&old->waiters), pool_waiter_t, node);
-            pool_cancel_wait(w);
-            pool_wait(t->pool, w, w->cb, w->ud);
-        }
-        tpl_retire(cur);
-    }
-    if (t->state == TPL_PENDING && d->pg->state == INST_RUNNING)
+    supersede(cur, t);
+    if (d->pg->state == INST_RUNNING)
         tpl_build_start(t);
 }
 
@@ -320,7 +516,7 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
 {
     const kind_cfg_t *pg = &d->cfg.postgres, *rd = &d->cfg.redis;
     if (!tpl_new(d, "postgres", "default", "", TPL_BUILTIN, pg->isolation, pg->min_ready,
-                 pg->max_total)) {
+                 pg->max_total, TPL_PENDING)) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -328,7 +524,7 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
         /* Cold until the first redis lease: no servers for those who never
          * use Redis. */
         tpl_t *r = tpl_new(d, "redis", "default", "", TPL_BUILTIN, rd->isolation, rd->min_ready,
-                           rd->max_total);
+                           rd->max_total, TPL_PENDING);
         if (!r) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -350,8 +546,8 @@ tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash)
             return t;
     }
     const kind_cfg_t *pg = &d->cfg.postgres;
-    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready,
-                   pg->max_total);
+    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready, pg->max_total,
+                   TPL_PENDING);
 }
 
 void tpl_instance_up(dbld_t *d)
@@ -362,10 +558,13 @@ void tpl_instance_up(dbld_t *d)
         tpl_t *t = list_entry(it, tpl_t, node);
         if (strcmp(t->kind, "postgres") != 0)
             continue;
-        if (t->source == TPL_BUILTIN && !t->schema)
-            tpl_set_state(t, TPL_READY);
-        else if (t->state == TPL_PENDING && t->source != TPL_CLIENT)
+        if (t->source == TPL_BUILTIN && !t->schema) {
+            if (t->state == TPL_PENDING) /* template0: nothing to build */
+                tpl_set_state(t, TPL_READY);
+        } else if (t->state == TPL_PENDING && t->source != TPL_CLIENT)
             tpl_build_start(t);
+        else if (t->state == TPL_PENDING)
+            tpl_offer_claim(t); /* its callers waited for the server */
     }
 }
 
@@ -377,7 +576,7 @@ void tpl_instance_down(dbld_t *d)
         tpl_t *t = list_entry(it, tpl_t, node);
         if (strcmp(t->kind, "postgres") != 0)
             continue;
-        tpl_build_abort(t);
+        tpl_build_abort(t, "the server went away; call template.ensure again");
         tpl_shared_close(t);
         if (t->source == TPL_CLIENT && t->state != TPL_RETIRING) {
             /* Its template database died with the server; the client
@@ -396,12 +595,29 @@ void tpl_rescan(dbld_t *d)
         refresh_config_template(d, &d->cfg.templates[i]);
 }
 
-void tpl_retire(tpl_t *t)
+static void retire_one(tpl_t *t)
 {
     if (t->state == TPL_RETIRING)
         return;
-    tpl_build_abort(t); /* a build in flight would otherwise finish it */
+    /* A build in flight would otherwise finish it. */
+    tpl_build_abort(t, "a newer version of the template replaced it, or it was dropped");
     tpl_set_state(t, TPL_RETIRING);
+}
+
+void tpl_retire(tpl_t *t)
+{
+    /* Older live versions of the name go too: while a new version's files
+     * are read (SCANNING), the one before it still serves. */
+    list_node_t *it, *tmp;
+    list_for_each(&t->d->templates, it, tmp)
+    {
+        tpl_t *o = list_entry(it, tpl_t, node);
+        if (o == t)
+            break;
+        if (strcmp(o->name, t->name) == 0 && strcmp(o->kind, t->kind) == 0)
+            retire_one(o);
+    }
+    retire_one(t);
 }
 
 /* The global cap keeps a pool with waiters from growing: make room by
@@ -416,7 +632,9 @@ static void evict_for_waiters(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         pool_t *p = list_entry(it, tpl_t, node)->pool;
-        starved |= p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
+        /* A pool that is down (its template being read or built) could not
+         * use the room. */
+        starved |= p->up && p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
                    pool_total(p) < p->max_total;
     }
     if (!starved)
@@ -445,7 +663,8 @@ void tpl_janitor(dbld_t *d)
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
-        if (t->state != TPL_RETIRING || pool_total(t->pool) != 0 || t->dropping)
+        /* A retiring version's only build is its drop. */
+        if (t->state != TPL_RETIRING || pool_total(t->pool) != 0 || t->build)
             continue;
         if (strcmp(t->kind, "postgres") != 0 || d->pg->state != INST_RUNNING ||
             tpl_build_drop(t) < 0)
@@ -462,7 +681,6 @@ void tpl_free_all(dbld_t *d)
 {
     while (!list_empty(&d->templates)) {
         tpl_t *t = list_entry(list_first(&d->templates), tpl_t, node);
-        tpl_build_abort(t);
         tpl_free(t);
     }
 }

@@ -18,18 +18,20 @@ typedef struct tpl tpl_t;
 typedef struct tpl_waiter tpl_waiter_t;
 
 typedef enum tpl_state {
+    TPL_SCANNING, /* its sql_dir is being read and hashed, off the loop thread */
     TPL_PENDING,  /* waiting for its server to run */
     TPL_BUILDING, /* its template database is being created and migrated */
     TPL_READY,
-    TPL_FAILED,
+    TPL_FAILED,   /* error says why: its files, a migration, the server */
     TPL_RETIRING, /* superseded or abandoned: dropped once its databases are gone */
     TPL__COUNT
 } tpl_state_t;
 
 typedef enum tpl_source { TPL_BUILTIN, TPL_CONFIG, TPL_CLIENT } tpl_source_t;
 
-/* Someone waiting for a template to settle (ready, failed, or its claim
- * free again). */
+/* Someone waiting for a template to settle (ready, failed, retiring or
+ * gone, or its claim free again). The callback runs once per wait, on every
+ * path: it is how this layer answers the one above it. */
 typedef void (*tpl_wait_cb)(tpl_waiter_t *w, tpl_t *t);
 struct tpl_waiter {
     list_node_t node;
@@ -59,15 +61,15 @@ struct tpl {
     /* building (tpl_build.c) */
     struct tpl_build *build; /* the build or claim in progress, if any */
     pgc_t *shared;           /* schema isolation: to the shared database, for slots */
+    struct tpl_scan *scan;   /* the read of sql_dir in flight (SCANNING) */
     char **files;            /* *.sql of sql_dir, in name order */
     char **texts;            /* their contents, as hashed */
     int nfiles;
-    bool dropping;
 
     struct rd_engine *rd; /* redis: the engine's side (rd_slots.c) */
 
-    /* client templates */
-    sess_t *claimer;
+    /* client templates: who holds the claim (a session, opaque here) */
+    const void *claimer;
     char owner_password[33];
     list_t waiters;
 };
@@ -97,13 +99,27 @@ void tpl_free_all(dbld_t *d);
 
 void tpl_wait(tpl_t *t, tpl_waiter_t *w, tpl_wait_cb cb, void *ud);
 void tpl_cancel_wait(tpl_waiter_t *w);
-/* Supersede: no new leases; dropped when empty. */
+/* A client template's claim is free (or its server is back): offer it to
+ * the waiters, first come first served. If none takes it, leases waiting
+ * for the template fail (nobody is migrating it). */
+void tpl_offer_claim(tpl_t *t);
+/* Supersede: no new leases; dropped when empty. Older versions of the
+ * same name still live (the one serving while t's files are read) too. */
 void tpl_retire(tpl_t *t);
 
+/* Largest *.sql file read from a sql_dir. */
+#define TPL_MAX_FILE (64u << 20)
+
 /* SHA-256 (hex) over the names and contents of dir's *.sql files and the
- * server major. Gives the names (in order) and contents. 0 or -1. */
+ * server major. Gives the names (in order) and contents. 0 or -1. Reads
+ * regular files only (util_read_regular); blocks on slow disks, so the
+ * daemon calls it off the loop thread. */
 int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names, char ***texts, int *n,
                  char *err, size_t errlen);
+
+/* --check-config: every config template's sql_dir reads as start-up would
+ * read it. 0, or -1 with what to fix in err. */
+int tpl_check_sql_dirs(const config_t *cfg, char *err, size_t errlen);
 
 json_object *tpl_status_json(const tpl_t *t);
 /* "database" | "schema" | "instance" | "db" */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fsm.h"
 #include "inst.h"
 #include "log.h"
 #include "pg_engine.h"
@@ -13,21 +14,48 @@
 
 /* One build or claim in flight. Its callbacks may outlive the template
  * (abort detaches it), so they hold this, not the template. At most one
- * admin job, one connection and one job on it are pending at a time. */
+ * thing of ours is pending at a time: an admin statement, a connection
+ * being made, or a statement on that connection; the state says which. */
+typedef enum build_state {
+    B_IDLE,       /* between steps: nothing pending */
+    B_ADMIN,      /* a statement on the server's admin connection */
+    B_CONNECTING, /* our own connection to the template (or shared) database */
+    B_QUERY,      /* a statement on that connection */
+    B_DETACHED,   /* forgotten while something was pending: its callback frees it */
+    B__COUNT
+} build_state_t;
+
+static const char *const build_state_names[B__COUNT] = {
+    [B_IDLE] = "idle",   [B_ADMIN] = "admin",       [B_CONNECTING] = "connecting",
+    [B_QUERY] = "query", [B_DETACHED] = "detached",
+};
+
+static const unsigned build_allowed[B__COUNT] = {
+    [B_IDLE] = FSM_TO(B_ADMIN) | FSM_TO(B_CONNECTING) | FSM_TO(B_QUERY),
+    [B_ADMIN] = FSM_TO(B_IDLE) | FSM_TO(B_DETACHED),
+    [B_CONNECTING] = FSM_TO(B_IDLE) | FSM_TO(B_DETACHED),
+    [B_QUERY] = FSM_TO(B_IDLE) | FSM_TO(B_DETACHED),
+    [B_DETACHED] = 0,
+};
+
+static const fsm_def_t build_fsm = {"tpl_build", B__COUNT, build_state_names, build_allowed};
+
 typedef struct tpl_build {
     tpl_t *t; /* NULL once detached */
+    build_state_t state;
     pgc_t *conn;
-    bool admin_job, conn_job, connecting;
     int next_file;
     enum { B_BUILD, B_CLAIM, B_FINISH, B_ABANDON, B_DROP } what;
+    char who[96]; /* for the log: the template, which outlives us or not */
+    /* A claim's or finalize's caller: answered exactly once, on success,
+     * failure or abort (take_cb() hands it out once). */
     tpl_claim_cb cb;
     void *ud;
 } tpl_build_t;
 
-static void release(tpl_build_t *b)
+static void set_state(tpl_build_t *b, build_state_t to)
 {
-    if (!b->t && !b->admin_job && !b->conn_job && !b->connecting)
-        free(b);
+    b->state = (build_state_t)fsm_step(&build_fsm, (int)b->state, (int)to, b->who);
 }
 
 static tpl_build_t *build_new(tpl_t *t, int what)
@@ -37,12 +65,26 @@ static tpl_build_t *build_new(tpl_t *t, int what)
         return NULL;
     b->t = t;
     b->what = what;
+    b->state = B_IDLE;
+    snprintf(b->who, sizeof b->who, "template %s (%.12s)", t->name, t->hash);
     t->build = b;
     return b;
 }
 
-/* Done with b: detach it from its template. Closing its connection runs a
- * pending job's callback, which then frees b itself. */
+/* The caller's callback, once: later calls get NULL. */
+static tpl_claim_cb take_cb(tpl_build_t *b, void **ud)
+{
+    tpl_claim_cb cb = b->cb;
+    *ud = b->ud;
+    b->cb = NULL;
+    b->ud = NULL;
+    return cb;
+}
+
+/* Done with b: detach it from its template. Something still pending frees
+ * it when its callback comes (closing our connection runs a pending
+ * statement's callback, now or later); otherwise it goes now. b must not
+ * be touched after this. */
 static void finish(tpl_build_t *b)
 {
     if (b->t)
@@ -50,12 +92,25 @@ static void finish(tpl_build_t *b)
     b->t = NULL;
     pgc_t *c = b->conn;
     b->conn = NULL;
-    b->connecting = false;
-    bool callback_frees = c && b->conn_job;
+    build_state_t was = b->state;
+    if (was == B_ADMIN || was == B_QUERY)
+        set_state(b, B_DETACHED);
+    else
+        free(b); /* idle, or connecting: closing never calls the status back */
     if (c)
         pgc_close(c);
-    if (!callback_frees)
-        release(b);
+}
+
+/* The head of every callback: the pending thing is done. False when the
+ * build was detached meanwhile (then it is freed here). */
+static bool detached(tpl_build_t *b)
+{
+    if (b->state == B_DETACHED) {
+        free(b);
+        return true;
+    }
+    set_state(b, B_IDLE);
+    return false;
 }
 
 static void fail(tpl_build_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -67,45 +122,39 @@ static void fail(tpl_build_t *b, const char *fmt, ...)
     vsnprintf(t->error, sizeof t->error, fmt, ap);
     va_end(ap);
     log_error("tpl", "template %s (%.12s): %s", t->name, t->hash, t->error);
-    tpl_claim_cb cb = b->cb;
-    void *ud = b->ud;
-    bool claim = b->what == B_CLAIM || b->what == B_FINISH;
-    finish(b);
-    if (claim) {
+    void *ud;
+    tpl_claim_cb cb = take_cb(b, &ud);
+    if (b->what == B_CLAIM || b->what == B_FINISH)
         t->claimer = NULL;
-        if (cb)
-            cb(t, -EIO, t->error, ud);
-    }
+    finish(b);
     if (t->state == TPL_BUILDING)
         tpl_set_state(t, TPL_FAILED);
+    if (cb)
+        cb(t, -EIO, t->error, ud);
 }
 
 static int admin(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb)
 {
-    b->admin_job = true;
+    set_state(b, B_ADMIN);
     int rc = pg_admin_exec(b->t->d->pg, sql, n, cb, b);
     if (rc < 0)
-        b->admin_job = false;
+        set_state(b, B_IDLE);
     return rc;
 }
 
-/* The head of every job callback: the job is no longer pending; false when
- * the build was detached meanwhile (then freed here) or the job failed
- * (then the build failed, with what as the message's start). */
-/* The job is no longer pending; true when the build was detached
- * meanwhile (b is then freed here and must not be touched). */
-static bool detached(tpl_build_t *b, bool *pending)
+/* A statement on our own connection; on failure the build failed. */
+static void query(tpl_build_t *b, const char *const *sql, int n, pgc_done_cb cb, const char *lost)
 {
-    *pending = false;
-    if (b->t)
-        return false;
-    release(b);
-    return true;
+    set_state(b, B_QUERY);
+    if (pgc_exec(b->conn, sql, n, cb, b) == 0)
+        return;
+    set_state(b, B_IDLE);
+    fail(b, "%s", lost);
 }
 
-static bool job_ok(tpl_build_t *b, bool *pending, int err, const char *what, const char *msg)
+static bool job_ok(tpl_build_t *b, int err, const char *what, const char *msg)
 {
-    if (detached(b, pending))
+    if (detached(b))
         return false;
     if (err) {
         fail(b, "%s: %s", what, msg);
@@ -117,11 +166,12 @@ static bool job_ok(tpl_build_t *b, bool *pending, int err, const char *what, con
 /* The same for a connection's status callback: on failure it is closed. */
 static bool conn_ok(tpl_build_t *b, pgc_t *c, int err, const char *what, const char *msg)
 {
-    b->connecting = false;
-    if (!b->t || c != b->conn) {
-        release(b);
+    /* Once connected, a break reaches the statement's callback first, and
+     * that closes the connection: a status call past connecting is not ours. */
+    if (b->state != B_CONNECTING)
         return false;
-    }
+    if (detached(b))
+        return false;
     if (err) {
         b->conn = NULL;
         pgc_close(c);
@@ -198,7 +248,7 @@ static void run_next_file(tpl_build_t *b);
 static void on_file_done(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (detached(b, &b->conn_job))
+    if (detached(b))
         return;
     tpl_t *t = b->t;
     if (err) {
@@ -231,15 +281,13 @@ static void run_next_file(tpl_build_t *b)
     }
     /* One string: the server runs it as one implicit transaction. */
     const char *sql[] = {t->texts[b->next_file++]};
-    b->conn_job = pgc_exec(b->conn, sql, 1, on_file_done, b) == 0;
-    if (!b->conn_job)
-        fail(b, "lost the connection to the template database");
+    query(b, sql, 1, on_file_done, "lost the connection to the template database");
 }
 
 static void on_prepared_tpl_db(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (!job_ok(b, &b->conn_job, err, "preparing the template database failed", msg))
+    if (!job_ok(b, err, "preparing the template database failed", msg))
         return;
     run_next_file(b);
 }
@@ -255,42 +303,44 @@ static void on_tpl_db_conn(pgc_t *c, int err, const char *msg, void *ud)
     snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
     snprintf(role, sizeof role, "SET ROLE \"%s\"", b->t->owner);
     const char *sql[] = {grant, role};
-    b->conn_job = pgc_exec(c, sql, 2, on_prepared_tpl_db, b) == 0;
-    if (!b->conn_job)
-        fail(b, "lost the connection to the template database");
+    query(b, sql, 2, on_prepared_tpl_db, "lost the connection to the template database");
 }
 
 static void connect_to(tpl_build_t *b, const char *dbname, pgc_status_cb cb)
 {
-    b->connecting = true;
+    set_state(b, B_CONNECTING);
     b->conn = pg_connect_db(b->t->d->pg, dbname, cb, b);
     if (!b->conn) {
-        b->connecting = false;
+        set_state(b, B_IDLE);
         fail(b, "cannot connect to database %s", dbname);
     }
 }
 
 static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud);
 
-static void on_frozen(void *ud, int err, const char *msg, const PGresult *res)
+/* Frozen (and its shared database ready): the template serves. */
+static void frozen(tpl_build_t *b)
 {
-    tpl_build_t *b = ud;
-    if (!job_ok(b, &b->admin_job, err, "finishing the template failed", msg))
-        return;
     tpl_t *t = b->t;
     if (t->schema && !t->shared) {
         connect_to(b, t->shared_db, on_shared_conn);
         return;
     }
-    tpl_claim_cb cb = b->cb;
-    void *ud2 = b->ud;
-    bool claim = b->what == B_FINISH;
+    void *ud;
+    tpl_claim_cb cb = take_cb(b, &ud);
     finish(b);
     t->claimer = NULL;
     t->error[0] = '\0';
     tpl_set_state(t, TPL_READY);
-    if (claim && cb)
-        cb(t, 0, NULL, ud2);
+    if (cb)
+        cb(t, 0, NULL, ud);
+}
+
+static void on_frozen(void *ud, int err, const char *msg, const PGresult *res)
+{
+    tpl_build_t *b = ud;
+    if (job_ok(b, err, "finishing the template failed", msg))
+        frozen(b);
 }
 
 void tpl_shared_broken(pgc_t *c, int err, const char *msg, void *ud)
@@ -305,13 +355,13 @@ void tpl_shared_broken(pgc_t *c, int err, const char *msg, void *ud)
 static void on_shared_ready(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (!job_ok(b, &b->conn_job, err, "preparing the shared database failed", msg))
+    if (!job_ok(b, err, "preparing the shared database failed", msg))
         return;
     /* The connection stays, for creating and dropping lease schemas. */
     b->t->shared = b->conn;
     b->conn = NULL;
     pgc_set_status_cb(b->t->shared, tpl_shared_broken, b->t);
-    on_frozen(b, 0, NULL, NULL);
+    frozen(b);
 }
 
 static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud)
@@ -321,9 +371,7 @@ static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud)
         return;
     /* Each lease gets a schema of its own; nobody gets public. */
     static const char *const sql[] = {"REVOKE ALL ON SCHEMA public FROM PUBLIC"};
-    b->conn_job = pgc_exec(c, sql, 1, on_shared_ready, b) == 0;
-    if (!b->conn_job)
-        fail(b, "lost the connection to the shared database");
+    query(b, sql, 1, on_shared_ready, "lost the connection to the shared database");
 }
 
 /* Migrations done (or none): forbid connections, so clones can start. */
@@ -331,7 +379,7 @@ static void built(tpl_build_t *b)
 {
     tpl_t *t = b->t;
     if (t->source == TPL_BUILTIN) {
-        on_frozen(b, 0, NULL, NULL);
+        frozen(b);
         return;
     }
     char sql0[256];
@@ -344,7 +392,7 @@ static void built(tpl_build_t *b)
 static void on_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (!job_ok(b, &b->admin_job, err, "creating the template database failed", msg))
+    if (!job_ok(b, err, "creating the template database failed", msg))
         return;
     if (b->t->source == TPL_BUILTIN)
         built(b);
@@ -372,11 +420,35 @@ void tpl_build_start(tpl_t *t)
 
 /* ---- client templates: the claim ------------------------------------ */
 
+/* A caller's callback still owed when its build is forgotten. */
+typedef struct owed {
+    tpl_claim_cb cb;
+    void *ud;
+} owed_t;
+
+/* Forget t's build, if any; what it owes its caller is returned, to pay
+ * once the caller's own state is settled (the callback may re-enter). */
+static owed_t forget(tpl_t *t)
+{
+    owed_t o = {NULL, NULL};
+    if (t->build) {
+        o.cb = take_cb(t->build, &o.ud);
+        finish(t->build);
+    }
+    return o;
+}
+
+static void pay(owed_t o, tpl_t *t, const char *why)
+{
+    if (o.cb)
+        o.cb(t, -ECANCELED, why, o.ud);
+}
+
 static void claim_ready(tpl_build_t *b)
 {
     tpl_t *t = b->t;
-    tpl_claim_cb cb = b->cb;
-    void *ud = b->ud;
+    void *ud;
+    tpl_claim_cb cb = take_cb(b, &ud);
     finish(b);
     if (cb)
         cb(t, 0, NULL, ud);
@@ -385,7 +457,7 @@ static void claim_ready(tpl_build_t *b)
 static void on_claim_granted(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (job_ok(b, &b->conn_job, err, "preparing the template database failed", msg))
+    if (job_ok(b, err, "preparing the template database failed", msg))
         claim_ready(b);
 }
 
@@ -397,19 +469,17 @@ static void on_claim_conn(pgc_t *c, int err, const char *msg, void *ud)
     char grant[256];
     snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
     const char *sql[] = {grant};
-    b->conn_job = pgc_exec(c, sql, 1, on_claim_granted, b) == 0;
-    if (!b->conn_job)
-        fail(b, "lost the connection to the template database");
+    query(b, sql, 1, on_claim_granted, "lost the connection to the template database");
 }
 
 static void on_claim_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (job_ok(b, &b->admin_job, err, "creating the template database failed", msg))
+    if (job_ok(b, err, "creating the template database failed", msg))
         connect_to(b, b->t->dbname, on_claim_conn);
 }
 
-int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud)
+int tpl_claim_start(tpl_t *t, const void *claimer, tpl_claim_cb cb, void *ud)
 {
     if (t->build || t->claimer || t->state != TPL_PENDING)
         return -EBUSY;
@@ -430,6 +500,7 @@ int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud)
         sql[i] = stmts[i];
     if (admin(b, sql, n, on_claim_created) < 0) {
         t->claimer = NULL;
+        b->cb = NULL; /* the caller hears it from the return value */
         finish(b);
         tpl_set_state(t, TPL_PENDING);
         return -ENOTCONN;
@@ -440,11 +511,11 @@ int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud)
 static void on_abandoned(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (detached(b, &b->admin_job))
+    if (detached(b))
         return;
     tpl_t *t = b->t;
-    tpl_claim_cb cb = b->cb;
-    void *ud2 = b->ud;
+    void *ud2;
+    tpl_claim_cb cb = take_cb(b, &ud2);
     finish(b);
     if (err)
         log_warn("tpl", "dropping abandoned template %s: %s", t->name, msg);
@@ -452,21 +523,22 @@ static void on_abandoned(void *ud, int err, const char *msg, const PGresult *res
         tpl_set_state(t, TPL_PENDING);
     if (cb)
         cb(t, 0, NULL, ud2);
-    /* The claim is free: the next waiter takes it. */
-    while (!list_empty(&t->waiters) && t->state == TPL_PENDING && !t->claimer) {
-        tpl_waiter_t *w = list_entry(list_first(&t->waiters), tpl_waiter_t, node);
-        tpl_cancel_wait(w);
-        w->cb(w, t);
-    }
+    tpl_offer_claim(t);
 }
 
 int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
 {
-    if (t->build)
-        finish(t->build); /* a claim still being set up */
+    /* Nothing to freeze yet: the claim's own reply is still to come. */
+    if (ok && t->build && t->build->what == B_CLAIM)
+        return -EAGAIN;
+    /* A claim still being set up (abandoned), or an earlier finalize:
+     * replaced, and their callers told. */
+    owed_t owed = forget(t);
     tpl_build_t *b = build_new(t, ok ? B_FINISH : B_ABANDON);
-    if (!b)
+    if (!b) {
+        pay(owed, t, "out of memory; retry");
         return -ENOMEM;
+    }
     b->cb = cb;
     b->ud = ud;
     char s[4][512];
@@ -488,20 +560,24 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
         snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
     }
     const char *sql[] = {s[0], s[1], s[2], s[3]};
+    int rc = 0;
     if (admin(b, sql, n, ok ? on_frozen : on_abandoned) < 0) {
+        b->cb = NULL; /* the caller hears it from the return value */
         finish(b);
-        return -ENOTCONN;
+        rc = -ENOTCONN;
     }
-    return 0;
+    pay(owed, t,
+        ok ? "template.finalize was sent again; the last one answers"
+           : "the claim was abandoned before it was ready");
+    return rc;
 }
 
 /* ---- forgetting and dropping ---------------------------------------- */
 
-void tpl_build_abort(tpl_t *t)
+void tpl_build_abort(tpl_t *t, const char *why)
 {
-    if (t->build)
-        finish(t->build);
     t->claimer = NULL;
+    pay(forget(t), t, why);
 }
 
 void tpl_shared_close(tpl_t *t)
@@ -516,7 +592,7 @@ void tpl_shared_close(tpl_t *t)
 static void on_dropped(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
-    if (detached(b, &b->admin_job))
+    if (detached(b))
         return;
     tpl_t *t = b->t;
     finish(b);
@@ -537,16 +613,14 @@ int tpl_build_drop(tpl_t *t)
         snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
     if (n == 0)
         return -1;
-    tpl_build_abort(t);
+    tpl_build_abort(t, "the template was dropped; call template.ensure again");
     tpl_shared_close(t);
     tpl_build_t *b = build_new(t, B_DROP);
     if (!b)
         return -1;
-    t->dropping = true;
     const char *sql[] = {s[0], s[1], s[2]};
     if (admin(b, sql, n, on_dropped) < 0) {
         finish(b);
-        t->dropping = false;
         return -1;
     }
     return 0;

@@ -12,16 +12,19 @@
 void tpl_build_start(tpl_t *t);
 
 /* Client templates: create the template database and a login for its owner
- * role; cb runs once it can be migrated (err 0) or could not be made. */
+ * role. cb runs exactly once: when it can be migrated (err 0), could not be
+ * made (-EIO), or was forgotten first (-ECANCELED: superseded, dropped, the
+ * server lost), each with why. Not at all when this returns an error. */
 typedef void (*tpl_claim_cb)(tpl_t *t, int err, const char *msg, void *ud);
-int tpl_claim_start(tpl_t *t, sess_t *claimer, tpl_claim_cb cb, void *ud);
-/* Freeze the migrated template (ok) or drop it and free the claim. */
+int tpl_claim_start(tpl_t *t, const void *claimer, tpl_claim_cb cb, void *ud);
+/* Freeze the migrated template (ok) or drop it and free the claim; cb as
+ * for tpl_claim_start. Freezing a claim still being set up is -EAGAIN;
+ * abandoning one answers its caller -ECANCELED. */
 int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud);
 
-/* Forget a build or claim in flight (server gone, claimer gone, retired).
- * A claim whose server still runs is dropped and the template goes back to
- * PENDING so a waiter can claim it. */
-void tpl_build_abort(tpl_t *t);
+/* Forget a build or claim in flight (server gone, claimer gone, retired);
+ * a caller waiting on it hears why (-ECANCELED). */
+void tpl_build_abort(tpl_t *t, const char *why);
 /* Close the shared-database connection (schema isolation). A retiring
  * template keeps it until its last lease schema is dropped. */
 void tpl_shared_close(tpl_t *t);

@@ -19,18 +19,35 @@
 
 static const char *const state_names[INST__COUNT] = {
     [INST_STARTING] = "starting", [INST_RUNNING] = "running", [INST_STOPPING] = "stopping",
-    [INST_STOPPED] = "stopped",   [INST_FAILED] = "failed",
+    [INST_STOPPED] = "stopped",   [INST_FAILED] = "failed",   [INST_CLOSED] = "closed",
 };
 
 static const unsigned allowed[INST__COUNT] = {
     [INST_STARTING] = FSM_TO(INST_RUNNING) | FSM_TO(INST_FAILED) | FSM_TO(INST_STOPPING),
     [INST_RUNNING] = FSM_TO(INST_FAILED) | FSM_TO(INST_STOPPING),
     [INST_STOPPING] = FSM_TO(INST_STOPPED),
-    [INST_STOPPED] = FSM_TO(INST_STARTING),
-    [INST_FAILED] = FSM_TO(INST_STARTING) | FSM_TO(INST_STOPPING),
+    [INST_STOPPED] = FSM_TO(INST_STARTING) | FSM_TO(INST_CLOSED),
+    [INST_FAILED] = FSM_TO(INST_STARTING) | FSM_TO(INST_STOPPING) | FSM_TO(INST_CLOSED),
 };
 
 static const fsm_def_t inst_fsm = {"inst", INST__COUNT, state_names, allowed};
+
+static const char *const rt_names[RT__COUNT] = {
+    [RT_IDLE] = "idle",       [RT_PREPARING] = "preparing", [RT_INITDB] = "initdb",
+    [RT_COPYING] = "copying", [RT_SERVING] = "serving",     [RT_CLEANING] = "cleaning",
+};
+
+static const unsigned rt_allowed[RT__COUNT] = {
+    [RT_IDLE] = FSM_TO(RT_PREPARING) | FSM_TO(RT_CLEANING), /* cleaning: stopped while down */
+    [RT_PREPARING] = FSM_TO(RT_INITDB) | FSM_TO(RT_COPYING) | FSM_TO(RT_SERVING) |
+                     FSM_TO(RT_CLEANING) | FSM_TO(RT_IDLE),
+    [RT_INITDB] = FSM_TO(RT_PREPARING) | FSM_TO(RT_CLEANING),
+    [RT_COPYING] = FSM_TO(RT_SERVING) | FSM_TO(RT_CLEANING),
+    [RT_SERVING] = FSM_TO(RT_CLEANING) | FSM_TO(RT_IDLE),
+    [RT_CLEANING] = FSM_TO(RT_IDLE),
+};
+
+static const fsm_def_t rt_fsm = {"runtime", RT__COUNT, rt_names, rt_allowed};
 
 const char *inst_state_name(inst_state_t s)
 {
@@ -40,6 +57,11 @@ const char *inst_state_name(inst_state_t s)
 void inst_set_state(inst_t *i, inst_state_t to)
 {
     i->state = (inst_state_t)fsm_step(&inst_fsm, (int)i->state, (int)to, i->name);
+}
+
+void inst_rt_set(inst_t *i, inst_rt_t to)
+{
+    i->rt = (inst_rt_t)fsm_step(&rt_fsm, (int)i->rt, (int)to, i->name);
 }
 
 /* Stop (force: kill) the server through its runtime. */
@@ -59,52 +81,37 @@ static void on_timer_closed(uv_handle_t *h)
 }
 
 /* ---- health: a server that died is noticed by its exit; one that hangs
- * (stopped, deadlocked, out of connections) by an unanswered probe. */
-
-static void on_probe(void *ud, int err, const char *msg, const PGresult *res)
-{
-    inst_t *i = ud;
-    if (err == -ECANCELED)
-        return; /* the connection went with a stop or restart */
-    i->probe_sent_ms = 0;
-    if (err)
-        log_warn("inst", "%s: health probe failed: %s", i->name, msg);
-}
+ * (stopped, deadlocked) by the engine's probe (pg_health.c). */
 
 static void on_health(uv_timer_t *t)
 {
     inst_t *i = t->data;
-    if (i->state != INST_RUNNING)
-        return;
-    uint64_t now = util_now_ms();
-    if (i->probe_sent_ms) {
-        if (now - i->probe_sent_ms < (uint64_t)i->d->cfg.health_timeout_ms)
-            return;
-        char msg[160];
-        snprintf(msg, sizeof msg, "postgres did not answer a health probe within %d ms%s",
-                 i->d->cfg.health_timeout_ms, i->external ? "" : "; killed it");
-        i->probe_sent_ms = 0;
-        if (i->external) {
-            inst_lost(i, msg);
-            return;
-        }
-        snprintf(i->last_error, sizeof i->last_error, "%s", msg);
-        log_error("inst", "%s: %s", i->name, i->last_error);
-        inst_kill(i, true); /* its exit takes the usual path: leases told, restart */
-        return;
-    }
-    static const char *const sql[] = {"SELECT 1"};
-    if (pg_admin_exec(i, sql, 1, on_probe, i) == 0)
-        i->probe_sent_ms = now;
+    if (i->state == INST_RUNNING)
+        pg_health_tick(i);
 }
 
-inst_t *inst_new(dbld_t *d, const char *bindir, int major)
+void inst_hung(inst_t *i, const char *msg)
+{
+    if (i->state != INST_RUNNING)
+        return;
+    if (i->external) {
+        inst_lost(i, msg);
+        return;
+    }
+    snprintf(i->last_error, sizeof i->last_error, "%s; killed it", msg);
+    log_error("inst", "%s: %s", i->name, i->last_error);
+    uv_timer_stop(&i->health); /* one verdict: the dying server is not probed again */
+    inst_kill(i, true); /* its exit takes the usual path: leases told, restart */
+}
+
+inst_t *inst_new(dbld_t *d, const char *bindir, int major, const inst_events_t *ev)
 {
     static int next_id = 1;
     inst_t *i = calloc(1, sizeof *i);
     if (!i)
         return NULL;
     i->d = d;
+    i->ev = *ev;
     i->id = next_id++;
     snprintf(i->name, sizeof i->name, "pg-%d", i->id);
     i->kind = "postgres";
@@ -138,23 +145,22 @@ void inst_start(inst_t *i)
 static void restart_cb(uv_timer_t *t)
 {
     inst_t *i = t->data;
-    if (i->state == INST_FAILED && !i->d->stopping) {
+    if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         log_info("inst", "%s: restarting (attempt %d)", i->name, i->restarts);
         inst_start(i);
     }
 }
 
-/* Called whenever a process of ours exits: finish a stop, or plan a restart. */
+/* Called whenever the runtime goes idle: finish a stop, or plan a restart. */
 void inst_settle(inst_t *i)
 {
-    if (i->proc_running || i->helper_running)
+    if (i->rt != RT_IDLE)
         return;
     if (i->state == INST_STOPPING) {
         uv_timer_stop(&i->timer);
         inst_set_state(i, INST_STOPPED);
-        util_rm_rf(i->dir);
-        dbld_inst_stopped(i->d, i);
-    } else if (i->state == INST_FAILED && !i->d->stopping) {
+        i->ev.stopped(i->ev.ud, i);
+    } else if (i->state == INST_FAILED && !dbld_stopping(i->d)) {
         uint64_t delay = RESTART_MIN_MS << (i->restarts < 6 ? i->restarts : 6);
         if (delay > RESTART_MAX_MS)
             delay = RESTART_MAX_MS;
@@ -172,7 +178,7 @@ static void go_down(inst_t *i)
     uv_timer_stop(&i->timer);
     uv_timer_stop(&i->health);
     if (was_running)
-        dbld_inst_down(i->d, i);
+        i->ev.down(i->ev.ud, i);
     pg_engine_close(i);
 }
 
@@ -201,11 +207,10 @@ void inst_ready(inst_t *i)
         return;
     inst_set_state(i, INST_RUNNING);
     i->restarts = 0;
-    i->probe_sent_ms = 0;
     uint64_t every = (uint64_t)i->d->cfg.health_interval_ms;
     uv_timer_start(&i->health, on_health, every, every);
     log_info("inst", "%s: ready on %s:%d", i->name, i->host, i->port);
-    dbld_inst_running(i->d, i);
+    i->ev.running(i->ev.ud, i);
 }
 
 void inst_exited(inst_t *i, int64_t status, int signal)
@@ -258,7 +263,7 @@ void inst_stop(inst_t *i)
 {
     if (i->state == INST_STOPPED || i->state == INST_STOPPING) {
         if (i->state == INST_STOPPED)
-            dbld_inst_stopped(i->d, i);
+            i->ev.stopped(i->ev.ud, i);
         return;
     }
     bool was_running = i->state == INST_RUNNING;
@@ -266,7 +271,7 @@ void inst_stop(inst_t *i)
     uv_timer_stop(&i->timer);
     uv_timer_stop(&i->health);
     if (was_running)
-        dbld_inst_down(i->d, i);
+        i->ev.down(i->ev.ud, i);
     uv_timer_start(&i->timer, stop_deadline, (uint64_t)i->d->cfg.shutdown_timeout_s * 1000u, 0);
     if (i->external && was_running) {
         /* The server stays; our databases and roles must not. */
@@ -282,7 +287,7 @@ void inst_free(inst_t *i)
 {
     if (!i)
         return;
-    i->closing = true;
+    inst_set_state(i, INST_CLOSED);
     pg_engine_close(i);
     uv_close((uv_handle_t *)&i->timer, on_timer_closed);
     uv_close((uv_handle_t *)&i->health, on_timer_closed);

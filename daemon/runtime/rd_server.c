@@ -10,6 +10,7 @@
 
 #include "dk_container.h"
 #include "fsm.h"
+#include "fs_bg.h"
 #include "log.h"
 #include "proc.h"
 #include "util.h"
@@ -76,7 +77,8 @@ static void gone(rsrv_t *r, rsrv_event_t ev, const char *msg)
     rdc_t *admin = r->admin;
     r->admin = NULL;
     rdc_close(admin); /* pending commands fail now, before the owner hears */
-    util_rm_rf(r->dir);
+    if (r->dir[0])
+        fs_bg_rm_rf(r->d->loop, r->dir);
     rsrv_cb cb = r->cb;
     r->cb = NULL;
     if (cb)
@@ -329,7 +331,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
         chown(r->dir, d->run_uid, d->run_gid) < 0 ||
         write_conf(r, databases, password, conf, sizeof conf) < 0) {
         log_error("redis", "cannot prepare %s: %s", r->dir, strerror(errno));
-        util_rm_rf(r->dir);
+        fs_bg_rm_rf(d->loop, r->dir);
         free(r);
         return NULL;
     }
@@ -341,7 +343,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     int rc = proc_spawn(d, &o, args, &r->proc);
     if (rc < 0) {
         log_error("redis", "cannot start %s: %s", binary, uv_strerror(rc));
-        util_rm_rf(r->dir);
+        fs_bg_rm_rf(d->loop, r->dir);
         free(r);
         return NULL;
     }

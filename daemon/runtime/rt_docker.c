@@ -7,6 +7,7 @@
 
 #include "dk_container.h"
 #include "log.h"
+#include "rt_process.h"
 #include "util.h"
 
 void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
@@ -17,14 +18,13 @@ void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
 static void on_started(void *ud, int err, const char *msg)
 {
     inst_t *i = ud;
-    i->helper_running = false;
-    if (err) {
+    if (err) { /* gone() follows */
         inst_start_failed(i, "container from %s: %s (is the image there? `docker pull` or "
                              "`podman pull` it)",
                           i->d->cfg.postgres.image, msg);
         return;
     }
-    i->proc_running = true;
+    inst_rt_set(i, RT_SERVING);
     snprintf(i->container_id, sizeof i->container_id, "%s", dkc_id(i->container));
     log_info("docker", "started container %.12s (%s) on 127.0.0.1:%d", i->container_id,
              i->d->cfg.postgres.image, i->port);
@@ -36,8 +36,7 @@ static void on_gone(void *ud, int64_t code)
 {
     inst_t *i = ud;
     i->container = NULL;
-    i->helper_running = false;
-    i->proc_running = false;
+    inst_rt_set(i, RT_IDLE);
     inst_exited(i, code, 0);
 }
 
@@ -57,7 +56,8 @@ static json_object *command(inst_t *i)
     /* Host network: only loopback, at the port we picked. */
     const char *settings[] = {port, "listen_addresses=127.0.0.1", maxconn, "fsync=off",
                               "synchronous_commit=off", "full_page_writes=off",
-                              "log_min_error_statement=panic"};
+                              "log_min_error_statement=panic",
+                              "authentication_timeout=" PG_AUTH_TIMEOUT};
     for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
         json_object_array_add(cmd, json_object_new_string("-c"));
         json_object_array_add(cmd, json_object_new_string(settings[k]));
@@ -96,11 +96,10 @@ static void create(inst_t *i)
     json_object_object_add(body, "HostConfig", host);
     snprintf(name, sizeof name, "dblease-%s-%s", daemon_id, i->name);
     static const dkc_cbs_t cbs = {.started = on_started, .gone = on_gone};
-    i->helper_running = true;
     i->container = dkc_run(i->d->dk, body, name, &cbs, i);
     json_object_put(body);
     if (!i->container) {
-        i->helper_running = false;
+        inst_rt_set(i, RT_IDLE);
         inst_start_failed(i, "cannot reach the container engine");
     }
 }
@@ -108,15 +107,13 @@ static void create(inst_t *i)
 static void on_swept(void *ud, int err, const char *msg)
 {
     inst_t *i = ud;
-    i->helper_running = false;
-    if (err == -ECANCELED)
-        return;
-    if (err) {
-        inst_start_failed(i, "%s; is the engine running at %s?", msg, i->d->docker_host);
+    if (err == 0 && i->state == INST_STARTING) {
+        create(i);
         return;
     }
-    if (i->state == INST_STARTING)
-        create(i);
+    inst_rt_set(i, RT_IDLE);
+    if (err && err != -ECANCELED)
+        inst_start_failed(i, "%s; is the engine running at %s?", msg, i->d->docker_host);
     else
         inst_settle(i);
 }
@@ -132,7 +129,7 @@ void rt_dk_start(inst_t *i)
     /* First what a crashed run of ours left (same labels), then ours. */
     char daemon_id[32];
     rt_dk_daemon_id(i->d, daemon_id, sizeof daemon_id);
-    i->helper_running = true;
+    inst_rt_set(i, RT_PREPARING);
     dkc_sweep(i->d->dk, daemon_id, "postgres", on_swept, i);
 }
 

@@ -22,6 +22,7 @@
 #include "proc.h"
 #include "util.h"
 
+
 /* ---- finding the binaries -------------------------------------------- */
 
 static bool has_pg_bins(const char *dir)
@@ -125,13 +126,95 @@ int rt_pg_find_bins(const char *configured, char *out, size_t outlen, int *major
     return 0;
 }
 
+/* ---- work off the loop ------------------------------------------------- *
+ * Removing a data dir (thousands of files), scanning /proc and waiting for
+ * killed processes take long enough to stall every client: they run on
+ * libuv's thread pool, and their result comes back on the loop. */
+
+typedef struct rt_job {
+    uv_work_t req;
+    inst_t *i;
+    void (*after)(struct rt_job *j);
+    /* Copied on the loop: the worker reads nothing a reload may change. */
+    char dir[CFG_PATH], tmp[CFG_PATH], dst[CFG_PATH], parent[CFG_PATH], cache[CFG_PATH];
+    uid_t uid;
+    gid_t gid;
+    bool remove; /* cleaning: remove dir too */
+    bool cached; /* preparing: the cache has a data dir */
+    int killed;  /* cleaning: processes left in dir */
+    int err;     /* -errno */
+    char what[CFG_PATH + 32];
+} rt_job_t;
+
+static void job_after(uv_work_t *req, int status)
+{
+    rt_job_t *j = req->data;
+    (void)status; /* nothing cancels our work */
+    j->after(j);
+    free(j);
+}
+
+static void job_queue(inst_t *i, rt_job_t *j, uv_work_cb work, void (*after)(rt_job_t *))
+{
+    j->i = i;
+    j->after = after;
+    j->req.data = j;
+    uv_queue_work(i->d->loop, &j->req, work, job_after);
+}
+
+static rt_job_t *job_new(inst_t *i)
+{
+    rt_job_t *j = calloc(1, sizeof *j);
+    if (!j)
+        log_error("process", "%s: out of memory", i->name);
+    return j;
+}
+
+static int kill_procs_in(const char *dir);
+
+/* After a server or helper exited: kill what it left running in its dir,
+ * and wait for that to be gone before the dir is reused or removed. */
+static void clean_work(uv_work_t *req)
+{
+    rt_job_t *j = req->data;
+    j->killed = kill_procs_in(j->dir);
+    if (j->remove && (j->err = util_rm_rf(j->dir)) < 0)
+        snprintf(j->what, sizeof j->what, "cannot remove %s", j->dir);
+}
+
+static void clean_after(rt_job_t *j)
+{
+    inst_t *i = j->i;
+    if (j->killed)
+        log_warn("process", "%s: killed %d processes its server left running", i->name, j->killed);
+    if (j->err)
+        log_warn("process", "%s: %s: %s", i->name, j->what, strerror(-j->err));
+    inst_rt_set(i, RT_IDLE);
+    inst_settle(i); /* last: may free i */
+}
+
+/* The runtime is done with this start: clean up, then settle. The data dir
+ * stays after a failure (its server.log says why), goes after a stop. */
+static void clean_up(inst_t *i)
+{
+    inst_rt_set(i, RT_CLEANING);
+    rt_job_t *j = job_new(i);
+    if (!j) {
+        inst_rt_set(i, RT_IDLE);
+        inst_settle(i);
+        return;
+    }
+    snprintf(j->dir, sizeof j->dir, "%s", i->dir);
+    j->remove = i->state == INST_STOPPING;
+    job_queue(i, j, clean_work, clean_after);
+}
+
 /* ---- spawning -------------------------------------------------------- */
 
 static void handle_closed(void *data)
 {
     inst_t *i = data;
-    i->open_handles--;
-    if (i->closing && i->open_handles == 0)
+    if (--i->open_handles == 0 && i->state == INST_CLOSED)
         free(i);
 }
 
@@ -163,62 +246,89 @@ static void cache_tmp_path(const inst_t *i, char *out, size_t len)
     cache_path(i, out, len, suffix);
 }
 
+/* Publish initdb's result for every later start. */
+static void publish_work(uv_work_t *req)
+{
+    rt_job_t *j = req->data;
+    if (rename(j->tmp, j->dst) == 0)
+        return;
+    int e = errno;
+    if (e != EEXIST && e != ENOTEMPTY) {
+        j->err = -e;
+        snprintf(j->what, sizeof j->what, "cannot publish %s", j->dst);
+        return;
+    }
+    util_rm_rf(j->tmp); /* another daemon published first; theirs is as good */
+}
+
+/* A start step's work came back: true if the start is over (stopped
+ * meanwhile, or the work failed), and the runtime is cleaning up. */
+static bool start_over(rt_job_t *j)
+{
+    inst_t *i = j->i;
+    if (i->state == INST_STARTING && !j->err)
+        return false;
+    clean_up(i);
+    if (j->err)
+        inst_start_failed(i, "%s: %s", j->what, strerror(-j->err));
+    return true;
+}
+
+static void publish_after(rt_job_t *j)
+{
+    if (!start_over(j))
+        copy_cache(j->i);
+}
+
 static void on_helper_exit(uv_process_t *p, int64_t status, int sig)
 {
     inst_t *i = p->data;
-    i->helper_running = false;
+    bool initdb = i->rt == RT_INITDB;
     i->helper = NULL;
     proc_close(p, handle_closed);
     if (i->state != INST_STARTING) {
-        inst_settle(i);
+        clean_up(i);
         return;
     }
     if (status != 0 || sig != 0) {
+        clean_up(i);
         inst_start_failed(i, "%s failed (exit %lld, signal %d); see %s/server.log",
-                          i->helper_initdb ? "initdb" : "copying the data dir",
-                          (long long)status, sig, i->dir);
+                          initdb ? "initdb" : "copying the data dir", (long long)status, sig,
+                          i->dir);
         return;
     }
-    if (i->helper_initdb) { /* publish the cache for every later start */
-        char tmp[CFG_PATH], dst[CFG_PATH];
-        cache_tmp_path(i, tmp, sizeof tmp);
-        cache_path(i, dst, sizeof dst, "");
-        if (rename(tmp, dst) < 0) {
-            int e = errno;
-            if (e != EEXIST && e != ENOTEMPTY) {
-                inst_start_failed(i, "cannot move %s to %s: %s", tmp, dst, strerror(e));
-                return;
-            }
-            util_rm_rf(tmp); /* another daemon published first; theirs is as good */
-        }
-        i->helper_initdb = false;
-        copy_cache(i);
+    if (!initdb) {
+        start_server(i);
         return;
     }
-    start_server(i);
+    inst_rt_set(i, RT_PREPARING);
+    rt_job_t *j = job_new(i);
+    if (!j) {
+        clean_up(i);
+        inst_start_failed(i, "out of memory");
+        return;
+    }
+    cache_tmp_path(i, j->tmp, sizeof j->tmp);
+    cache_path(i, j->dst, sizeof j->dst, "");
+    job_queue(i, j, publish_work, publish_after);
 }
 
 static void run_initdb(inst_t *i)
 {
     char tmp[CFG_PATH], initdb[CFG_PATH];
     cache_tmp_path(i, tmp, sizeof tmp);
-    util_rm_rf(tmp);
-    if (mkdir(tmp, 0700) < 0 || chown(tmp, i->d->run_uid, i->d->run_gid) < 0) {
-        inst_start_failed(i, "cannot create %s: %s", tmp, strerror(errno));
-        return;
-    }
     util_path(initdb, sizeof initdb, "%s/initdb", i->bindir);
     char *args[] = {initdb, "-D", tmp, "-U", "dblease", "-A", "trust", "-E", "UTF8",
                     "--locale=C", "--no-sync", NULL};
     log_info("process", "initialising a PostgreSQL %d data dir once (cached in %s)", i->major,
              i->d->cfg.cache_dir);
-    i->helper_initdb = true;
     int rc = spawn(i, &i->helper, args, PROC_AS_SERVER, on_helper_exit);
     if (rc < 0) {
+        clean_up(i);
         inst_start_failed(i, "cannot run %s: %s", initdb, uv_strerror(rc));
         return;
     }
-    i->helper_running = true;
+    inst_rt_set(i, RT_INITDB);
 }
 
 static void copy_cache(inst_t *i)
@@ -228,10 +338,11 @@ static void copy_cache(inst_t *i)
     char *args[] = {"/bin/cp", "-a", src, i->datadir, NULL};
     int rc = spawn(i, &i->helper, args, PROC_AS_DAEMON, on_helper_exit);
     if (rc < 0) {
+        clean_up(i);
         inst_start_failed(i, "cannot run cp: %s", uv_strerror(rc));
         return;
     }
-    i->helper_running = true;
+    inst_rt_set(i, RT_COPYING);
 }
 
 static void write_hba(char *out, size_t len, const char *p)
@@ -255,10 +366,10 @@ static void write_hba(char *out, size_t len, const char *p)
 static void on_server_exit(uv_process_t *p, int64_t status, int sig)
 {
     inst_t *i = p->data;
-    i->proc_running = false;
     i->proc = NULL;
     i->pid = 0;
     proc_close(p, handle_closed);
+    clean_up(i); /* before inst_exited, so it waits for the clean-up to settle */
     inst_exited(i, status, sig);
 }
 
@@ -273,11 +384,13 @@ static void start_server(inst_t *i)
                     chown(i->sockdir, i->d->run_uid, i->d->run_gid) < 0))
         rc = -errno;
     if (rc < 0) {
+        clean_up(i);
         inst_start_failed(i, "cannot prepare %s: %s", i->dir, strerror(-rc));
         return;
     }
     int port = util_free_port();
     if (port < 0) {
+        clean_up(i);
         inst_start_failed(i, "no free TCP port on 127.0.0.1: %s", strerror(-port));
         return;
     }
@@ -301,16 +414,46 @@ static void start_server(inst_t *i)
                     "-c", "dynamic_shared_memory_type=mmap",
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
-                    NULL};
+                    /* see PG_AUTH_TIMEOUT */
+                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, NULL};
     rc = spawn(i, &i->proc, args, PROC_SERVER, on_server_exit);
     if (rc < 0) {
+        clean_up(i);
         inst_start_failed(i, "cannot start %s: %s", postgres, uv_strerror(rc));
         return;
     }
-    i->proc_running = true;
+    inst_rt_set(i, RT_SERVING);
     i->pid = i->proc->pid;
     log_info("process", "started postgres %d (pid %d) on 127.0.0.1:%d", i->major, i->pid, port);
     inst_spawned(i);
+}
+
+
+/* A fresh dir for this start (the last start's, if any, goes first), and
+ * for initdb when nothing is cached yet. */
+static void prepare_work(uv_work_t *req)
+{
+    rt_job_t *j = req->data;
+    kill_procs_in(j->dir);
+    util_rm_rf(j->dir);
+    snprintf(j->what, sizeof j->what, "cannot create %s", j->dir);
+    if (util_mkdir_p(j->parent, 0711) < 0 || util_mkdir_p(j->cache, 0711) < 0 ||
+        mkdir(j->dir, 0700) < 0 || chown(j->dir, j->uid, j->gid) < 0) {
+        j->err = -errno;
+        return;
+    }
+    if ((j->cached = access(j->dst, F_OK) == 0))
+        return;
+    util_rm_rf(j->tmp);
+    snprintf(j->what, sizeof j->what, "cannot create %s", j->tmp);
+    if (mkdir(j->tmp, 0700) < 0 || chown(j->tmp, j->uid, j->gid) < 0)
+        j->err = -errno;
+}
+
+static void prepare_after(rt_job_t *j)
+{
+    if (!start_over(j))
+        (j->cached ? copy_cache : run_initdb)(j->i);
 }
 
 void rt_pg_start(inst_t *i)
@@ -319,38 +462,40 @@ void rt_pg_start(inst_t *i)
     util_path(i->dir, sizeof i->dir, "%s/instances/%s", d->server_root, i->name);
     util_path(i->datadir, sizeof i->datadir, "%s/data", i->dir);
     util_path(i->sockdir, sizeof i->sockdir, "%s/sock", i->dir);
-    util_rm_rf(i->dir);
-    char parent[CFG_PATH];
-    util_path(parent, sizeof parent, "%s/instances", d->server_root);
-    if (util_mkdir_p(parent, 0711) < 0 || util_mkdir_p(d->cfg.cache_dir, 0711) < 0 ||
-        mkdir(i->dir, 0700) < 0 || chown(i->dir, d->run_uid, d->run_gid) < 0) {
-        inst_start_failed(i, "cannot create %s: %s", i->dir, strerror(errno));
+    inst_rt_set(i, RT_PREPARING);
+    rt_job_t *j = job_new(i);
+    if (!j) {
+        inst_rt_set(i, RT_IDLE);
+        inst_start_failed(i, "out of memory");
         return;
     }
-    char marker[CFG_PATH];
-    cache_path(i, marker, sizeof marker, "/PG_VERSION");
-    if (access(marker, F_OK) == 0)
-        copy_cache(i);
-    else
-        run_initdb(i);
+    snprintf(j->dir, sizeof j->dir, "%s", i->dir);
+    util_path(j->parent, sizeof j->parent, "%s/instances", d->server_root);
+    snprintf(j->cache, sizeof j->cache, "%s", d->cfg.cache_dir);
+    cache_path(i, j->dst, sizeof j->dst, "/PG_VERSION"); /* the marker of a cached dir */
+    cache_tmp_path(i, j->tmp, sizeof j->tmp);
+    j->uid = d->run_uid;
+    j->gid = d->run_gid;
+    job_queue(i, j, prepare_work, prepare_after);
 }
-
-static void kill_procs_in(const char *dir);
 
 void rt_pg_stop(inst_t *i, bool force)
 {
-    if (i->helper_running)
+    if (i->helper)
         uv_process_kill(i->helper, SIGKILL);
-    if (!i->proc_running)
+    if (i->rt == RT_IDLE && i->state == INST_STOPPING) {
+        clean_up(i); /* stopped while down: what the last server left goes now */
+        return;
+    }
+    if (i->rt != RT_SERVING)
         return;
     if (!force) {
         uv_process_kill(i->proc, SIGINT); /* PostgreSQL's fast shutdown */
         return;
     }
     /* Backends sit in sessions of their own and may be stopped or stuck:
-     * everything running in the data dir goes, the postmaster included. */
+     * the postmaster now; the rest once it exited (clean_up), off the loop. */
     kill(i->pid, SIGKILL);
-    kill_procs_in(i->dir);
 }
 
 /* ---- leftovers of a crashed daemon ----------------------------------- */
@@ -371,19 +516,19 @@ static void wait_gone(pid_t pid)
 }
 
 /* Kill every process running inside dir (a postmaster's and its backends'
- * cwd is their data dir, a redis-server's its own dir): after the daemon
- * died, backends can outlive their postmaster for a moment, still attached
- * to its shared memory. Matching on cwd, not on a pid from a file, never
- * hits a recycled pid. */
-static void kill_procs_in(const char *dir)
+ * cwd is their data dir), wait until they are gone; how many there were.
+ * Backends can outlive their postmaster for a moment, still attached to
+ * its shared memory. Matching on cwd, not on a pid from a file, never hits
+ * a recycled pid. Blocks: at start-up, or on the thread pool. */
+static int kill_procs_in(const char *dir)
 {
     char real[PATH_MAX];
     if (!realpath(dir, real))
-        return;
+        return 0;
     size_t rlen = strlen(real);
     DIR *proc = opendir("/proc");
     if (!proc)
-        return;
+        return 0;
     pid_t victims[256];
     int n = 0;
     struct dirent *e;
@@ -402,11 +547,9 @@ static void kill_procs_in(const char *dir)
             victims[n++] = pid;
     }
     closedir(proc);
-    if (n)
-        log_warn("process", "killed %d server processes left by a previous dbleased in %s", n,
-                 dir);
     for (int k = 0; k < n; k++)
         wait_gone(victims[k]);
+    return n;
 }
 
 /* A killed postmaster leaves its (tiny) SysV segment behind; remove it if it
@@ -422,7 +565,10 @@ static void remove_segment(long key, long id)
 
 static void kill_leftover(const char *instdir)
 {
-    kill_procs_in(instdir);
+    int killed = kill_procs_in(instdir);
+    if (killed)
+        log_warn("process", "killed %d server processes left by a previous dbleased in %s",
+                 killed, instdir);
     char pidfile[CFG_PATH];
     util_path(pidfile, sizeof pidfile, "%s/data/postmaster.pid", instdir);
     FILE *f = fopen(pidfile, "r");

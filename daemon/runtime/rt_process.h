@@ -8,6 +8,11 @@
 
 #include "inst.h"
 
+/* authentication_timeout for the servers we run: a login left half-done
+ * (a SCRAM challenge never answered) holds DROP DATABASE on a
+ * ProcSignalBarrier until it times out, so a few seconds, not a minute. */
+#define PG_AUTH_TIMEOUT "5s"
+
 /* Find initdb and postgres: the configured dir, then `pg_config --bindir`,
  * then the newest /usr/lib/postgresql/N/bin, then PATH. */
 int rt_pg_find_bins(const char *configured, char *out, size_t outlen, int *major, char *err,

@@ -17,7 +17,7 @@ static void status_line(dbld_t *d, char *out, size_t len)
         leased += pool_count(p, SLOT_LEASED);
     }
     snprintf(out, len, "%s%zu leased, %zu ready, %d of %d databases, %zu clients",
-             d->stopping ? "draining: " : "", leased, ready, d->limits.total, d->limits.max,
+             dbld_stopping(d) ? "draining: " : "", leased, ready, d->limits.total, d->limits.max,
              d->sessions.count);
 }
 

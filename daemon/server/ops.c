@@ -75,7 +75,8 @@ static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl
                   uint64_t start_ns)
 {
     metrics_lease_latency(s->d, slot->pool->kind, start_ns);
-    lease_t *l = lease_new(s->d, slot, s, detach, ttl_s);
+    const lease_owner_t owner = {s->uid, s->pid, s->client, s->command};
+    lease_t *l = lease_new(s->d, slot, &owner, detach, ttl_s);
     if (!l) {
         pool_give_back(slot, false, util_now_ms());
         sess_reply_error(s, id, DBL_E_INTERNAL, "out of memory; retry");
@@ -84,6 +85,7 @@ static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl
     bool redis = strcmp(slot->pool->kind, "redis") == 0;
     snprintf(l->host, sizeof l->host, "%s", redis ? "127.0.0.1" : s->d->pg->host);
     l->port = redis ? slot->port : s->d->pg->port;
+    sess_hold_lease(s, l);
     json_object *r = dbl_reply_ok(id);
     json_object_object_add(r, "lease", lease_to_json(l));
     sess_send(s, r);
@@ -158,6 +160,19 @@ static void on_wait_timeout(uv_timer_t *t)
     pending_answered(s);
 }
 
+void ops_refuse_waiting(sess_t *s, dbl_errcode_t code, const char *msg)
+{
+    list_node_t *n;
+    while ((n = list_first(&s->pending))) {
+        pending_t *p = list_entry(n, pending_t, node);
+        json_object *id = json_object_get(p->id);
+        pending_finish(p);
+        sess_reply_error(s, id, code, "%s", msg);
+        json_object_put(id);
+    }
+    sess_maybe_finish(s);
+}
+
 void ops_cancel_pending(sess_t *s)
 {
     while (!list_empty(&s->pending))
@@ -194,7 +209,7 @@ static void op_lease(sess_t *s, dbl_request_t *req)
                          "dbleased");
         return;
     }
-    if (d->stopping || d->draining) {
+    if (dbld_refusing(d)) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN,
                          "dbleased is shutting down; retry when it is back");
         return;
@@ -274,15 +289,9 @@ static lease_t *owned_lease(sess_t *s, dbl_request_t *req, bool force)
                          "no lease %s (it may have expired or been released already)", id);
         return NULL;
     }
-    if (force) {
-        if (!dbld_is_admin(s->d, s->uid)) {
-            sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
-                             "force is for the daemon's own user and root only");
-            return NULL;
-        }
+    if (force) /* the dispatcher let only an admin through (op_table) */
         return l;
-    }
-    bool mine = l->detached ? l->uid == s->uid : l->sess == s;
+    bool mine = l->detached ? l->uid == s->uid : lease_held_by(l, s);
     if (!mine) {
         sess_reply_error(s, req->id, DBL_E_NOT_OWNER,
                          "lease %s belongs to another client%s", id,
@@ -332,29 +341,14 @@ static void op_status(sess_t *s, dbl_request_t *req)
     sess_send(s, r);
 }
 
-/* Admin ops: the daemon's own uid and root only (SO_PEERCRED). */
-static bool admin_only(sess_t *s, dbl_request_t *req)
-{
-    if (dbld_is_admin(s->d, s->uid))
-        return true;
-    sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
-                     "%s is for the daemon's own user and root; ask whoever runs dbleased",
-                     req->op);
-    return false;
-}
-
 static void op_drain(sess_t *s, dbl_request_t *req)
 {
-    if (!admin_only(s, req))
-        return;
     sess_send(s, dbl_reply_ok(req->id));
     dbld_drain(s->d, "drain requested by a client");
 }
 
 static void op_reload(sess_t *s, dbl_request_t *req)
 {
-    if (!admin_only(s, req))
-        return;
     reload_config(s->d);
     sess_send(s, dbl_reply_ok(req->id));
 }
@@ -363,8 +357,6 @@ static void op_template_drop(sess_t *s, dbl_request_t *req)
 {
     char err[256];
     const char *name = NULL;
-    if (!admin_only(s, req))
-        return;
     if (dbl_arg_string(req, "template", &name, err, sizeof err) < 0 || !name) {
         ARG_FAIL(s, req, name ? err : "template (the name) is required");
         return;
@@ -381,29 +373,55 @@ static void op_template_drop(sess_t *s, dbl_request_t *req)
     sess_send(s, dbl_reply_ok(req->id));
 }
 
+/* Who may call what, checked once by the dispatcher: admin ops are for the
+ * daemon's own uid and root (SO_PEERCRED); admin_if names a boolean
+ * argument that, when true, makes an op admin-only (release's force). */
 static const struct {
     const char *name;
     op_fn fn;
+    bool admin;
+    const char *admin_if;
 } op_table[] = {
-    {"hello", op_hello},
-    {"lease", op_lease},
-    {"release", op_release},
-    {"renew", op_renew},
-    {"status", op_status},
-    {"template.ensure", op_template_ensure},
-    {"template.finalize", op_template_finalize},
-    {"template.drop", op_template_drop},
-    {"drain", op_drain},
-    {"reload", op_reload},
+    {"hello", op_hello, false, NULL},
+    {"lease", op_lease, false, NULL},
+    {"release", op_release, false, "force"},
+    {"renew", op_renew, false, NULL},
+    {"status", op_status, false, NULL},
+    {"template.ensure", op_template_ensure, false, NULL},
+    {"template.finalize", op_template_finalize, false, NULL},
+    {"template.drop", op_template_drop, true, NULL},
+    {"drain", op_drain, true, NULL},
+    {"reload", op_reload, true, NULL},
 };
+
+/* May this peer make this call? Replies forbidden if not. */
+static bool permitted(sess_t *s, dbl_request_t *req, bool admin, const char *admin_if)
+{
+    if (dbld_is_admin(s->d, s->uid))
+        return true;
+    if (admin) {
+        sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                         "%s is for the daemon's own user and root; ask whoever runs dbleased",
+                         req->op);
+        return false;
+    }
+    bool on = false;
+    char err[256];
+    if (!admin_if || dbl_arg_bool(req, admin_if, &on, err, sizeof err) < 0 || !on)
+        return true; /* a bad value is the handler's to report */
+    sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                     "%s is for the daemon's own user and root only", admin_if);
+    return false;
+}
 
 void ops_dispatch(sess_t *s, dbl_request_t *req)
 {
     for (size_t i = 0; i < sizeof op_table / sizeof op_table[0]; i++) {
-        if (strcmp(op_table[i].name, req->op) == 0) {
+        if (strcmp(op_table[i].name, req->op) != 0)
+            continue;
+        if (permitted(s, req, op_table[i].admin, op_table[i].admin_if))
             op_table[i].fn(s, req);
-            return;
-        }
+        return;
     }
     sess_reply_error(s, req->id, DBL_E_UNKNOWN_OP,
                      "unknown op \"%.64s\"; known: hello, lease, release, renew, status, "

@@ -29,13 +29,29 @@ static void req_closed(uv_handle_t *h)
     free(r);
 }
 
+/* Off every list, its memory freed once the timer is closed. */
+static void req_unlink(tpl_req_t *r)
+{
+    tpl_cancel_wait(&r->waiter);
+    list_remove(&r->sess->tpl_reqs, &r->node);
+    uv_timer_stop(&r->timer);
+    uv_close((uv_handle_t *)&r->timer, req_closed);
+}
+
 static void req_done(tpl_req_t *r)
 {
     sess_t *s = r->sess;
-    tpl_cancel_wait(&r->waiter);
-    list_remove(&s->tpl_reqs, &r->node);
-    uv_timer_stop(&r->timer);
-    uv_close((uv_handle_t *)&r->timer, req_closed);
+    req_unlink(r);
+    sess_maybe_finish(s);
+}
+
+/* The one reply to r. It is unlinked first: sending may close the session,
+ * and that must find nothing of r left to answer or free. */
+static void answer(tpl_req_t *r, json_object *msg)
+{
+    sess_t *s = r->sess;
+    req_unlink(r);
+    sess_send(s, msg);
     sess_maybe_finish(s);
 }
 
@@ -65,14 +81,12 @@ static void reply(tpl_req_t *r, json_object *tpl)
 {
     json_object *msg = dbl_reply_ok(r->id);
     json_object_object_add(msg, "template", tpl);
-    sess_send(r->sess, msg);
-    req_done(r);
+    answer(r, msg);
 }
 
 static void reply_error(tpl_req_t *r, dbl_errcode_t code, const char *text)
 {
-    sess_send(r->sess, dbl_reply_error(r->id, code, text));
-    req_done(r);
+    answer(r, dbl_reply_error(r->id, code, text));
 }
 
 static void reply_migrate(tpl_req_t *r)
@@ -92,11 +106,18 @@ static void reply_migrate(tpl_req_t *r)
     reply(r, o);
 }
 
+/* The code for an engine error: a claim forgotten at shutdown is the
+ * daemon's doing, not the template's. */
+static dbl_errcode_t engine_error(const tpl_req_t *r)
+{
+    return dbld_stopping(r->sess->d) ? DBL_E_SHUTTING_DOWN : DBL_E_TEMPLATE_FAILED;
+}
+
 static void on_claimed(tpl_t *t, int err, const char *msg, void *ud)
 {
     tpl_req_t *r = ud;
     if (err)
-        reply_error(r, DBL_E_TEMPLATE_FAILED, msg);
+        reply_error(r, engine_error(r), msg);
     else
         reply_migrate(r);
 }
@@ -208,7 +229,7 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
                          name, name);
         return;
     }
-    if (d->stopping || d->draining) {
+    if (dbld_refusing(d)) {
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
         return;
     }
@@ -232,7 +253,7 @@ static void on_finished(tpl_t *t, int err, const char *msg, void *ud)
 {
     tpl_req_t *r = ud;
     if (err)
-        reply_error(r, DBL_E_TEMPLATE_FAILED, msg);
+        reply_error(r, engine_error(r), msg);
     else
         reply(r, template_json(t, r->ok ? "ready" : "abandoned"));
 }
@@ -274,7 +295,11 @@ void op_template_finalize(sess_t *s, dbl_request_t *req)
     }
     r->t = t;
     r->ok = ok;
-    if (tpl_claim_finish(t, ok, on_finished, r) < 0)
+    int rc = tpl_claim_finish(t, ok, on_finished, r);
+    if (rc == -EAGAIN)
+        reply_error(r, DBL_E_BAD_REQUEST,
+                    "template.ensure has not answered yet; finalize after its \"migrate\" reply");
+    else if (rc < 0)
         reply_error(r, DBL_E_INSTANCE_DOWN, "the server is not reachable; retry shortly");
 }
 
@@ -295,4 +320,34 @@ void ops_template_session_closed(sess_t *s)
     }
     while (!list_empty(&s->tpl_reqs))
         req_done(list_entry(list_first(&s->tpl_reqs), tpl_req_t, node));
+}
+
+void ops_template_stopping(dbld_t *d)
+{
+    /* Sessions are closed next: every template request still waiting gets
+     * its one reply now. Claims in flight first: their callbacks answer
+     * (shutting_down, see engine_error) and let go of the requests. */
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (t->source == TPL_CLIENT && (t->build || t->claimer))
+            tpl_build_abort(t, "dbleased is shutting down; retry when it is back");
+    }
+    /* Answering can close a session, so the walk restarts after each; each
+     * round answers (and unlinks) one request. */
+    for (;;) {
+        tpl_req_t *r = NULL;
+        list_for_each(&d->sessions, it, tmp)
+        {
+            sess_t *s = list_entry(it, sess_t, node);
+            if (!list_empty(&s->tpl_reqs)) {
+                r = list_entry(list_first(&s->tpl_reqs), tpl_req_t, node);
+                break;
+            }
+        }
+        if (!r)
+            return;
+        reply_error(r, DBL_E_SHUTTING_DOWN, "dbleased is shutting down; retry when it is back");
+    }
 }

@@ -8,5 +8,7 @@ void op_template_ensure(sess_t *s, dbl_request_t *req);
 void op_template_finalize(sess_t *s, dbl_request_t *req);
 /* The session is closing: abandon its claims, drop its waiting requests. */
 void ops_template_session_closed(sess_t *s);
+/* The daemon stops: answer every template request (shutting_down). */
+void ops_template_stopping(dbld_t *d);
 
 #endif

@@ -45,7 +45,7 @@ void status_fill(dbld_t *d, json_object *obj)
     json_object_object_add(daemon, "version", json_object_new_string(DBL_VERSION));
     add_int(daemon, "pid", getpid());
     add_int(daemon, "uptime_s", util_unix_now() - d->started_at);
-    json_object_object_add(daemon, "draining", json_object_new_boolean(d->stopping || d->draining));
+    json_object_object_add(daemon, "draining", json_object_new_boolean(dbld_refusing(d)));
     json_object_object_add(daemon, "socket", json_object_new_string(d->cfg.socket));
     json_object_object_add(daemon, "state_dir", json_object_new_string(d->cfg.state_dir));
     if (d->metrics_on)

@@ -5,6 +5,9 @@ source "$(dirname "$0")/lib.sh"
 no_postgres_left() { [ -z "$(postgres_procs)" ]; }
 # A zombie is dead: it only waits to be reaped (by init, outside our control).
 alive() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null)" != Z ]; }
+# A process that got its death signal is gone a moment later, not at once:
+# pgrep no longer lists one whose memory is released, but /proc still has it.
+gone() { ! alive "$1"; }
 
 test_sigterm_stops_every_server_it_started() {
     start_daemon
@@ -29,7 +32,7 @@ test_sigkilled_daemon_leaves_no_server_and_restarts_clean() {
     start_daemon
     if psql "$url" -XAtqc 'SELECT 1' >/dev/null 2>&1; then fail "a lease of the old run still works"; fi
     for p in $old_pids; do
-        if alive "$p"; then fail "old server pid $p alive after restart: $(ps -o pid=,ppid=,args= -p "$p"); old: $old_pids"; fi
+        if ! wait_until 5 gone "$p"; then fail "old server pid $p alive after restart: $(ps -o pid=,ppid=,args= -p "$p"); old: $old_pids"; fi
     done
     if [ -n "$shmid" ] && ipcs -m | awk -v id="$shmid" '$2 == id {found=1} END {exit !found}'; then
         fail "shared memory segment $shmid of the killed server is still there"

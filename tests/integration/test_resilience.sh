@@ -34,8 +34,10 @@ test_hung_postgres_is_detected_killed_and_replaced() {
     kill -STOP "$old" $kids
     wait_until 10 pg_replaced "$old" || { kill -CONT "$old" $kids; fail "hung postgres not replaced"; }
     for p in $old $kids; do
-        if [ -r "/proc/$p/stat" ] && [ "$(cut -d' ' -f3 "/proc/$p/stat")" != Z ]; then
-            fail "process $p of the hung server is still there"
+        # Read once: a zombie may be reaped between two reads.
+        st=$(cut -d' ' -f3 "/proc/$p/stat" 2>/dev/null || true)
+        if [ -n "$st" ] && [ "$st" != Z ]; then
+            fail "process $p of the hung server is still there ($st)"
         fi
     done
     grep -q "did not answer a health probe" "$STATE/dbleased.log" || fail "no hang reported"
@@ -62,14 +64,15 @@ test_slow_loris_client_does_not_stall_others() {
     close_conn loris
 }
 
-test_client_that_never_reads_is_cut_off_alone() {
+test_client_that_never_reads_is_paused_alone() {
     # Pipeline thousands of status requests without reading a byte.
     # (the writer becomes the sleep that holds the connection open; its pid
     # is kept so the test ends it, and only it, when done)
     ( echo "$BASHPID" > "$T/greedy.pid"; for _ in $(seq 1 20000); do echo '{"op":"status"}'; done; exec sleep 30 ) |
         socat -t 30 -u - "UNIX-CONNECT:$SOCK" &
     greedy=$!
-    wait_until 20 grep -q "is not reading its replies" "$STATE/dbleased.log" || fail "never cut off"
+    # Its requests stop being read (backpressure) while others are served.
+    wait_until 20 grep -q "replies unread; pausing its requests" "$STATE/dbleased.log" || fail "never paused"
     sql "$("$DBLEASE" lease)" "SELECT 1" >/dev/null
     kill "$greedy" "$(cat "$T/greedy.pid")" 2>/dev/null || true
 }

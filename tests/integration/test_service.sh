@@ -108,11 +108,14 @@ test_admin_ops_are_for_root_and_the_daemons_user_only() {
     [ "$(id -u)" = 0 ] || { skip "needs root to act as another user"; return 0; }
     start_daemon "socket_mode = 0666"
     as_nobody_rpc() { setpriv --reuid=nobody --regid=nogroup --clear-groups socat -t 5 - "UNIX-CONNECT:$SOCK"; }
+    held=$("$DBLEASE" lease --json | jq -r .id)
     for req in '{"id":1,"op":"drain"}' '{"id":1,"op":"reload"}' \
-        '{"id":1,"op":"template.drop","template":"x"}'; do
+        '{"id":1,"op":"template.drop","template":"x"}' \
+        "{\"id\":1,\"op\":\"release\",\"lease\":\"$held\",\"force\":true}"; do
         r=$(echo "$req" | as_nobody_rpc)
         [ "$(jq -r .error.code <<<"$r")" = forbidden ] || fail "nobody ran $req: $r"
     done
+    status | jq -e --arg id "$held" '.leases | map(.id) | index($id)' >/dev/null || fail "nobody force-released root's lease"
     [ "$(rpc '{"id":1,"op":"reload"}' | jq -r .ok)" = true ] || fail "root cannot reload"
     [ "$(rpc '{"id":1,"op":"drain"}' | jq -r .ok)" = true ] || fail "root cannot drain"
     timeout 10 flock "$STATE/dbleased.lock" true || fail "drain op did not stop the daemon"
