@@ -72,7 +72,14 @@ function setEnv(env, leases) {
 // Per file: attached leases on this worker's connection, released after.
 async function acquireFile(opts, env) {
   const c = client();
-  const leases = await Promise.all(wants(opts).map(async (w) => ({ ...w, ...(await c.lease({ kind: w.kind, template: w.template, ttl: opts.ttl })) })));
+  const got = await Promise.allSettled(wants(opts).map(async (w) => ({ ...w, ...(await c.lease({ kind: w.kind, template: w.template, ttl: opts.ttl })) })));
+  const leases = got.filter((g) => g.status === 'fulfilled').map((g) => g.value);
+  const failed = got.find((g) => g.status === 'rejected');
+  if (failed) {
+    // Give back the half we got: this worker's connection lives on.
+    await Promise.all(leases.map((l) => c.release(l.id).catch(() => {})));
+    throw failed.reason;
+  }
   setEnv(env, leases);
   return {
     leases,

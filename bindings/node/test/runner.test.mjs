@@ -40,3 +40,9 @@ test('bad settings say what to do', () => {
   assert.throws(() => runner.options({ DBLEASE_SCOPE: 'test' }), /"file".*"worker"/);
   assert.throws(() => runner.options({ DBLEASE_TTL: 'soon' }), /whole number/);
 });
+
+test('file scope: when one lease fails, the other is given back', async () => {
+  const before = (await status()).leases.length;
+  await assert.rejects(runner.acquire({ DBLEASE_REDIS: '1', DBLEASE_TEMPLATE: 'no-such-template' }), { code: 'unknown_template' });
+  assert.equal((await status()).leases.length, before, 'the redis lease was released');
+});
