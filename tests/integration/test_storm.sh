@@ -7,13 +7,13 @@
 # held by two leases at once; SIGTERM stops it in bounded time and none of
 # its servers survive it.
 #
-#   DBLEASE_STORM_SECONDS  how long (default 60)
+#   DBLEASE_STORM_SECONDS  how long (default 150: a few minutes in CI)
 #   DBLEASE_STORM_SEED     replay a run: the seed it printed
 #   DBLEASE_STORM_ACTORS   a subset, e.g. normal,flood (default all; see storm.py)
 source "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || { echo "FAIL: python3 is required"; exit 1; }
 
-SECONDS_TOTAL=${DBLEASE_STORM_SECONDS:-60}
+SECONDS_TOTAL=${DBLEASE_STORM_SECONDS:-150}
 SEED=${DBLEASE_STORM_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
 ACTORS=${DBLEASE_STORM_ACTORS:-all}
 echo "storm: seed $SEED, $SECONDS_TOTAL s, actors $ACTORS (replay: DBLEASE_STORM_SEED=$SEED)"
