@@ -16,12 +16,16 @@ packages=(
     python3-pytest python3-pytest-xdist python3-venv python3-pip python3-setuptools python3-wheel  # bindings/python, offline
     python3-psycopg2 python3-redis              # examples/python
     golang-go golang-github-lib-pq-dev          # bindings/go; lib/pq for examples/go, through a go.mod replace
+    nodejs                                      # bindings/node and examples/node (Node >= 18)
 )
 
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Debian packages npm apart from nodejs; a Node from elsewhere (NodeSource,
+# nvm) brings its own npm, which Debian's npm package would conflict with.
+command -v npm >/dev/null || missing+=(npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 echo "installing: ${missing[*]}"

@@ -1,0 +1,3 @@
+import { usersSuite } from './users-suite.js';
+
+await usersSuite(4);
