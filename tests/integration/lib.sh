@@ -75,6 +75,16 @@ stop_daemon() { # [state dir]
     check_sanitizers "$state"
 }
 
+# kill -9 the daemon and wait until it is really gone: the kernel releases
+# its state-dir lock only once the process has finished exiting, which
+# under load takes a moment after kill returns.
+kill9_daemon() { # [state dir]
+    local state=${1:-$STATE}
+    kill -9 "$(cat "$state/dbleased.lock")"
+    timeout 10 flock "$state/dbleased.lock" true || fail "dbleased still holds its lock 10 s after kill -9"
+    [ "$state" != "$STATE" ] || DAEMON_PID=
+}
+
 # ASan/UBSan report into the daemon's log; any report fails the test.
 check_sanitizers() { # [state dir]
     if grep -E "ERROR: (Address|Leak)Sanitizer|runtime error:" "${1:-$STATE}/dbleased.log" >&2; then

@@ -73,7 +73,7 @@ test_chaos_keeps_every_promise() {
     rd=$("$DBLEASE" status --json | jq -r '[.instances[] | select(.kind == "redis") | .pid] | first // empty')
     [ -n "$rd" ] && kill -9 "$rd" || true
     chaos_step 3
-    kill -9 "$(cat "$STATE/dbleased.lock")"
+    kill9_daemon
     start_daemon "${CONFIG[@]}"
     wait "${pids[@]}" || true
 

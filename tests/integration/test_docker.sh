@@ -59,7 +59,7 @@ test_container_killed_behind_our_back_is_replaced() {
 test_killed_daemon_containers_are_removed_by_the_next_one() {
     start_daemon "${CONFIG[@]}"
     old=$(our_containers)
-    kill -9 "$(cat "$STATE/dbleased.lock")"
+    kill9_daemon
     start_daemon "${CONFIG[@]}"
     for c in $old; do
         if our_containers | grep -qx "$c"; then fail "container $c of the killed daemon survived"; fi

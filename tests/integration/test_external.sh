@@ -57,7 +57,7 @@ test_killed_daemon_leaves_nothing_of_its_run_after_a_restart() {
     start_daemon "${CONFIG[@]}"
     old=$("$DBLEASE" lease)
     sql "$old" "CREATE TABLE from_the_old_run (x int)"
-    kill -9 "$(cat "$STATE/dbleased.lock")"
+    kill9_daemon
     start_daemon "${CONFIG[@]}"
     if psql "$old" -XAtqc 'SELECT 1' >/dev/null 2>&1; then fail "a lease of the old run still works"; fi
     have=$("$DBLEASE" status --json | jq '.counters.databases')

@@ -25,8 +25,7 @@ test_sigkilled_daemon_leaves_no_server_and_restarts_clean() {
     old_pids=$(postgres_procs)
     # The postmaster's SysV segment id: line 7 of postmaster.pid is "key id".
     shmid=$(sed -n 7p "$STATE"/instances/*/data/postmaster.pid | awk '{print $2}')
-    kill -9 "$DAEMON_PID"
-    DAEMON_PID=
+    kill9_daemon
     # Servers are tied to the daemon's life (parent-death signal).
     wait_until 10 no_postgres_left || fail "postgres outlived a SIGKILLed daemon: $(postgres_procs)"
     start_daemon

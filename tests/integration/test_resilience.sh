@@ -126,7 +126,7 @@ test_sigkilled_daemon_leaves_nothing_behind_after_a_restart() {
     dirs=$(ls "$STATE/instances")
     [ -n "$dirs" ] || fail "no instance dirs under $STATE/instances"
     for d in $dirs; do touch "$STATE/instances/$d/old-run"; done
-    kill -9 "$(cat "$STATE/dbleased.lock")"
+    kill9_daemon
     rd_alive() { for p in $old; do proc_alive "$p" && grep -q redis "/proc/${p%%:*}/comm" && return 0; done; return 1; }
     rd_gone() { ! rd_alive; }
     wait_until 10 rd_gone ||
