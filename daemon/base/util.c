@@ -170,18 +170,6 @@ unsigned long long util_hash_str(const char *s)
     return h;
 }
 
-bool util_port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return false;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    bool ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
-}
-
 static const char *file_type(mode_t m)
 {
     return S_ISDIR(m)    ? "a directory"

@@ -31,9 +31,6 @@ int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, 
 int util_read_regular(int dirfd, const char *name, size_t max, char **out, size_t *len, char *err,
                       size_t errlen);
 
-/* Does something accept on 127.0.0.1:port right now? (Loopback answers at
- * once, so this does not block.) */
-bool util_port_accepts(int port);
 /* A TCP port on 127.0.0.1 free right now (bound then released). >0 or -errno. */
 int util_free_port(void);
 
