@@ -62,13 +62,22 @@ test_one_lease_cannot_take_every_connection() {
 
 test_schema_and_database_lease_roles_have_a_connection_limit() {
     start_daemon "[template.sch]" "isolation = schema" "min_ready = 1" "max_total = 2" \
-        "[template.own]" "lease_connection_limit = 3" "min_ready = 1" "max_total = 2"
+        "[template.own]" "lease_connection_limit = 3" "min_ready = 1" "max_total = 2" \
+        "[template.one]" "min_ready = 1" "max_total = 1"
     for t in default sch own; do
         url=$(lease_url --template "$t")
         limit=$(sql "$url" "SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
         [ "$limit" -gt 0 ] || fail "template $t: lease role has CONNECTION LIMIT $limit"
         [ "$t" != own ] || [ "$limit" = 3 ] || fail "lease_connection_limit = 3 gave $limit"
     done
+    # a database reused after a release (new password) keeps its limit
+    url=$(lease_url --template one)
+    db=$(sql "$url" "SELECT current_database()")
+    "$DBLEASE" release "$url"
+    url=$(lease_url --template one --wait 10000)
+    [ "$(sql "$url" "SELECT current_database()")" = "$db" ] || { skip "the release recloned"; return 0; }
+    limit=$(sql "$url" "SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user")
+    [ "$limit" -gt 0 ] || fail "a reused lease role lost its limit: $limit"
 }
 
 test_one_user_cannot_hold_every_lease() {
@@ -84,7 +93,9 @@ test_one_user_cannot_hold_every_lease() {
     lease_url >/dev/null && lease_url >/dev/null && lease_url >/dev/null || fail "root was capped"
     as_tenant env DBLEASE_SOCKET="$SOCK" "$DBLEASE" release "$(jq -r .id <<<"$first")"
     tenant_lease >/dev/null || fail "a released lease did not free the tenant's cap"
-    # the admin sees who holds what
+    # the admin sees who holds what; the tenant does not
+    as_tenant env DBLEASE_SOCKET="$SOCK" "$DBLEASE" status --json | jq -e 'has("uids") | not' >/dev/null \
+        || fail "a non-admin's status lists every uid's usage"
     "$DBLEASE" status --json | jq -e --argjson u "$(id -u "$TENANT")" \
         '.uids[] | select(.uid == $u) | .leases == 2' >/dev/null || fail "status: no per-uid usage"
 }
