@@ -98,6 +98,7 @@ test_one_user_cannot_hold_every_lease() {
         || fail "a non-admin's status lists every uid's usage"
     "$DBLEASE" status --json | jq -e --argjson u "$(id -u "$TENANT")" \
         '.uids[] | select(.uid == $u) | .leases == 2' >/dev/null || fail "status: no per-uid usage"
+    "$DBLEASE" status | grep -A3 '^USERS' | grep -Eq "^$(id -u "$TENANT") +2 +0 " || fail "dblease status: no USERS table"
 }
 
 test_one_user_cannot_take_every_client_slot() {
