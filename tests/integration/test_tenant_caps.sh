@@ -115,6 +115,15 @@ test_one_user_cannot_take_every_client_slot() {
     # the daemon is full (max_clients), yet root still connects and leases
     r=$(rpc '{"id":1,"op":"lease"}')
     [ "$(code_of "$r")" = ok ] || fail "root locked out by one user's connections: $r"
+    # a flood of refused connections (each may linger to flush its error) is
+    # bounded too: past twice the cap they are closed at once
+    for n in 4 5 6 7; do open_conn "t$n" "${TENANT_AS[@]}"; done
+    wait_until 10 grep -q "uid $(id -u "$TENANT") has 6 connections open" "$STATE/dbleased.log" \
+        || fail "the seventh connection was not refused"
+    for n in 4 5 6 7; do close_conn "t$n"; wait "$(eval echo "\$pid_t$n")" || true; done
+    replies=$(cat "$T"/t[4567].out | grep -c '"ok":true' || true)
+    [ "$replies" = 0 ] || fail "$replies connections past the cap were served"
+    [ "$(code_of "$(rpc '{"id":1,"op":"hello"}')")" = ok ] || fail "root refused after the flood"
     for n in 1 2 3; do close_conn "t$n"; done
 }
 
