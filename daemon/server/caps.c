@@ -18,7 +18,9 @@ static void add_usage(dbld_t *d, uid_t uid, usage_t *u)
     *u = (usage_t){.uid = uid};
     list_node_t *it, *tmp;
     list_for_each(&d->leases, it, tmp)
+    {
         u->leases += list_entry(it, lease_t, node)->uid == uid;
+    }
     list_for_each(&d->sessions, it, tmp)
     {
         const sess_t *s = list_entry(it, sess_t, node);
@@ -37,8 +39,9 @@ bool caps_admit_client(sess_t *s)
     usage_t u;
     add_usage(d, s->uid, &u);
     if (!admin && cap > 0 && u.clients > cap) {
-        log_warn("server", "refusing client pid %d: uid %d has %d connections open "
-                           "(max_clients_per_uid %d)",
+        log_warn("server",
+                 "refusing client pid %d: uid %d has %d connections open "
+                 "(max_clients_per_uid %d)",
                  (int)s->pid, (int)s->uid, u.clients - 1, cap);
         sess_reply_error(s, NULL, DBL_E_TOO_MANY_CLIENTS,
                          "uid %d already has %d connections to dbleased, the most "
@@ -108,8 +111,12 @@ json_object *caps_usage_json(dbld_t *d)
     json_object *arr = json_object_new_array();
     list_node_t *it, *tmp;
     list_for_each(&d->sessions, it, tmp)
+    {
         add_uid(d, arr, list_entry(it, sess_t, node)->uid);
+    }
     list_for_each(&d->leases, it, tmp)
+    {
         add_uid(d, arr, list_entry(it, lease_t, node)->uid);
+    }
     return arr;
 }
