@@ -283,7 +283,7 @@ static void on_janitor(uv_timer_t *t)
     /* A first failure may be a port taken between our check and the bind:
      * the restart gets another. Report when retrying does not help. */
     if (ready_fd >= 0 && d->pg->state == INST_FAILED && d->pg->restarts >= 2) {
-        char msg[512];
+        char msg[900];
         snprintf(msg, sizeof msg, "PostgreSQL did not start: %s", d->pg->last_error);
         tell_parent(msg);
         /* The parent reported failure and exited: nobody expects us now. */

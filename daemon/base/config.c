@@ -45,6 +45,7 @@ static const key_def_t keys[] = {
     D("stuck_client_timeout_s", T_INT, stuck_client_timeout_s, 1, 86400, "30"),
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
+    D("dead_logs_kept", T_INT, dead_logs_kept, 0, 1000, "10"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),
@@ -60,6 +61,7 @@ static const key_def_t keys[] = {
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
     K("reset", T_STR, reset, 0, 0, "auto"),
     K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
+    K("temp_file_limit_mb", T_INT, temp_file_limit_mb, -1, 1048576, "4096"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -30,6 +30,7 @@ typedef struct kind_cfg {
      * go on closing by themselves before they are terminated */
     char reset[16];
     int release_grace_ms;
+    int temp_file_limit_mb; /* postgres: each session's temporary files; -1: none */
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in
@@ -63,6 +64,7 @@ typedef struct config {
     int stuck_client_timeout_s; /* a client that reads none of its replies this long is closed */
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
+    int dead_logs_kept;     /* logs of servers that died, kept in <state>/logs */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "proc.h"
+#include "rt_logs.h"
 #include "safefs.h"
 #include "util.h"
 
@@ -138,6 +139,8 @@ typedef struct rt_job {
     void (*after)(struct rt_job *j);
     /* Copied on the loop: the worker reads nothing a reload may change. */
     char dir[CFG_PATH], tmp[CFG_PATH], dst[CFG_PATH], parent[CFG_PATH], cache[CFG_PATH];
+    char logs[CFG_PATH], kept[128]; /* cleaning: keep server.log as logs/kept */
+    int keep_n, keep_err;
     uid_t uid;
     gid_t gid;
     bool remove; /* cleaning: remove dir too */
@@ -179,6 +182,8 @@ static void clean_work(uv_work_t *req)
 {
     rt_job_t *j = req->data;
     j->killed = kill_procs_in(j->dir, j->uid);
+    if (j->kept[0])
+        j->keep_err = rt_keep_log(j->dir, j->logs, j->kept, j->keep_n);
     if (j->remove && (j->err = util_rm_rf(j->dir)) < 0)
         snprintf(j->what, sizeof j->what, "cannot remove %s", j->dir);
 }
@@ -186,6 +191,10 @@ static void clean_work(uv_work_t *req)
 static void clean_after(rt_job_t *j)
 {
     inst_t *i = j->i;
+    i->kept_log[0] = '\0';
+    if (j->keep_err)
+        log_warn("process", "%s: cannot keep its server.log in %s: %s", i->name, j->logs,
+                 strerror(-j->keep_err));
     if (j->killed)
         log_warn("process", "%s: killed %d processes its server left running", i->name, j->killed);
     if (j->err)
@@ -196,9 +205,13 @@ static void clean_after(rt_job_t *j)
 
 /* The runtime is done with this start: clean up, then settle. The data dir
  * stays after a failure (its server.log says why), goes after a stop. */
+static void name_kept_log(inst_t *i);
+
 static void clean_up(inst_t *i)
 {
     inst_rt_set(i, RT_CLEANING);
+    if (!i->kept_log[0])
+        name_kept_log(i);
     rt_job_t *j = job_new(i);
     if (!j) {
         inst_rt_set(i, RT_IDLE);
@@ -208,6 +221,13 @@ static void clean_up(inst_t *i)
     snprintf(j->dir, sizeof j->dir, "%s", i->dir);
     j->uid = i->d->run_uid;
     j->remove = i->state == INST_STOPPING;
+    /* A server that died, or a start that failed: its log is the evidence,
+     * and the next start reuses (and so removes) the dir. */
+    if (!j->remove && i->d->cfg.dead_logs_kept > 0) {
+        util_path(j->logs, sizeof j->logs, "%s/logs", i->d->cfg.state_dir);
+        snprintf(j->kept, sizeof j->kept, "%s", i->kept_log);
+        j->keep_n = i->d->cfg.dead_logs_kept;
+    }
     job_queue(i, j, clean_work, clean_after);
 }
 
@@ -233,6 +253,13 @@ static int spawn(inst_t *i, uv_process_t **out, char **args, uv_exit_cb cb)
 }
 
 static void start_server(inst_t *i);
+
+/* The name the log of this start keeps if it ends badly (rt_keep_log). */
+static void name_kept_log(inst_t *i)
+{
+    snprintf(i->kept_log, sizeof i->kept_log, "%010lld-%s.log", (long long)util_unix_now(),
+             i->name);
+}
 static void copy_cache(inst_t *i);
 
 /* Named for the user that owns it too: the copy runs as that user, who
@@ -376,6 +403,12 @@ static void on_server_exit(uv_process_t *p, int64_t status, int sig)
     i->proc = NULL;
     i->pid = 0;
     proc_close(p, handle_closed);
+    /* What it said last, for our log and the leases' instance_down: a
+     * small bounded read of what it just wrote (the page cache), here so
+     * the evidence goes out with the news. */
+    if (i->state == INST_STARTING || i->state == INST_RUNNING)
+        rt_log_evidence(i->dir, i->evidence, sizeof i->evidence);
+    name_kept_log(i);
     clean_up(i); /* before inst_exited, so it waits for the clean-up to settle */
     inst_exited(i, status, sig);
 }
@@ -420,6 +453,9 @@ static void start_server(inst_t *i)
     util_path(postgres, sizeof postgres, "%s/postgres", i->bindir);
     snprintf(portstr, sizeof portstr, "%d", port);
     snprintf(maxconn, sizeof maxconn, "max_connections=%d", i->d->cfg.postgres.server_max_connections);
+    char tfl[48] = "";
+    if (i->d->cfg.postgres.temp_file_limit_mb >= 0)
+        snprintf(tfl, sizeof tfl, "temp_file_limit=%dMB", i->d->cfg.postgres.temp_file_limit_mb);
     /* Test databases trade durability for speed: nothing here must survive
      * a crash, and the daemon rebuilds everything at start. */
     char *args[] = {postgres, "-D", i->datadir, "-k", i->sockdir,
@@ -434,7 +470,10 @@ static void start_server(inst_t *i)
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     /* see PG_AUTH_TIMEOUT */
-                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, NULL};
+                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT,
+                    /* a lease's sorts and hashes cannot fill the disk every
+                     * other lease shares (superuser-only: leases cannot lift it) */
+                    tfl[0] ? "-c" : NULL, tfl, NULL};
     rc = spawn(i, &i->proc, args, on_server_exit);
     if (rc < 0) {
         clean_up(i);
