@@ -15,7 +15,7 @@
 /* Open the directory rel (a relative path, "" or "." for base itself)
  * below the trusted directory base (a path we chose, followed as given),
  * refusing a symbolic link at every step of rel. An O_DIRECTORY fd, or
- * -errno (-ELOOP: a link was planted). */
+ * -errno (-ENOTDIR or -ELOOP: a link was planted). */
 int safefs_open_dir(const char *base, const char *rel);
 
 /* Create the directory name in dirfd (which must be ours alone: nobody
