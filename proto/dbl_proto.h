@@ -34,6 +34,7 @@ typedef enum dbl_errcode {
     DBL_E_SHUTTING_DOWN,    /* "shutting_down": draining, no new leases */
     DBL_E_FORBIDDEN,        /* "forbidden": admin operation from a non-admin peer */
     DBL_E_TEMPLATE_FAILED,  /* "template_failed": the template could not be built */
+    DBL_E_DISK_FULL,        /* "disk_full": the servers' disk is below its reserve */
     DBL_E__COUNT
 } dbl_errcode_t;
 

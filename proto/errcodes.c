@@ -19,6 +19,7 @@ static const char *const names[] = {
     [DBL_E_SHUTTING_DOWN] = "shutting_down",
     [DBL_E_FORBIDDEN] = "forbidden",
     [DBL_E_TEMPLATE_FAILED] = "template_failed",
+    [DBL_E_DISK_FULL] = "disk_full",
 };
 
 /* A code appended to the enum without a name here fails the build. */

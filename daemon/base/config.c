@@ -46,6 +46,7 @@ static const key_def_t keys[] = {
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
     D("dead_logs_kept", T_INT, dead_logs_kept, 0, 1000, "10"),
+    D("disk_reserve_mb", T_INT, disk_reserve_mb, 0, 1048576, "64"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),

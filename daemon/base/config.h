@@ -65,6 +65,7 @@ typedef struct config {
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
     int dead_logs_kept;     /* logs of servers that died, kept in <state>/logs */
+    int disk_reserve_mb;    /* no new clone below this much free space */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];

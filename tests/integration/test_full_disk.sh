@@ -19,7 +19,7 @@ trap disk_cleanup EXIT
 STATE=$SMALL/state
 
 test_a_server_that_died_of_a_full_disk_says_so_and_keeps_its_log() {
-    start_daemon "[postgres]" "min_ready = 1" "max_total = 2"
+    start_daemon "disk_reserve_mb = 0" "[postgres]" "min_ready = 1" "max_total = 2"
     open_conn a
     send a '{"id":1,"op":"lease","kind":"postgres"}'
     url=$(reply_of a 1 | jq -r .lease.url)
@@ -47,12 +47,27 @@ test_a_server_that_died_of_a_full_disk_says_so_and_keeps_its_log() {
 }
 
 test_temporary_files_are_limited_per_session() {
-    start_daemon "[postgres]" "min_ready = 1" "max_total = 2" "temp_file_limit_mb = 1"
+    start_daemon "disk_reserve_mb = 0" "[postgres]" "min_ready = 1" "max_total = 2" "temp_file_limit_mb = 1"
     url=$(lease_url)
     set +e
     out=$(sql "$url" "SET work_mem = '64kB'; SELECT count(*) FROM (SELECT g FROM generate_series(1, 500000) g ORDER BY g DESC) s" 2>&1)
     set -e
     grep -q "temp_file_limit" <<<"$out" || fail "a sort spilled past the limit: $out"
+}
+
+test_below_the_reserve_no_database_is_cloned_and_leases_hear_disk_full() {
+    start_daemon "disk_reserve_mb = 8" "[postgres]" "min_ready = 1" "max_total = 4"
+    free=$(df --output=avail -B1 "$SMALL" | tail -n1)
+    fallocate -l $((free - 4 * 1024 * 1024)) "$SMALL/filler"
+    first=$(lease_url) || fail "the ready database was not handed out"
+    out=$(rpc '{"id":1,"op":"lease","kind":"postgres","wait_ms":5000}')
+    rm -f "$SMALL/filler"
+    echo "$out"
+    [ "$(jq -r .error.code <<<"$out")" = disk_full ] || fail "not refused with disk_full: $out"
+    jq -e '.error.message | test("disk_reserve_mb")' <<<"$out" >/dev/null || fail "the message does not say what to do: $out"
+    # with room again, leases are served again
+    lease_url --wait 20000 >/dev/null || fail "no lease once the disk had room"
+    [ "$(sql "$first" 'SELECT 1')" = 1 ]
 }
 
 run_tests
