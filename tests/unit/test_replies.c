@@ -316,6 +316,7 @@ static void test_errcode_wire_names_are_the_documented_ones(void **state)
         {DBL_E_SHUTTING_DOWN, "shutting_down"},
         {DBL_E_FORBIDDEN, "forbidden"},
         {DBL_E_TEMPLATE_FAILED, "template_failed"},
+        {DBL_E_DISK_FULL, "disk_full"},
     };
 
     assert_int_equal(sizeof(want) / sizeof(want[0]), DBL_E__COUNT - 1);
