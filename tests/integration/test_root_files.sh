@@ -85,4 +85,19 @@ test_links_planted_while_servers_start_reach_nothing_of_roots() {
     targets_untouched
 }
 
+# No fallback to a shared user: a missing server user stops the start, and
+# the message says how to make it.
+test_a_missing_server_user_is_an_error_that_says_how_to_create_it() {
+    printf '[daemon]\ncache_dir = %s\nrun_as = dblnouser%s\n' "$CACHE" "$$" >"$T/nouser.ini"
+    set +e
+    out=$("$DBLEASED" --config "$T/nouser.ini" --socket "$SOCK" --state-dir "$STATE" 2>&1)
+    rc=$?
+    set -e
+    echo "$out"
+    [ "$rc" != 0 ] || fail "dbleased started without its server user"
+    grep -q "useradd --system" <<<"$out" && grep -q "systemd-sysusers" <<<"$out" ||
+        fail "the message does not say how to create the user"
+    [ ! -S "$SOCK" ] || fail "dbleased listens"
+}
+
 run_tests
