@@ -27,6 +27,7 @@
 #include "reload.h"
 #include "rt_process.h"
 #include "runas.h"
+#include "safefs.h"
 #include "server.h"
 #include "tpl.h"
 #include "util.h"
@@ -134,18 +135,23 @@ static int resolve_config(dbld_t *d, const args_t *a, char *err, size_t errlen)
     return config_validate(cfg, err, errlen);
 }
 
+/* The state dir holds our lock, our log and the servers' dirs: used only
+ * when it is a directory of ours that nobody else could have made or can
+ * write (a squatted /tmp/dblease-$UID or /dev/shm/dblease-$UID is refused,
+ * safefs.h), then 0711 so that run_as traverses it. */
 static int lock_state_dir(dbld_t *d, char *err, size_t errlen)
 {
-    int rc = util_mkdir_p(d->cfg.state_dir, 0711);
-    if (rc == 0 && chmod(d->cfg.state_dir, 0711) < 0)
-        rc = -errno;
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot create state dir %s: %s", d->cfg.state_dir, strerror(-rc));
+    if (safefs_own_dir(d->cfg.state_dir, 0711, (gid_t)-1, "state directory", "--state-dir", err,
+                       errlen) < 0)
+        return -1;
+    if (chmod(d->cfg.state_dir, 0711) < 0) {
+        snprintf(err, errlen, "cannot chmod 0711 the state dir %s: %s", d->cfg.state_dir,
+                 strerror(errno));
         return -1;
     }
     char path[CFG_PATH];
     util_path(path, sizeof path, "%s/dbleased.lock", d->cfg.state_dir);
-    d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    d->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
         snprintf(err, errlen,
                  "state dir %s is in use by another dbleased (%s); stop it or pass another "
@@ -228,7 +234,7 @@ static int daemonize(const char *state_dir)
     char log[CFG_PATH];
     util_path(log, sizeof log, "%s/dbleased.log", state_dir);
     int null = open("/dev/null", O_RDWR);
-    int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int lf = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (null >= 0)
         dup2(null, 0);
     if (lf >= 0) {
@@ -277,7 +283,7 @@ static void on_janitor(uv_timer_t *t)
     /* A first failure may be a port taken between our check and the bind:
      * the restart gets another. Report when retrying does not help. */
     if (ready_fd >= 0 && d->pg->state == INST_FAILED && d->pg->restarts >= 2) {
-        char msg[512];
+        char msg[900];
         snprintf(msg, sizeof msg, "PostgreSQL did not start: %s", d->pg->last_error);
         tell_parent(msg);
         /* The parent reported failure and exited: nobody expects us now. */
@@ -445,12 +451,12 @@ int main(int argc, char **argv)
     d.self_exe[n] = '\0';
     char bindir[CFG_PATH];
     int major = 0;
-    if (runas_resolve(&d, err, sizeof err) < 0 ||
+    /* The state dir first: nothing is made in it before it is known ours. */
+    if (runas_resolve(&d, err, sizeof err) < 0 || lock_state_dir(&d, err, sizeof err) < 0 ||
         runas_pick_server_root(&d, err, sizeof err) < 0 ||
         rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
                         sizeof err) < 0 ||
-        find_redis(&d, err, sizeof err) < 0 ||
-        lock_state_dir(&d, err, sizeof err) < 0) {
+        find_redis(&d, err, sizeof err) < 0) {
         fprintf(stderr, "dbleased: %s\n", err);
         return 1;
     }
@@ -464,7 +470,7 @@ int main(int argc, char **argv)
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)
         log_info("daemon", "user %s cannot reach the state dir, so server data lives in %s",
                  d.run_user, d.server_root);
-    rt_pg_cleanup_leftovers(d.server_root);
+    rt_pg_cleanup_leftovers(d.server_root, d.run_uid);
     int rc = run(&d, bindir, major, err, sizeof err);
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)
         util_rm_rf(d.server_root); /* a fallback dir of ours: nothing in it outlives us */

@@ -21,6 +21,7 @@ static const char *const names[] = {
     [DBL_E_TEMPLATE_FAILED] = "template_failed",
     [DBL_E_TOO_MANY_LEASES] = "too_many_leases",
     [DBL_E_TOO_MANY_CLIENTS] = "too_many_clients",
+    [DBL_E_DISK_FULL] = "disk_full",
 };
 
 /* A code appended to the enum without a name here fails the build. */

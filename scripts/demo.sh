@@ -10,6 +10,17 @@ if [ ! -f build/build.ninja ]; then
 fi
 meson compile -C build >/dev/null
 
+# Started as root, dbleased runs its servers as the dedicated user dblease
+# (never as a shared user such as nobody): make it as the package would.
+if [ "$(id -u)" = 0 ] && ! id dblease >/dev/null 2>&1; then
+    if command -v systemd-sysusers >/dev/null; then
+        systemd-sysusers systemd/dblease.sysusers
+    else
+        useradd --system --user-group --no-create-home --home-dir /nonexistent \
+            --shell /usr/sbin/nologin dblease
+    fi
+fi
+
 if ! build/client/dblease status >/dev/null 2>&1; then
     # Returns once the first database is ready (or says why it could not).
     build/daemon/dbleased

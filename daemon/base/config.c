@@ -48,6 +48,8 @@ static const key_def_t keys[] = {
     /* tenants (server/caps.c): 0 = no cap; root and the daemon's uid are exempt */
     D("max_leases_per_uid", T_INT, max_leases_per_uid, 0, 100000, "16"),
     D("max_clients_per_uid", T_INT, max_clients_per_uid, 0, 100000, "64"),
+    D("dead_logs_kept", T_INT, dead_logs_kept, 0, 1000, "10"),
+    D("disk_reserve_mb", T_INT, disk_reserve_mb, 0, 1048576, "64"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),
@@ -65,6 +67,7 @@ static const key_def_t keys[] = {
     K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
     /* postgres: each lease role's CONNECTION LIMIT; 0 = a fair share (pg_slots.c), -1 = none */
     K("lease_connection_limit", T_INT, lease_connection_limit, -1, 100000, "0"),
+    K("temp_file_limit_mb", T_INT, temp_file_limit_mb, -1, 1048576, "4096"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -33,6 +33,7 @@ typedef struct kind_cfg {
     /* postgres: CONNECTION LIMIT of each lease role (0: a fair share of
      * max_connections, pg_slots.c; -1: none) */
     int lease_connection_limit;
+    int temp_file_limit_mb; /* postgres: each session's temporary files; -1: none */
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in
@@ -68,6 +69,8 @@ typedef struct config {
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
     int max_leases_per_uid;  /* leases one non-admin uid may hold or wait for (0: no cap) */
     int max_clients_per_uid; /* connections one non-admin uid may have open (0: no cap) */
+    int dead_logs_kept;     /* logs of servers that died, kept in <state>/logs */
+    int disk_reserve_mb;    /* no new clone below this much free space */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];

@@ -1,9 +1,10 @@
 #include "util.h"
 
+#include "safefs.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,46 +95,31 @@ int util_mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    int rc = (type == FTW_DP) ? rmdir(path) : unlink(path);
-    return (rc < 0 && errno != ENOENT) ? -1 : 0;
-}
-
 int util_rm_rf(const char *path)
 {
     if (!path || !*path || strcmp(path, "/") == 0)
         return -EINVAL;
-    if (nftw(path, rm_one, 32, FTW_DEPTH | FTW_PHYS) < 0)
-        return errno == ENOENT ? 0 : -errno;
-    return 0;
-}
-
-int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, gid_t gid)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode ? mode : 0600);
-    if (fd < 0)
-        return -errno;
-    size_t len = strlen(data), off = 0;
-    while (off < len) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            return e;
-        }
-        off += (size_t)w;
+    char parent[4096];
+    if (snprintf(parent, sizeof parent, "%s", path) >= (int)sizeof parent)
+        return -ENAMETOOLONG;
+    size_t len = strlen(parent);
+    while (len > 1 && parent[len - 1] == '/')
+        parent[--len] = '\0';
+    char *slash = strrchr(parent, '/');
+    const char *name = slash ? slash + 1 : parent, *dir = ".";
+    if (slash == parent)
+        dir = "/";
+    else if (slash) {
+        *slash = '\0';
+        dir = parent;
     }
-    if ((uid != (uid_t)-1 || gid != (gid_t)-1) && fchown(fd, uid, gid) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    return close(fd) < 0 ? -errno : 0;
+    /* The parent is the caller's (trusted); below it nothing is followed. */
+    int dirfd = safefs_open_dir(dir, "");
+    if (dirfd < 0)
+        return dirfd == -ENOENT ? 0 : dirfd;
+    int rc = safefs_rm_rf_at(dirfd, name);
+    close(dirfd);
+    return rc;
 }
 
 int util_free_port(void)

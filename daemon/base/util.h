@@ -17,10 +17,11 @@ int64_t util_unix_now(void);
 
 /* mkdir -p with mode for each created component. 0 or -errno. */
 int util_mkdir_p(const char *path, mode_t mode);
-/* rm -rf; 0 or -errno. Refuses "" and "/". */
+/* rm -rf; 0 or -errno. Refuses "" and "/". The parent of path is followed
+ * as given; below it no link is followed (safefs.h), so a tree another
+ * user can write cannot steer the removal elsewhere. Files go in
+ * safefs.h's way (safefs_write_at): there is no path-based writer. */
 int util_rm_rf(const char *path);
-/* Write a whole file (0600 unless mode), owned by uid/gid when they are not -1. */
-int util_write_file(const char *path, const char *data, mode_t mode, uid_t uid, gid_t gid);
 
 /* The whole of the regular file name (relative to the directory fd dirfd,
  * or AT_FDCWD), NUL-terminated, into *out (free it). Safe to call off the

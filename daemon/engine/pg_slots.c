@@ -15,6 +15,7 @@
 #include "pg_scram.h"
 #include "tpl.h"
 #include "util.h"
+#include "rt_disk.h"
 
 typedef struct slot_job {
     slot_t *slot;
@@ -153,6 +154,11 @@ static int db_create(slot_t *s, void *ud)
     if (!j || util_random_password(s->password, 32) < 0) {
         free(j);
         return -ENOMEM;
+    }
+    char full[512]; /* below the disk reserve: no clone (leases hear disk_full) */
+    if (rt_disk_check(j->t->d, full, sizeof full) < 0) {
+        free(j);
+        return -ENOSPC;
     }
     char role[1536], grant[192] = "", db[320], grants[384], verifier[160], limit[640];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {

@@ -217,8 +217,12 @@ void inst_exited(inst_t *i, int64_t status, int signal)
 {
     if (i->state == INST_STARTING || i->state == INST_RUNNING) {
         snprintf(i->last_error, sizeof i->last_error,
-                 "postgres exited unexpectedly (status %lld, signal %d); see %.150s/server.log",
-                 (long long)status, signal, i->dir);
+                 "postgres exited unexpectedly (status %lld, signal %d)%s%.300s; see %.200s%s%.100s",
+                 (long long)status, signal, i->evidence[0] ? ": " : "", i->evidence,
+                 i->d->cfg.dead_logs_kept > 0 ? i->d->cfg.state_dir : i->dir,
+                 i->d->cfg.dead_logs_kept > 0 ? "/logs/" : "/server.log",
+                 i->d->cfg.dead_logs_kept > 0 ? i->kept_log : "");
+        i->evidence[0] = '\0';
         log_error("inst", "%s: %s", i->name, i->last_error);
         go_down(i);
         inst_kill(i, true); /* stray backends of a dead postmaster, or its container */

@@ -59,7 +59,9 @@ struct inst {
     char container_id[80];
     struct dkc *container;
     inst_state_t state;
-    char last_error[256];
+    char last_error[800];
+    char evidence[384];  /* what the dead server last said (rt_logs.h) */
+    char kept_log[128];  /* the name its log is kept under in <state>/logs */
 
     /* where it listens */
     char host[64];

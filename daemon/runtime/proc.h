@@ -1,6 +1,7 @@
-/* Spawning the processes the runtimes run (servers, initdb, cp): output to
- * a log file, an own process group, and, for servers, the unprivileged
- * run_as user and a parent-death signal through our --exec-child wrapper. */
+/* Spawning the processes the runtimes run (servers, initdb, cp): each as
+ * the unprivileged run_as user, in its own process group, tied to our life
+ * (a parent-death signal), output appended to a log file that the child
+ * opens after it switched user, all through our --exec-child wrapper. */
 #ifndef DBL_PROC_H
 #define DBL_PROC_H
 
@@ -9,16 +10,9 @@
 
 #include "dbld.h"
 
-typedef enum proc_mode {
-    PROC_AS_DAEMON, /* our own user (cp) */
-    PROC_AS_SERVER, /* run_as, switched by libuv (initdb) */
-    PROC_SERVER,    /* run_as and tied to our life: a long-running server */
-} proc_mode_t;
-
 typedef struct proc_opts {
     const char *cwd;
     const char *log_path; /* stdout and stderr, appended */
-    proc_mode_t mode;
     uv_exit_cb exit_cb;
     void *data; /* the handle's data */
 } proc_opts_t;

@@ -1,6 +1,7 @@
 #include "rd_server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "fs_bg.h"
 #include "log.h"
 #include "proc.h"
+#include "safefs.h"
 #include "util.h"
 
 #define CONNECT_RETRY_MS 10 /* first retry; doubles up to: */
@@ -235,7 +237,8 @@ static void try_connect(uv_timer_t *t)
         retry_connect(r);
 }
 
-static int write_conf(rsrv_t *r, int databases, const char *password, char *path, size_t len)
+static int write_conf(rsrv_t *r, int dirfd, int databases, const char *password, char *path,
+                      size_t len)
 {
     char conf[2 * CFG_PATH + 1024];
     snprintf(conf, sizeof conf,
@@ -249,7 +252,30 @@ static int write_conf(rsrv_t *r, int databases, const char *password, char *path
              r->port, r->sock, r->dir, databases, password, r->admin_password);
     if (util_path(path, len, "%s/redis.conf", r->dir) < 0)
         return -ENAMETOOLONG;
-    return util_write_file(path, conf, 0600, r->d->run_uid, r->d->run_gid);
+    return safefs_write_at(dirfd, "redis.conf", conf, 0600, r->d->run_uid, r->d->run_gid);
+}
+
+/* The server's dir, made root-owned in the root-owned instances dir, its
+ * config written, and only then handed to run_as: nothing that user
+ * plants can be in it while we write (safefs.h). 0 or -errno. */
+static int prepare_dir(rsrv_t *r, const char *parent, int databases, const char *password,
+                       char *conf, size_t len)
+{
+    int pfd = safefs_open_dir(parent, "");
+    if (pfd < 0)
+        return pfd;
+    int rc = safefs_mkdir_at(pfd, r->name, 0700, (uid_t)-1, (gid_t)-1);
+    int fd = rc < 0 ? -1 : openat(pfd, r->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc == 0 && fd < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = write_conf(r, fd, databases, password, conf, len);
+    if (rc == 0 && fchown(fd, r->d->run_uid, r->d->run_gid) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    close(pfd);
+    return rc;
 }
 
 /* The same server in a container (runtime = docker), from an image with
@@ -326,11 +352,13 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     util_path(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
     util_rm_rf(r->dir);
     r->port = util_free_port();
-    if (r->port < 0 || util_random_password(r->admin_password, 32) < 0 ||
-        util_mkdir_p(parent, 0711) < 0 || mkdir(r->dir, 0700) < 0 ||
-        chown(r->dir, d->run_uid, d->run_gid) < 0 ||
-        write_conf(r, databases, password, conf, sizeof conf) < 0) {
-        log_error("redis", "cannot prepare %s: %s", r->dir, strerror(errno));
+    int rc = r->port < 0 ? r->port : util_random_password(r->admin_password, 32);
+    if (rc == 0)
+        rc = util_mkdir_p(parent, 0711);
+    if (rc == 0)
+        rc = prepare_dir(r, parent, databases, password, conf, sizeof conf);
+    if (rc < 0) {
+        log_error("redis", "cannot prepare %s: %s", r->dir, strerror(-rc));
         fs_bg_rm_rf(d->loop, r->dir);
         free(r);
         return NULL;
@@ -338,9 +366,8 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     char log_path[CFG_PATH];
     util_path(log_path, sizeof log_path, "%s/server.log", r->dir);
     char *args[] = {(char *)binary, conf, NULL};
-    proc_opts_t o = {.cwd = r->dir, .log_path = log_path, .mode = PROC_SERVER,
-                     .exit_cb = on_exit_cb, .data = r};
-    int rc = proc_spawn(d, &o, args, &r->proc);
+    proc_opts_t o = {.cwd = r->dir, .log_path = log_path, .exit_cb = on_exit_cb, .data = r};
+    rc = proc_spawn(d, &o, args, &r->proc);
     if (rc < 0) {
         log_error("redis", "cannot start %s: %s", binary, uv_strerror(rc));
         fs_bg_rm_rf(d->loop, r->dir);

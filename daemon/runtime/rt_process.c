@@ -20,6 +20,8 @@
 
 #include "log.h"
 #include "proc.h"
+#include "rt_logs.h"
+#include "safefs.h"
 #include "util.h"
 
 
@@ -137,6 +139,8 @@ typedef struct rt_job {
     void (*after)(struct rt_job *j);
     /* Copied on the loop: the worker reads nothing a reload may change. */
     char dir[CFG_PATH], tmp[CFG_PATH], dst[CFG_PATH], parent[CFG_PATH], cache[CFG_PATH];
+    char logs[CFG_PATH], kept[128]; /* cleaning: keep server.log as logs/kept */
+    int keep_n, keep_err;
     uid_t uid;
     gid_t gid;
     bool remove; /* cleaning: remove dir too */
@@ -170,14 +174,16 @@ static rt_job_t *job_new(inst_t *i)
     return j;
 }
 
-static int kill_procs_in(const char *dir);
+static int kill_procs_in(const char *dir, uid_t uid);
 
 /* After a server or helper exited: kill what it left running in its dir,
  * and wait for that to be gone before the dir is reused or removed. */
 static void clean_work(uv_work_t *req)
 {
     rt_job_t *j = req->data;
-    j->killed = kill_procs_in(j->dir);
+    j->killed = kill_procs_in(j->dir, j->uid);
+    if (j->kept[0])
+        j->keep_err = rt_keep_log(j->dir, j->logs, j->kept, j->keep_n);
     if (j->remove && (j->err = util_rm_rf(j->dir)) < 0)
         snprintf(j->what, sizeof j->what, "cannot remove %s", j->dir);
 }
@@ -185,6 +191,10 @@ static void clean_work(uv_work_t *req)
 static void clean_after(rt_job_t *j)
 {
     inst_t *i = j->i;
+    i->kept_log[0] = '\0';
+    if (j->keep_err)
+        log_warn("process", "%s: cannot keep its server.log in %s: %s", i->name, j->logs,
+                 strerror(-j->keep_err));
     if (j->killed)
         log_warn("process", "%s: killed %d processes its server left running", i->name, j->killed);
     if (j->err)
@@ -195,9 +205,13 @@ static void clean_after(rt_job_t *j)
 
 /* The runtime is done with this start: clean up, then settle. The data dir
  * stays after a failure (its server.log says why), goes after a stop. */
+static void name_kept_log(inst_t *i);
+
 static void clean_up(inst_t *i)
 {
     inst_rt_set(i, RT_CLEANING);
+    if (!i->kept_log[0])
+        name_kept_log(i);
     rt_job_t *j = job_new(i);
     if (!j) {
         inst_rt_set(i, RT_IDLE);
@@ -205,7 +219,15 @@ static void clean_up(inst_t *i)
         return;
     }
     snprintf(j->dir, sizeof j->dir, "%s", i->dir);
+    j->uid = i->d->run_uid;
     j->remove = i->state == INST_STOPPING;
+    /* A server that died, or a start that failed: its log is the evidence,
+     * and the next start reuses (and so removes) the dir. */
+    if (!j->remove && i->d->cfg.dead_logs_kept > 0) {
+        util_path(j->logs, sizeof j->logs, "%s/logs", i->d->cfg.state_dir);
+        snprintf(j->kept, sizeof j->kept, "%s", i->kept_log);
+        j->keep_n = i->d->cfg.dead_logs_kept;
+    }
     job_queue(i, j, clean_work, clean_after);
 }
 
@@ -219,11 +241,11 @@ static void handle_closed(void *data)
 }
 
 /* Spawn with output to the instance's log; the instance counts the handle. */
-static int spawn(inst_t *i, uv_process_t **out, char **args, proc_mode_t mode, uv_exit_cb cb)
+static int spawn(inst_t *i, uv_process_t **out, char **args, uv_exit_cb cb)
 {
     char log_path[CFG_PATH];
     util_path(log_path, sizeof log_path, "%s/server.log", i->dir);
-    proc_opts_t o = {.cwd = i->dir, .log_path = log_path, .mode = mode, .exit_cb = cb, .data = i};
+    proc_opts_t o = {.cwd = i->dir, .log_path = log_path, .exit_cb = cb, .data = i};
     int rc = proc_spawn(i->d, &o, args, out);
     if (rc == 0)
         i->open_handles++;
@@ -231,11 +253,21 @@ static int spawn(inst_t *i, uv_process_t **out, char **args, proc_mode_t mode, u
 }
 
 static void start_server(inst_t *i);
+
+/* The name the log of this start keeps if it ends badly (rt_keep_log). */
+static void name_kept_log(inst_t *i)
+{
+    snprintf(i->kept_log, sizeof i->kept_log, "%010lld-%s.log", (long long)util_unix_now(),
+             i->name);
+}
 static void copy_cache(inst_t *i);
 
+/* Named for the user that owns it too: the copy runs as that user, who
+ * must be able to read it (a cache made for another run_as is not ours). */
 static void cache_path(const inst_t *i, char *out, size_t len, const char *suffix)
 {
-    util_path(out, len, "%s/pg%d%s", i->d->cfg.cache_dir, i->major, suffix);
+    util_path(out, len, "%s/pg%d-%u%s", i->d->cfg.cache_dir, i->major, (unsigned)i->d->run_uid,
+              suffix);
 }
 
 /* Several daemons may share a cache dir: each builds in its own temp dir. */
@@ -322,7 +354,7 @@ static void run_initdb(inst_t *i)
                     "--locale=C", "--no-sync", NULL};
     log_info("process", "initialising a PostgreSQL %d data dir once (cached in %s)", i->major,
              i->d->cfg.cache_dir);
-    int rc = spawn(i, &i->helper, args, PROC_AS_SERVER, on_helper_exit);
+    int rc = spawn(i, &i->helper, args, on_helper_exit);
     if (rc < 0) {
         clean_up(i);
         inst_start_failed(i, "cannot run %s: %s", initdb, uv_strerror(rc));
@@ -335,8 +367,10 @@ static void copy_cache(inst_t *i)
 {
     char src[CFG_PATH];
     cache_path(i, src, sizeof src, "");
+    /* As run_as, like everything in the instance's dir: the cache's data
+     * dir is that user's, and so is what it may have planted in it. */
     char *args[] = {"/bin/cp", "-a", src, i->datadir, NULL};
-    int rc = spawn(i, &i->helper, args, PROC_AS_DAEMON, on_helper_exit);
+    int rc = spawn(i, &i->helper, args, on_helper_exit);
     if (rc < 0) {
         clean_up(i);
         inst_start_failed(i, "cannot run cp: %s", uv_strerror(rc));
@@ -369,20 +403,38 @@ static void on_server_exit(uv_process_t *p, int64_t status, int sig)
     i->proc = NULL;
     i->pid = 0;
     proc_close(p, handle_closed);
+    /* What it said last, for our log and the leases' instance_down: a
+     * small bounded read of what it just wrote (the page cache), here so
+     * the evidence goes out with the news. */
+    if (i->state == INST_STARTING || i->state == INST_RUNNING)
+        rt_log_evidence(i->dir, i->evidence, sizeof i->evidence);
+    name_kept_log(i);
     clean_up(i); /* before inst_exited, so it waits for the clean-up to settle */
     inst_exited(i, status, sig);
 }
 
+/* Write a file of ours into the instance's data dir, which run_as owns
+ * (and may have filled with links): reached without following a link
+ * from the root-owned instances dir, written fresh and renamed into place
+ * (safefs.h). 0 or -errno. */
+static int write_datadir_file(const inst_t *i, const char *name, const char *content)
+{
+    char parent[CFG_PATH], rel[CFG_PATH];
+    util_path(parent, sizeof parent, "%s/instances", i->d->server_root);
+    util_path(rel, sizeof rel, "%s/data", i->name);
+    int dirfd = safefs_open_dir(parent, rel);
+    if (dirfd < 0)
+        return dirfd;
+    int rc = safefs_write_at(dirfd, name, content, 0600, i->d->run_uid, i->d->run_gid);
+    close(dirfd);
+    return rc;
+}
+
 static void start_server(inst_t *i)
 {
-    char path[CFG_PATH];
-    util_path(path, sizeof path, "%s/pg_hba.conf", i->datadir);
     char hba[1024];
     write_hba(hba, sizeof hba, i->d->cfg.postgres.name_prefix);
-    int rc = util_write_file(path, hba, 0600, i->d->run_uid, i->d->run_gid);
-    if (rc == 0 && (mkdir(i->sockdir, 0700) < 0 ||
-                    chown(i->sockdir, i->d->run_uid, i->d->run_gid) < 0))
-        rc = -errno;
+    int rc = write_datadir_file(i, "pg_hba.conf", hba);
     if (rc < 0) {
         clean_up(i);
         inst_start_failed(i, "cannot prepare %s: %s", i->dir, strerror(-rc));
@@ -406,6 +458,9 @@ static void start_server(inst_t *i)
      * (admin, health probe, release checks): a tenth, from 3 to 10. */
     snprintf(reserved, sizeof reserved, "superuser_reserved_connections=%d",
              maxc / 10 < 3 ? 3 : maxc / 10 > 10 ? 10 : maxc / 10);
+    char tfl[48] = "";
+    if (i->d->cfg.postgres.temp_file_limit_mb >= 0)
+        snprintf(tfl, sizeof tfl, "temp_file_limit=%dMB", i->d->cfg.postgres.temp_file_limit_mb);
     /* Test databases trade durability for speed: nothing here must survive
      * a crash, and the daemon rebuilds everything at start. */
     char *args[] = {postgres, "-D", i->datadir, "-k", i->sockdir,
@@ -420,8 +475,11 @@ static void start_server(inst_t *i)
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     /* see PG_AUTH_TIMEOUT */
-                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, NULL};
-    rc = spawn(i, &i->proc, args, PROC_SERVER, on_server_exit);
+                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT,
+                    /* a lease's sorts and hashes cannot fill the disk every
+                     * other lease shares (superuser-only: leases cannot lift it) */
+                    tfl[0] ? "-c" : NULL, tfl, NULL};
+    rc = spawn(i, &i->proc, args, on_server_exit);
     if (rc < 0) {
         clean_up(i);
         inst_start_failed(i, "cannot start %s: %s", postgres, uv_strerror(rc));
@@ -434,25 +492,61 @@ static void start_server(inst_t *i)
 }
 
 
+/* The instance's dir, made in the root-owned instances dir with its
+ * socket dir inside, and only then handed to run_as: nothing that user
+ * plants can be in it while we work in it. */
+static int make_inst_dir(const rt_job_t *j, const char *name)
+{
+    int parent = safefs_open_dir(j->parent, "");
+    if (parent < 0)
+        return parent;
+    int rc = safefs_mkdir_at(parent, name, 0700, (uid_t)-1, (gid_t)-1);
+    int fd = rc < 0 ? rc : openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (rc == 0 && fd < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = safefs_mkdir_at(fd, "sock", 0700, j->uid, j->gid);
+    if (rc == 0 && fchown(fd, j->uid, j->gid) < 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    close(parent);
+    return rc;
+}
+
+/* initdb's dir in the cache (ours alone: nobody else can swap the name),
+ * handed to run_as, who runs initdb. */
+static int make_tmp_dir(const rt_job_t *j)
+{
+    int cache = safefs_open_dir(j->cache, "");
+    if (cache < 0)
+        return cache;
+    const char *name = strrchr(j->tmp, '/') + 1;
+    int rc = safefs_rm_rf_at(cache, name);
+    if (rc == 0)
+        rc = safefs_mkdir_at(cache, name, 0700, j->uid, j->gid);
+    close(cache);
+    return rc;
+}
+
 /* A fresh dir for this start (the last start's, if any, goes first), and
  * for initdb when nothing is cached yet. */
 static void prepare_work(uv_work_t *req)
 {
     rt_job_t *j = req->data;
-    kill_procs_in(j->dir);
+    kill_procs_in(j->dir, j->uid);
     util_rm_rf(j->dir);
     snprintf(j->what, sizeof j->what, "cannot create %s", j->dir);
-    if (util_mkdir_p(j->parent, 0711) < 0 || util_mkdir_p(j->cache, 0711) < 0 ||
-        mkdir(j->dir, 0700) < 0 || chown(j->dir, j->uid, j->gid) < 0) {
+    if (util_mkdir_p(j->parent, 0711) < 0 || util_mkdir_p(j->cache, 0711) < 0) {
         j->err = -errno;
         return;
     }
+    if ((j->err = make_inst_dir(j, strrchr(j->dir, '/') + 1)) < 0)
+        return;
     if ((j->cached = access(j->dst, F_OK) == 0))
         return;
-    util_rm_rf(j->tmp);
     snprintf(j->what, sizeof j->what, "cannot create %s", j->tmp);
-    if (mkdir(j->tmp, 0700) < 0 || chown(j->tmp, j->uid, j->gid) < 0)
-        j->err = -errno;
+    j->err = make_tmp_dir(j);
 }
 
 static void prepare_after(rt_job_t *j)
@@ -520,17 +614,23 @@ static void wait_gone(pid_t pid)
     }
 }
 
-/* Kill every process running inside dir (a postmaster's and its backends'
- * cwd is their data dir), wait until they are gone; how many there were.
- * Backends can outlive their postmaster for a moment, still attached to
- * its shared memory. Matching on cwd, not on a pid from a file, never hits
- * a recycled pid. Blocks: at start-up, or on the thread pool. */
-static int kill_procs_in(const char *dir)
+/* Kill every process of uid running inside dir (a postmaster's and its
+ * backends' cwd is their data dir), wait until they are gone; how many
+ * there were. Backends can outlive their postmaster for a moment, still
+ * attached to its shared memory. Matching on cwd, not on a pid from a
+ * file, never hits a recycled pid. Only dir's parent is resolved: dir
+ * itself may be run_as's to replace with a link (to "/", say). Blocks: at
+ * start-up, or on the thread pool. */
+static int kill_procs_in(const char *dir, uid_t uid)
 {
-    char real[PATH_MAX];
-    if (!realpath(dir, real))
+    char parent[CFG_PATH], real[PATH_MAX + 256];
+    const char *slash = strrchr(dir, '/');
+    if (!slash || util_path(parent, sizeof parent, "%.*s", (int)(slash - dir), dir) < 0 ||
+        !realpath(parent[0] ? parent : "/", real))
         return 0;
     size_t rlen = strlen(real);
+    snprintf(real + rlen, sizeof real - rlen, "/%s", slash + 1);
+    rlen = strlen(real);
     DIR *proc = opendir("/proc");
     if (!proc)
         return 0;
@@ -540,7 +640,11 @@ static int kill_procs_in(const char *dir)
     while ((e = readdir(proc)) && n < (int)(sizeof victims / sizeof victims[0])) {
         pid_t pid = (pid_t)atoi(e->d_name);
         char link[64], cwd[PATH_MAX];
+        struct stat st;
         if (pid <= 1)
+            continue;
+        snprintf(link, sizeof link, "/proc/%d", (int)pid);
+        if (stat(link, &st) < 0 || st.st_uid != uid)
             continue;
         snprintf(link, sizeof link, "/proc/%d/cwd", (int)pid);
         ssize_t len = readlink(link, cwd, sizeof cwd - 1);
@@ -559,26 +663,35 @@ static int kill_procs_in(const char *dir)
 
 /* A killed postmaster leaves its (tiny) SysV segment behind; remove it if it
  * is still the one its pid file names and nobody is attached. */
-static void remove_segment(long key, long id)
+static void remove_segment(long key, long id, uid_t uid)
 {
     struct shmid_ds ds;
     if (id < 0 || shmctl((int)id, IPC_STAT, &ds) < 0)
         return;
-    if ((long)ds.shm_perm.__key == key && ds.shm_nattch == 0)
+    /* The file is run_as's to write: only a segment of that user's goes. */
+    if ((long)ds.shm_perm.__key == key && ds.shm_nattch == 0 && ds.shm_perm.cuid == uid)
         shmctl((int)id, IPC_RMID, NULL);
 }
 
-static void kill_leftover(const char *instdir)
+static void kill_leftover(const char *dir, const char *name, uid_t uid)
 {
-    int killed = kill_procs_in(instdir);
+    char instdir[CFG_PATH], rel[CFG_PATH];
+    util_path(instdir, sizeof instdir, "%s/%s", dir, name);
+    int killed = kill_procs_in(instdir, uid);
     if (killed)
         log_warn("process", "killed %d server processes left by a previous dbleased in %s",
                  killed, instdir);
-    char pidfile[CFG_PATH];
-    util_path(pidfile, sizeof pidfile, "%s/data/postmaster.pid", instdir);
-    FILE *f = fopen(pidfile, "r");
-    if (!f)
+    util_path(rel, sizeof rel, "%s/data", name);
+    int dirfd = safefs_open_dir(dir, rel);
+    int fd = dirfd < 0 ? -1 : safefs_open_regular_at(dirfd, "postmaster.pid");
+    if (dirfd >= 0)
+        close(dirfd);
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+    if (!f) {
+        if (fd >= 0)
+            close(fd);
         return;
+    }
     /* postmaster.pid, line 7: the SysV segment as "key id". */
     long shm_key = 0, shm_id = -1;
     char line[256];
@@ -587,10 +700,10 @@ static void kill_leftover(const char *instdir)
             shm_id = -1;
     }
     fclose(f);
-    remove_segment(shm_key, shm_id);
+    remove_segment(shm_key, shm_id, uid);
 }
 
-void rt_pg_cleanup_leftovers(const char *server_root)
+void rt_pg_cleanup_leftovers(const char *server_root, uid_t uid)
 {
     char dir[CFG_PATH];
     util_path(dir, sizeof dir, "%s/instances", server_root);
@@ -601,9 +714,7 @@ void rt_pg_cleanup_leftovers(const char *server_root)
     while ((e = readdir(dh))) {
         if (e->d_name[0] == '.')
             continue;
-        char sub[CFG_PATH];
-        if (util_path(sub, sizeof sub, "%s/%s", dir, e->d_name) == 0)
-            kill_leftover(sub);
+        kill_leftover(dir, e->d_name, uid);
     }
     closedir(dh);
     int rc = util_rm_rf(dir);
@@ -613,7 +724,7 @@ void rt_pg_cleanup_leftovers(const char *server_root)
 
 int rt_exec_child(int argc, char **argv)
 {
-    if (argc < 6)
+    if (argc < 7)
         return 2;
     pid_t parent = (pid_t)atoi(argv[2]);
     uid_t uid = (uid_t)strtoul(argv[3], NULL, 10);
@@ -630,7 +741,17 @@ int rt_exec_child(int argc, char **argv)
         return 1;
     if (getppid() != parent) /* the daemon died before we got here */
         return 1;
-    execv(argv[5], argv + 5);
-    fprintf(stderr, "dbleased: cannot exec %s: %s\n", argv[5], strerror(errno));
+    /* As run_as: the log is in a dir that user owns, so whatever is there
+     * is theirs already. Still no link: it would only ever be a trap. */
+    int log = open(argv[5], O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600);
+    if (log < 0) {
+        fprintf(stderr, "dbleased: cannot open %s as uid %u: %s\n", argv[5], (unsigned)uid,
+                strerror(errno));
+        return 1;
+    }
+    if (dup2(log, 1) < 0 || dup2(log, 2) < 0)
+        return 1;
+    execv(argv[6], argv + 6);
+    fprintf(stderr, "dbleased: cannot exec %s: %s\n", argv[6], strerror(errno));
     return 127;
 }

@@ -24,9 +24,11 @@ void rt_pg_start(inst_t *i);
 void rt_pg_stop(inst_t *i, bool force);
 /* Remove what a previous daemon on this state dir left: kill servers whose
  * postmaster.pid names a live postgres, then delete their dirs. */
-void rt_pg_cleanup_leftovers(const char *server_root);
-/* Re-exec entry: `dbleased --exec-child PPID UID GID PROG ARGS…` switches to
- * UID/GID, ties PROG's life to the daemon (PR_SET_PDEATHSIG) and execs it.
+void rt_pg_cleanup_leftovers(const char *server_root, uid_t uid);
+/* Re-exec entry: `dbleased --exec-child PPID UID GID LOG PROG ARGS…`
+ * switches to UID/GID, ties PROG's life to the daemon (PR_SET_PDEATHSIG),
+ * appends its output to LOG (opened as UID, never through a link) and
+ * execs it.
  * Never returns on success. */
 int rt_exec_child(int argc, char **argv);
 

@@ -1,5 +1,7 @@
 #include "runas.h"
 
+#include "log.h"
+#include "safefs.h"
 #include "util.h"
 
 #include <errno.h>
@@ -18,24 +20,25 @@ int runas_resolve(dbld_t *d, char *err, size_t errlen)
         snprintf(d->run_user, sizeof d->run_user, "%s", pw ? pw->pw_name : "self");
         return 0;
     }
-    const char *name = d->cfg.run_as;
-    struct passwd *pw = NULL;
-    if (name[0]) {
-        pw = getpwnam(name);
-        if (!pw) {
-            snprintf(err, errlen,
-                     "run_as user '%s' does not exist; create it (useradd --system %s) or set "
-                     "[daemon] run_as to an existing unprivileged user",
-                     name, name);
-            return -1;
-        }
-    } else if (!(pw = getpwnam("dblease"))) {
-        pw = getpwnam("nobody");
-    }
+    /* A user of their own: whatever else runs as a shared user (nobody
+     * runs dozens of things) could reach the servers' files and sockets.
+     * So no fallback: nobody only when the configuration names it. */
+    const char *name = d->cfg.run_as[0] ? d->cfg.run_as : "dblease";
+    struct passwd *pw = getpwnam(name);
     if (!pw) {
-        snprintf(err, errlen, "no unprivileged user to run servers as; set [daemon] run_as");
+        snprintf(err, errlen,
+                 "started as root, dbleased runs its database servers as the dedicated user "
+                 "'%s', which does not exist; create it (systemd-sysusers, with "
+                 "systemd/dblease.sysusers installed as /usr/lib/sysusers.d/dblease.conf; or "
+                 "useradd --system --user-group --no-create-home --shell /usr/sbin/nologin %s)%s",
+                 name, name,
+                 d->cfg.run_as[0] ? "" : ", or set [daemon] run_as to another dedicated user");
         return -1;
     }
+    if (strcmp(pw->pw_name, "nobody") == 0)
+        log_warn("daemon",
+                 "run_as = nobody: every process running as nobody can reach the database "
+                 "servers' files; a dedicated user (dblease) is safer");
     if (pw->pw_uid == 0) {
         snprintf(err, errlen,
                  "run_as = %s is root, and PostgreSQL refuses to run as root; pick an "
@@ -87,20 +90,18 @@ int runas_check_dir(const dbld_t *d, const char *path, char *err, size_t errlen)
     return 0;
 }
 
-/* Create (or reuse) dir as ours: a real directory, owned by us, not a link
- * someone planted in a shared /tmp. */
-static int own_dir(const dbld_t *d, const char *dir, char *err, size_t errlen)
+/* Create (or reuse) dir as ours: a real directory, owned by us, that
+ * nobody else can write (safefs.h), not a link someone planted in a
+ * shared /tmp; then traversable by run_as. */
+static int own_dir(const char *dir, const char *what, const char *how, char *err, size_t errlen)
 {
-    if (mkdir(dir, 0711) < 0 && errno != EEXIST) {
-        snprintf(err, errlen, "cannot create %s: %s", dir, strerror(errno));
+    if (safefs_own_dir(dir, 0711, (gid_t)-1, what, how, err, errlen) < 0)
+        return -1;
+    if (chmod(dir, 0711) < 0) {
+        snprintf(err, errlen, "cannot chmod 0711 %s: %s", dir, strerror(errno));
         return -1;
     }
-    struct stat st;
-    if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != d->uid) {
-        snprintf(err, errlen, "%s exists but is not a directory of ours; remove it", dir);
-        return -1;
-    }
-    return chmod(dir, 0711) < 0 ? -1 : 0;
+    return 0;
 }
 
 int runas_pick_server_root(dbld_t *d, char *err, size_t errlen)
@@ -118,11 +119,9 @@ int runas_pick_server_root(dbld_t *d, char *err, size_t errlen)
         const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
         snprintf(d->server_root, sizeof d->server_root, "%s/dblease-%016llx", base,
                  util_hash_str(d->cfg.state_dir));
-        if (own_dir(d, d->server_root, err, errlen) < 0)
+        if (own_dir(d->server_root, "servers' directory", "--state-dir", err, errlen) < 0)
             return -1;
         rc = util_path(cache, sizeof cache, "%s/dblease-cache-%u", base, (unsigned)d->uid);
-        if (rc == 0 && !d->cfg.cache_dir[0] && own_dir(d, cache, err, errlen) < 0)
-            return -1;
     }
     if (!d->cfg.cache_dir[0]) {
         if (rc < 0) {
@@ -131,5 +130,10 @@ int runas_pick_server_root(dbld_t *d, char *err, size_t errlen)
         }
         snprintf(d->cfg.cache_dir, sizeof d->cfg.cache_dir, "%s", cache);
     }
+    /* Root makes, renames and removes run_as's data dirs in the cache: it
+     * must be a dir only we can write, or run_as could swap names in it. */
+    if (d->run_uid != d->uid && safefs_own_dir(d->cfg.cache_dir, 0711, (gid_t)-1, "cache directory",
+                                                "[daemon] cache_dir", err, errlen) < 0)
+        return -1;
     return runas_check_dir(d, d->cfg.cache_dir, err, errlen);
 }

@@ -7,9 +7,10 @@
 
 #include "dbld.h"
 
-/* Fill d->run_uid/run_gid/run_user from [daemon] run_as (default: the user
- * "dblease" if it exists, else "nobody"); the daemon's own user when not
- * root. 0, or -1 with a message. */
+/* Fill d->run_uid/run_gid/run_user from [daemon] run_as (default: the
+ * dedicated user "dblease"; never a fallback to a shared user such as
+ * nobody, which only an explicit run_as names); the daemon's own user when
+ * not root. 0, or -1 with a message saying how to create the user. */
 int runas_resolve(dbld_t *d, char *err, size_t errlen);
 /* Can run_as traverse every existing directory of path? 0, or -1 with a
  * message saying what to chmod. */

@@ -15,6 +15,7 @@
 #include "log.h"
 #include "status.h"
 #include "util.h"
+#include "rt_disk.h"
 
 #define MAX_WAIT_MS 600000
 
@@ -248,6 +249,11 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     if (slot) {
         grant(s, req->id, slot, detach, (int)ttl, start);
         pool_refill(pool, util_now_ms());
+        return;
+    }
+    char full[512]; /* nothing ready, and no room to clone one: say so now */
+    if (!redis && rt_disk_check(d, full, sizeof full) < 0) {
+        sess_reply_error(s, req->id, DBL_E_DISK_FULL, "%s", full);
         return;
     }
     if (wait_ms == 0) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "safefs.h"
 #include "session.h"
 #include "util.h"
 
@@ -81,14 +82,14 @@ int server_listen(dbld_t *d, char *err, size_t errlen)
     const char *path = d->cfg.socket;
     char dir[sizeof d->cfg.socket];
     snprintf(dir, sizeof dir, "%s", path);
+    struct group *sg = d->cfg.socket_group[0] ? getgrnam(d->cfg.socket_group) : NULL;
     /* 0755: servers running as run_as must traverse it when the state dir
-     * sits below (the default). */
-    int rc = util_mkdir_p(dirname(dir), 0755);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot create the socket's directory for %s: %s", path,
-                 strerror(-rc));
+     * sits below (the default). Ours alone, or another user could have
+     * made it to serve in our place or move our socket (safefs.h). */
+    if (safefs_own_dir(dirname(dir), 0755, sg ? sg->gr_gid : (gid_t)-1, "socket directory",
+                       "--socket", err, errlen) < 0)
         return -1;
-    }
+    int rc;
     if (someone_listens(path)) {
         snprintf(err, errlen,
                  "another dbleased is already serving %s; stop it, or give this one another "

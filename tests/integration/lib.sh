@@ -197,3 +197,40 @@ run_tests() {
         exit 77
     fi
 }
+
+# ---- users (issue 13) ------------------------------------------------
+# Started as root, dbleased runs its servers as the dedicated user dblease
+# (systemd/dblease.sysusers makes it on a real system). Make it here when
+# it is missing, like installing the package would; it stays for the next
+# scripts (they run in parallel), as the shared cache does. The lock keeps
+# two scripts from running useradd at once.
+ensure_server_user() {
+    [ "$(id -u)" = 0 ] || return 0
+    id dblease >/dev/null 2>&1 && return 0
+    (
+        flock 9
+        id dblease >/dev/null 2>&1 ||
+            useradd --system --user-group --no-create-home --home-dir /nonexistent \
+                --shell /usr/sbin/nologin dblease
+    ) 9>"$DBLEASE_TEST_TMP/dblease-useradd.lock"
+}
+ensure_server_user
+
+# Run a command as the servers' user (what a server, or SQL that escaped
+# into a shell through one, could do).
+as_server_user() {
+    setpriv --reuid=dblease --regid=dblease --clear-groups "$@"
+}
+
+# A local user of the test's own, removed when the script exits (the
+# caller adds del_test_user to its EXIT trap). Prints its name.
+add_test_user() { # prefix
+    local name="$1$$"
+    useradd --system --user-group --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin "$name"
+    echo "$name"
+}
+del_test_user() { # name
+    userdel "$1" 2>/dev/null || true
+    groupdel "$1" 2>/dev/null || true
+}
