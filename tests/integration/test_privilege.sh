@@ -141,16 +141,15 @@ test_a_schema_lease_cannot_read_another_schemas_stats_or_code() {
     b=$("$DBLEASE" lease --template sch --json --wait 30000)
     sql "$(field "$a" url)" "CREATE TABLE secret_t (x int); INSERT INTO secret_t SELECT generate_series(1, 42);
         ANALYZE secret_t; CREATE FUNCTION secret_f() RETURNS int LANGUAGE sql AS 'SELECT 4242'" >/dev/null
-    sa=$(field "$a" user)
     burl=$(field "$b" url)
     leaks=0
     for q in "SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = 'secret_t'" \
              "SELECT n_tup_ins FROM pg_stat_all_tables WHERE relname = 'secret_t'" \
              "SELECT heap_blks_read FROM pg_statio_user_tables WHERE relname = 'secret_t'" \
-             "SELECT pg_stat_get_live_tuples('\"$sa\".secret_t'::regclass)" \
-             "SELECT pg_relation_size('\"$sa\".secret_t'::regclass)" \
+             "SELECT pg_stat_get_live_tuples(oid) FROM pg_class WHERE relname = 'secret_t'" \
+             "SELECT pg_relation_size(oid) FROM pg_class WHERE relname = 'secret_t'" \
              "SELECT prosrc FROM pg_proc WHERE proname = 'secret_f'" \
-             "SELECT pg_get_functiondef('\"$sa\".secret_f'::regproc)" \
+             "SELECT pg_get_functiondef(oid) FROM pg_proc WHERE proname = 'secret_f'" \
              "SELECT count(*) FROM pg_locks" \
              "SELECT query FROM pg_stat_activity"; do
         if out=$(sql "$burl" "$q" 2>&1); then
