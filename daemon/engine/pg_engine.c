@@ -200,6 +200,20 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
     return pgc_connect_db(i->d->loop, ci, dbname, cb, ud, &e);
 }
 
+pgc_t *pg_connect_as(inst_t *i, const char *dbname, const char *user, const char *password,
+                     pgc_status_cb cb, void *ud)
+{
+    if (i->state != INST_RUNNING)
+        return NULL;
+    char ci[512];
+    const char *e;
+    snprintf(ci, sizeof ci,
+             "host=%s port=%d user='%s' password='%s' dbname='%s' "
+             "application_name=dbleased-migrate connect_timeout=5",
+             i->host, i->port, user, password, dbname);
+    return pgc_connect(i->d->loop, ci, cb, ud, &e);
+}
+
 /* ---- what carries our prefix: the external runtime's clean-up ---------- */
 
 typedef struct sweep {

@@ -28,6 +28,11 @@ pgc_t *pg_pick_admin(inst_t *i);
 int pg_admin_exec(inst_t *i, const char *const *sql, int n, pgc_done_cb cb, void *ud);
 /* A superuser connection to another database, over the private socket. */
 pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud);
+/* A connection as a role of ours (a template's owner, a lease's role) with
+ * its own password, the way clients reach the server: what runs on it on
+ * behalf of a template or a lease has that role's rights, never ours. */
+pgc_t *pg_connect_as(inst_t *i, const char *dbname, const char *user, const char *password,
+                     pgc_status_cb cb, void *ud);
 
 /* Drop every database and role carrying our name prefix (the external
  * runtime: at start, what a crashed predecessor left; at stop, ours). */

@@ -21,6 +21,7 @@ typedef struct slot_job {
     slot_t *slot;
     tpl_t *t;
     char password[33];
+    pgc_t *conn; /* schema isolation: the lease's own session, migrating */
     int step;
     uint64_t t_start; /* uv_hrtime: a create's time is logged at debug level */
 } slot_job_t;
@@ -242,6 +243,58 @@ const slot_ops_t pg_slot_ops = {.create = db_create,
  * failed migration may have left a role, a search_path or a transaction. */
 #define SHARED_RESET "ROLLBACK", "RESET ROLE", "RESET search_path"
 
+static void on_schema_migrated(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    pgc_t *c = j->conn;
+    j->conn = NULL;
+    pgc_close(c);
+    done(j, err, msg);
+}
+
+/* Connected, or not, as the lease's role: the template's SQL, in its schema. */
+static void on_schema_login(pgc_t *c, int err, const char *msg, void *ud)
+{
+    slot_job_t *j = ud;
+    tpl_t *t = j->t;
+    if (err) {
+        j->conn = NULL;
+        pgc_close(c);
+        done(j, err, msg);
+        return;
+    }
+    char path[128];
+    snprintf(path, sizeof path, "SET search_path = \"%s\"", j->slot->dbname);
+    const char **sql = calloc((size_t)t->nfiles + 1, sizeof *sql);
+    int n = 0;
+    if (sql) {
+        sql[n++] = path;
+        for (int f = 0; f < t->nfiles; f++)
+            sql[n++] = t->texts[f];
+    }
+    if (!sql || pgc_exec(c, sql, n, on_schema_migrated, j) < 0)
+        on_schema_migrated(j, -ENOTCONN, "lost the lease's connection to the shared database",
+                           NULL);
+    free(sql);
+}
+
+/* The schema is there: the template's migrations run in it, in a session
+ * the lease's role logged in to with its own password (not ours with SET
+ * ROLE: a file could RESET it). */
+static void on_schema_made(void *ud, int err, const char *msg, const PGresult *res)
+{
+    slot_job_t *j = ud;
+    tpl_t *t = j->t;
+    if (err || t->nfiles == 0) {
+        done(j, err, msg);
+        return;
+    }
+    j->conn = pg_connect_as(t->d->pg, t->shared_db, j->slot->dbname, j->slot->password,
+                            on_schema_login, j);
+    if (!j->conn)
+        done(j, -ENOTCONN, "cannot connect to the shared database as the lease");
+}
+
 static void on_schema_role(void *ud, int err, const char *msg, const PGresult *res)
 {
     slot_job_t *j = ud;
@@ -255,27 +308,11 @@ static void on_schema_role(void *ud, int err, const char *msg, const PGresult *r
         return;
     }
     const char *name = j->slot->dbname;
-    char create[256], role[128], path[128];
+    char create[256];
     snprintf(create, sizeof create, "CREATE SCHEMA \"%s\" AUTHORIZATION \"%s\"", name, name);
-    snprintf(role, sizeof role, "SET ROLE \"%s\"", name);
-    snprintf(path, sizeof path, "SET search_path = \"%s\"", name);
-    /* The template's migrations run in the new schema, as its role. */
-    int n = 0;
-    const char **sql = calloc((size_t)t->nfiles + 9, sizeof *sql);
-    if (!sql) {
-        done(j, -ENOMEM, "out of memory");
-        return;
-    }
-    const char *head[] = {SHARED_RESET, create, role, path};
-    for (size_t k = 0; k < sizeof head / sizeof head[0]; k++)
-        sql[n++] = head[k];
-    for (int f = 0; f < t->nfiles; f++)
-        sql[n++] = t->texts[f];
-    sql[n++] = "RESET ROLE";
-    sql[n++] = "RESET search_path";
-    if (pgc_exec(t->shared, sql, n, on_simple, j) < 0)
+    const char *sql[] = {SHARED_RESET, create};
+    if (pgc_exec(t->shared, sql, 4, on_schema_made, j) < 0)
         done(j, -ENOTCONN, "lost the connection to the shared database");
-    free(sql);
 }
 
 static int schema_create(slot_t *s, void *ud)
@@ -292,9 +329,9 @@ static int schema_create(slot_t *s, void *ud)
     }
     conn_limit_sql(limit, sizeof limit, s, j->t);
     snprintf(role, sizeof role,
-             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\" NOSUPERUSER "
-             "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS%s",
-             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix, limit);
+             "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\", \"%s\" "
+             "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS%s",
+             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix, j->t->shared_db, limit);
     snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
              j->t->shared_db, s->dbname);
     const char *sql[] = {role, grant};

@@ -167,7 +167,9 @@ static tpl_t *tpl_new(dbld_t *d, const char *kind, const char *name, const char 
         snprintf(t->dbname, sizeof t->dbname, "template0");
     } else {
         snprintf(t->dbname, sizeof t->dbname, "%st%d", d->cfg.postgres.name_prefix, t->id);
-        snprintf(t->owner, sizeof t->owner, "%so%d", d->cfg.postgres.name_prefix, t->id);
+        /* Named like its database: pg_hba's "sameuser" admits a migrator
+         * to that one database and no other. */
+        snprintf(t->owner, sizeof t->owner, "%s", t->dbname);
     }
     if (schema)
         snprintf(t->shared_db, sizeof t->shared_db, "%ss%d", d->cfg.postgres.name_prefix, t->id);

@@ -192,35 +192,58 @@ static const char *strategy(const tpl_t *t)
 }
 
 /* Statements that (re)create the template database and owner role; a
- * previous attempt's leftovers go first. */
-static int create_sql(const tpl_t *t, bool login, const char *password, char out[][512])
+ * previous attempt's leftovers go first. Migrations, the daemon's from
+ * sql_dir as a client's, log in as the owner with its own password: no
+ * migration runs in a superuser's session. */
+static int create_sql(const tpl_t *t, const char *password, char out[][512])
 {
     int n = 0;
     bool own_db = t->source != TPL_BUILTIN;
     if (own_db) {
         snprintf(out[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
         snprintf(out[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
-        if (login)
-            snprintf(out[n++], 512,
-                     "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%smigrators\" "
-                     "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-                     t->owner, password, t->d->cfg.postgres.name_prefix);
-        else
-            snprintf(out[n++], 512, "CREATE ROLE \"%s\" NOLOGIN", t->owner);
+        snprintf(out[n++], 512,
+                 "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%smigrators\" "
+                 "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
+                 t->owner, password, t->d->cfg.postgres.name_prefix);
         snprintf(out[n++], 512, "CREATE DATABASE \"%s\" TEMPLATE template0%s", t->dbname,
                  strategy(t));
         snprintf(out[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
                  t->dbname);
-        snprintf(out[n++], 512, "GRANT %sCREATE ON DATABASE \"%s\" TO \"%s\"",
-                 login ? "CONNECT, TEMPORARY, " : "", t->dbname, t->owner);
+        snprintf(out[n++], 512, "GRANT CONNECT, TEMPORARY, CREATE ON DATABASE \"%s\" TO \"%s\"",
+                 t->dbname, t->owner);
     }
     if (t->schema) {
         snprintf(out[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->shared_db);
+        /* A group role named like the database: its leases are members,
+         * and pg_hba's "samerole" admits them to this database only. */
+        snprintf(out[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->shared_db);
+        snprintf(out[n++], 512, "CREATE ROLE \"%s\" NOLOGIN", t->shared_db);
         snprintf(out[n++], 512, "CREATE DATABASE \"%s\" TEMPLATE template0%s", t->shared_db,
                  strategy(t));
         snprintf(out[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM PUBLIC",
                  t->shared_db);
     }
+    return n;
+}
+
+/* Freeze a migrated template: the migrator's login goes, its sessions
+ * end, and no one connects again (clones need a template nobody is in). */
+static int freeze_sql(const tpl_t *t, char s[][512])
+{
+    int n = 0;
+    snprintf(s[n++], 512, "ALTER ROLE \"%s\" NOLOGIN PASSWORD NULL", t->owner);
+    snprintf(s[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM \"%s\"", t->dbname,
+             t->owner);
+    /* Lease roles are granted the owner (pg_slots.c): through it they
+     * must not be migrators. */
+    snprintf(s[n++], 512, "REVOKE \"%smigrators\" FROM \"%s\"", t->d->cfg.postgres.name_prefix,
+             t->owner);
+    snprintf(s[n++], 512,
+             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+             "WHERE datname = '%s' AND pid <> pg_backend_pid()",
+             t->dbname);
+    snprintf(s[n++], 512, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS false", t->dbname);
     return n;
 }
 
@@ -284,12 +307,37 @@ static void run_next_file(tpl_build_t *b)
     query(b, sql, 1, on_file_done, "lost the connection to the template database");
 }
 
-static void on_prepared_tpl_db(void *ud, int err, const char *msg, const PGresult *res)
+static void on_owner_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    tpl_build_t *b = ud;
+    if (conn_ok(b, c, err, "cannot log in to the template database as its owner", msg))
+        run_next_file(b);
+}
+
+static void claim_ready(tpl_build_t *b);
+
+/* public is the owner's to create in; then a client migrates (a claim),
+ * or we do, logged in as the owner: what the files create is the owner's,
+ * and lease roles are granted the owner (pg_slots.c). */
+static void on_public_granted(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
     if (!job_ok(b, err, "preparing the template database failed", msg))
         return;
-    run_next_file(b);
+    if (b->what == B_CLAIM) {
+        claim_ready(b);
+        return;
+    }
+    pgc_t *c = b->conn;
+    b->conn = NULL;
+    pgc_close(c);
+    tpl_t *t = b->t;
+    set_state(b, B_CONNECTING);
+    b->conn = pg_connect_as(t->d->pg, t->dbname, t->owner, t->owner_password, on_owner_conn, b);
+    if (!b->conn) {
+        set_state(b, B_IDLE);
+        fail(b, "cannot connect to database %s as %s", t->dbname, t->owner);
+    }
 }
 
 static void on_tpl_db_conn(pgc_t *c, int err, const char *msg, void *ud)
@@ -297,13 +345,10 @@ static void on_tpl_db_conn(pgc_t *c, int err, const char *msg, void *ud)
     tpl_build_t *b = ud;
     if (!conn_ok(b, c, err, "cannot connect to the template database", msg))
         return;
-    /* Migrations run as the owner role: what they create becomes the
-     * lease role's own in each clone (REASSIGN OWNED). */
-    char grant[256], role[128];
+    char grant[256];
     snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
-    snprintf(role, sizeof role, "SET ROLE \"%s\"", b->t->owner);
-    const char *sql[] = {grant, role};
-    query(b, sql, 2, on_prepared_tpl_db, "lost the connection to the template database");
+    const char *sql[] = {grant};
+    query(b, sql, 1, on_public_granted, "lost the connection to the template database");
 }
 
 static void connect_to(tpl_build_t *b, const char *dbname, pgc_status_cb cb)
@@ -364,14 +409,38 @@ static void on_shared_ready(void *ud, int err, const char *msg, const PGresult *
     frozen(b);
 }
 
+/* What the catalogs of a shared database tell every session about the
+ * others, closed where PostgreSQL lets a grant close it: statistics (row
+ * counts, scans, sizes), locks, sessions, prepared transactions, function
+ * source. Names and definitions in pg_class, pg_attribute, pg_get_*def
+ * stay: drivers and psql read them (what remains: README "Isolation"). */
+#define SHARED_CATALOGS                                                                          \
+    "DO $$DECLARE r record; cols text; BEGIN "                                                   \
+    "FOR r IN SELECT c.oid::regclass AS o FROM pg_class c WHERE c.relnamespace = "               \
+    "'pg_catalog'::regnamespace AND c.relkind = 'v' AND (c.relname LIKE 'pg\\_stat\\_%' OR "     \
+    "c.relname LIKE 'pg\\_statio\\_%' OR c.relname IN ('pg_locks', 'pg_prepared_xacts')) LOOP "   \
+    "EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', r.o); END LOOP; "                           \
+    "FOR r IN SELECT p.oid::regprocedure AS o FROM pg_proc p WHERE p.pronamespace = "            \
+    "'pg_catalog'::regnamespace AND (p.proname LIKE 'pg\\_stat\\_get\\_%' OR p.proname IN "       \
+    "('pg_lock_status', 'pg_blocking_pids', 'pg_safe_snapshot_blocking_pids', "                  \
+    "'pg_prepared_xact', 'pg_get_functiondef', 'pg_get_function_sqlbody', 'pg_relation_size', "  \
+    "'pg_table_size', 'pg_indexes_size', 'pg_total_relation_size', 'pg_database_size')) LOOP "   \
+    "EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', r.o); END LOOP; "                   \
+    "SELECT string_agg(quote_ident(attname), ', ') INTO cols FROM pg_attribute WHERE attrelid = " \
+    "'pg_catalog.pg_proc'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT IN "     \
+    "('prosrc', 'probin', 'prosqlbody'); "                                                       \
+    "REVOKE SELECT ON pg_catalog.pg_proc FROM PUBLIC; "                                          \
+    "EXECUTE format('GRANT SELECT (%s) ON pg_catalog.pg_proc TO PUBLIC', cols); END$$"
+
 static void on_shared_conn(pgc_t *c, int err, const char *msg, void *ud)
 {
     tpl_build_t *b = ud;
     if (!conn_ok(b, c, err, "cannot connect to the shared database", msg))
         return;
-    /* Each lease gets a schema of its own; nobody gets public. */
-    static const char *const sql[] = {"REVOKE ALL ON SCHEMA public FROM PUBLIC"};
-    query(b, sql, 1, on_shared_ready, "lost the connection to the shared database");
+    /* Each lease gets a schema of its own; nobody gets public, nor reads
+     * what the catalogs tell of the others (README "Isolation"). */
+    static const char *const sql[] = {"REVOKE ALL ON SCHEMA public FROM PUBLIC", SHARED_CATALOGS};
+    query(b, sql, 2, on_shared_ready, "lost the connection to the shared database");
 }
 
 /* Migrations done (or none): forbid connections, so clones can start. */
@@ -382,10 +451,10 @@ static void built(tpl_build_t *b)
         frozen(b);
         return;
     }
-    char sql0[256];
-    snprintf(sql0, sizeof sql0, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS false", t->dbname);
-    const char *sql[] = {sql0};
-    if (admin(b, sql, 1, on_frozen) < 0)
+    char s[5][512];
+    int n = freeze_sql(t, s);
+    const char *sql[] = {s[0], s[1], s[2], s[3], s[4]};
+    if (admin(b, sql, n, on_frozen) < 0)
         fail(b, "lost the admin connection");
 }
 
@@ -409,8 +478,12 @@ void tpl_build_start(tpl_t *t)
         return;
     tpl_set_state(t, TPL_BUILDING);
     log_info("tpl", "building template %s (%.12s, %d files)", t->name, t->hash, t->nfiles);
+    if (util_random_password(t->owner_password, 32) < 0) {
+        fail(b, "no randomness for the owner's password");
+        return;
+    }
     char stmts[12][512];
-    int n = create_sql(t, false, NULL, stmts);
+    int n = create_sql(t, t->owner_password, stmts);
     const char *sql[12];
     for (int i = 0; i < n; i++)
         sql[i] = stmts[i];
@@ -454,29 +527,11 @@ static void claim_ready(tpl_build_t *b)
         cb(t, 0, NULL, ud);
 }
 
-static void on_claim_granted(void *ud, int err, const char *msg, const PGresult *res)
-{
-    tpl_build_t *b = ud;
-    if (job_ok(b, err, "preparing the template database failed", msg))
-        claim_ready(b);
-}
-
-static void on_claim_conn(pgc_t *c, int err, const char *msg, void *ud)
-{
-    tpl_build_t *b = ud;
-    if (!conn_ok(b, c, err, "cannot connect to the template database", msg))
-        return;
-    char grant[256];
-    snprintf(grant, sizeof grant, "GRANT ALL ON SCHEMA public TO \"%s\"", b->t->owner);
-    const char *sql[] = {grant};
-    query(b, sql, 1, on_claim_granted, "lost the connection to the template database");
-}
-
 static void on_claim_created(void *ud, int err, const char *msg, const PGresult *res)
 {
     tpl_build_t *b = ud;
     if (job_ok(b, err, "creating the template database failed", msg))
-        connect_to(b, b->t->dbname, on_claim_conn);
+        connect_to(b, b->t->dbname, on_tpl_db_conn);
 }
 
 int tpl_claim_start(tpl_t *t, const void *claimer, tpl_claim_cb cb, void *ud)
@@ -494,7 +549,7 @@ int tpl_claim_start(tpl_t *t, const void *claimer, tpl_claim_cb cb, void *ud)
     tpl_set_state(t, TPL_BUILDING);
     log_info("tpl", "template %s (%.12s): claimed for migration by a client", t->name, t->hash);
     char stmts[12][512];
-    int n = create_sql(t, true, t->owner_password, stmts);
+    int n = create_sql(t, t->owner_password, stmts);
     const char *sql[12];
     for (int i = 0; i < n; i++)
         sql[i] = stmts[i];
@@ -544,20 +599,7 @@ int tpl_claim_finish(tpl_t *t, bool ok, tpl_claim_cb cb, void *ud)
     char s[5][512];
     int n = 0;
     if (ok) {
-        /* Freeze it: the migrator's login goes, its sessions end, and no
-         * one connects again (clones need a template nobody is in). */
-        snprintf(s[n++], 512, "ALTER ROLE \"%s\" NOLOGIN PASSWORD NULL", t->owner);
-        snprintf(s[n++], 512, "REVOKE CONNECT, TEMPORARY ON DATABASE \"%s\" FROM \"%s\"",
-                 t->dbname, t->owner);
-        /* Lease roles are granted the owner (pg_slots.c): through it they
-         * must not match pg_hba's +migrators lines. */
-        snprintf(s[n++], 512, "REVOKE \"%smigrators\" FROM \"%s\"", t->d->cfg.postgres.name_prefix,
-                 t->owner);
-        snprintf(s[n++], 512,
-                 "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
-                 "WHERE datname = '%s' AND pid <> pg_backend_pid()",
-                 t->dbname);
-        snprintf(s[n++], 512, "ALTER DATABASE \"%s\" WITH ALLOW_CONNECTIONS false", t->dbname);
+        n = freeze_sql(t, s);
     } else {
         t->claimer = NULL;
         snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
@@ -607,12 +649,14 @@ static void on_dropped(void *ud, int err, const char *msg, const PGresult *res)
 
 int tpl_build_drop(tpl_t *t)
 {
-    char s[3][512];
+    char s[4][512];
     int n = 0;
     if (t->source != TPL_BUILTIN) /* never template0 */
         snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->dbname);
-    if (t->schema)
+    if (t->schema) {
         snprintf(s[n++], 512, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", t->shared_db);
+        snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->shared_db);
+    }
     if (t->owner[0])
         snprintf(s[n++], 512, "DROP ROLE IF EXISTS \"%s\"", t->owner);
     if (n == 0)
@@ -622,7 +666,7 @@ int tpl_build_drop(tpl_t *t)
     tpl_build_t *b = build_new(t, B_DROP);
     if (!b)
         return -1;
-    const char *sql[] = {s[0], s[1], s[2]};
+    const char *sql[] = {s[0], s[1], s[2], s[3]};
     if (admin(b, sql, n, on_dropped) < 0) {
         finish(b);
         return -1;

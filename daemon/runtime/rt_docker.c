@@ -83,9 +83,10 @@ static void create(inst_t *i)
     json_object_array_add(env, json_object_new_string(envpw));
     json_object_array_add(env, json_object_new_string("POSTGRES_USER=postgres"));
     /* The official image trusts 127.0.0.1 (initdb's default): on the host
-     * network any local client could log in as anyone. Passwords, then. */
-    json_object_array_add(env, json_object_new_string(
-                                   "POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 --auth-local=trust"));
+     * network any local client could log in as anyone. Passwords, then,
+     * also on the socket inside (the entrypoint's psql sets PGPASSWORD). */
+    json_object_array_add(env, json_object_new_string("POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 "
+                                                      "--auth-local=scram-sha-256"));
     json_object *host = json_object_new_object();
     json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
     json_object *body = json_object_new_object();

@@ -350,7 +350,8 @@ static void run_initdb(inst_t *i)
     char tmp[CFG_PATH], initdb[CFG_PATH];
     cache_tmp_path(i, tmp, sizeof tmp);
     util_path(initdb, sizeof initdb, "%s/initdb", i->bindir);
-    char *args[] = {initdb, "-D", tmp, "-U", "dblease", "-A", "trust", "-E", "UTF8",
+    char *args[] = {initdb, "-D", tmp, "-U", "dblease", "--auth-local=peer",
+                    "--auth-host=reject", "-E", "UTF8",
                     "--locale=C", "--no-sync", NULL};
     log_info("process", "initialising a PostgreSQL %d data dir once (cached in %s)", i->major,
              i->d->cfg.cache_dir);
@@ -379,22 +380,35 @@ static void copy_cache(inst_t *i)
     inst_rt_set(i, RT_COPYING);
 }
 
+/* pg_hba.conf: the superuser only for the daemon's own OS user (peer, with
+ * the "daemon" map of pg_ident.conf), whoever else reaches the socket (the
+ * server user owns its directory); every role else by password, each to
+ * the one database it may open. */
 static void write_hba(char *out, size_t len, const char *p)
 {
     snprintf(out, len,
-             "# Written by dbleased. The Unix socket sits in a 0700 dir only the daemon\n"
-             "# reaches; leases come over loopback TCP, and a role may open only the\n"
-             "# database of the same name.\n"
-             "local all all trust\n"
+             "# Written by dbleased. The superuser role logs in only over the Unix\n"
+             "# socket and only as the daemon's own OS user (map \"daemon\" in\n"
+             "# pg_ident.conf); leases come over loopback TCP with a password.\n"
+             "local all dblease peer map=daemon\n"
+             "local all all scram-sha-256\n"
+             "# A role opens only the database of its name: lease roles, and template\n"
+             "# owners while they migrate (named like their template database).\n"
              "host sameuser all 127.0.0.1/32 scram-sha-256\n"
              "host sameuser all ::1/128 scram-sha-256\n"
-             "# Template owners (while a client migrates) and schema-isolated leases:\n"
-             "# CONNECT grants decide which one database each may open.\n"
-             "host all +%smigrators 127.0.0.1/32 scram-sha-256\n"
-             "host all +%smigrators ::1/128 scram-sha-256\n"
-             "host all +%sschema_users 127.0.0.1/32 scram-sha-256\n"
-             "host all +%sschema_users ::1/128 scram-sha-256\n",
-             p, p, p, p);
+             "# Schema-isolated leases: only their template's shared database, which\n"
+             "# is named like a group role each of them is a member of.\n"
+             "host samerole +%sschema_users 127.0.0.1/32 scram-sha-256\n"
+             "host samerole +%sschema_users ::1/128 scram-sha-256\n",
+             p, p);
+}
+
+/* pg_ident.conf: who the daemon is. The daemon runs as root or as the
+ * server user itself (runas.c), whose name we know. */
+static void write_ident(char *out, size_t len, const dbld_t *d)
+{
+    snprintf(out, len, "# Written by dbleased: the daemon's OS user may be the superuser.\n"
+             "daemon %s dblease\n", d->uid == 0 ? "root" : d->run_user);
 }
 
 static void on_server_exit(uv_process_t *p, int64_t status, int sig)
@@ -432,9 +446,12 @@ static int write_datadir_file(const inst_t *i, const char *name, const char *con
 
 static void start_server(inst_t *i)
 {
-    char hba[1024];
+    char hba[1024], ident[256];
     write_hba(hba, sizeof hba, i->d->cfg.postgres.name_prefix);
     int rc = write_datadir_file(i, "pg_hba.conf", hba);
+    write_ident(ident, sizeof ident, i->d);
+    if (rc == 0)
+        rc = write_datadir_file(i, "pg_ident.conf", ident);
     if (rc < 0) {
         clean_up(i);
         inst_start_failed(i, "cannot prepare %s: %s", i->dir, strerror(-rc));
