@@ -24,8 +24,8 @@ test_binding() {
 # The example's dependencies come from the npm registry (npm ci, pinned by
 # its package-lock.json); the dblease package itself is a copy of
 # bindings/node (install-links), refreshed when the source changed.
-example_ready() {
-    local ex="$ROOT/examples/node"
+example_ready() { # [DIR under examples/]
+    local ex="$ROOT/examples/${1:-node}"
     if [ ! -x "$ex/node_modules/.bin/vitest" ] ||
         ! diff -rq --exclude=test "$ROOT/bindings/node" "$ex/node_modules/dblease" >/dev/null 2>&1; then
         (cd "$ex" && npm ci --no-audit --no-fund --prefer-offline >/dev/null) || return 1
@@ -58,6 +58,21 @@ test_vitest_worker_scope() {
     # 8 files on at most 4 workers: at most 4 postgres + 4 redis leases.
     [ $(( $(granted) - before )) -le 8 ] || fail "worker scope leased $(( $(granted) - before )) databases for 4 workers"
     [ "$(rpc '{"op":"status"}' | jq '.leases | length')" = 0 ] || fail "worker leases left after the global teardown"
+}
+
+# Jest (issue 15): the same kind of suite through dblease/jest, CommonJS,
+# 6 files on 4 workers, each creating the same unique user in its own
+# database, cloned from a template its globalSetup migrates.
+test_jest_example_in_parallel() {
+    if ! example_ready node-jest; then
+        skip "npm ci in examples/node-jest failed (no registry and no cache?)"
+        return 0
+    fi
+    local before
+    before=$(granted)
+    (cd "$ROOT/examples/node-jest" && TMPDIR="$T" npx jest --ci --silent) || fail "jest run failed"
+    [ $(( $(granted) - before )) -ge 6 ] || fail "jest leased $(( $(granted) - before )) databases for 6 files"
+    [ "$(rpc '{"op":"status"}' | jq '.leases | length')" = 0 ] || fail "leases left after jest"
 }
 
 run_tests

@@ -1,0 +1,1 @@
+require('./users-suite').usersSuite(4);
