@@ -60,6 +60,9 @@ static const key_def_t keys[] = {
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
     K("reset", T_STR, reset, 0, 0, "auto"),
     K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
+    K("docker_tls_verify", T_STR, docker_tls_verify, 0, 0, ""),
+    K("docker_cert_path", T_STR, docker_cert_path, 0, 0, ""),
+    K("advertise_host", T_STR, advertise_host, 0, 0, ""),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -30,6 +30,12 @@ typedef struct kind_cfg {
      * go on closing by themselves before they are terminated */
     char reset[16];
     int release_grace_ms;
+    /* runtime = docker on a remote engine (issue 16): TLS as the docker CLI
+     * (yes/no, "" follows DOCKER_TLS_VERIFY), the dir of ca.pem, cert.pem,
+     * key.pem; the host put in lease URLs, which also publishes ports */
+    char docker_tls_verify[8];
+    char docker_cert_path[CFG_PATH];
+    char advertise_host[CFG_STR];
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in

@@ -4,25 +4,10 @@
 # isolation, reset, a container killed behind the daemon's back, a killed
 # daemon's containers removed by its successor, an unreachable engine.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")/../containers" && pwd)
-
-# Short path: the API socket lives in it (sun_path is 108 bytes).
-PM=$(mktemp -d /tmp/dbl-pm.XXXXXX)
-if ! exports=$("$here/podman-up.sh" "$PM"); then
-    echo "SKIP: no Podman engine here (see above)"
-    exit 77
-fi
-eval "$exports"
-trap '"$here/podman-down.sh" "$PM" >/dev/null 2>&1; rm -rf "$PM"; cleanup' EXIT
-"$here/build-images.sh" "$PM" >&2 || { rc=$?; [ "$rc" = 77 ] && { echo "SKIP: cannot build images"; exit 77; }; exit "$rc"; }
+source "$(dirname "$0")/../containers/lib.sh"
 
 CONFIG=("[postgres]" "runtime = docker" "docker_host = $DOCKER_HOST"
         "image = localhost/dblease-postgres:15" "min_ready = 2" "start_timeout_s = 60")
-api() { curl -fsS --unix-socket "${DOCKER_HOST#unix://}" "$@"; }
-our_containers() {
-    api "http://d/v1.41/containers/json?all=true" |
-        jq -r '.[] | select(.Labels["dblease.daemon"] != null) | .Id'
-}
 field() { jq -r ".$2" <<<"$1"; }
 dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
 
