@@ -370,7 +370,9 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
             return -1;
         }
         log_info("daemon", "containers through %s", d->docker_host);
-        dk_reap_start(d->dk); /* nothing outlives a dead daemon (dk_reaper.h) */
+        /* nothing outlives a dead daemon (dk_reaper.h, dk_beacon.h) */
+        dk_reap_start(d->dk, pg_dk ? d->cfg.postgres.image : d->cfg.redis.image,
+                      k->docker_heartbeat_s);
     }
     if (metrics_start(d, err, errlen) < 0) {
         server_close(d);

@@ -63,6 +63,7 @@ static const key_def_t keys[] = {
     K("docker_tls_verify", T_STR, docker_tls_verify, 0, 0, ""),
     K("docker_cert_path", T_STR, docker_cert_path, 0, 0, ""),
     K("advertise_host", T_STR, advertise_host, 0, 0, ""),
+    K("docker_heartbeat_s", T_INT, docker_heartbeat_s, 1, 600, "10"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -36,6 +36,7 @@ typedef struct kind_cfg {
     char docker_tls_verify[8];
     char docker_cert_path[CFG_PATH];
     char advertise_host[CFG_STR];
+    int docker_heartbeat_s; /* beacon renames and sweeps this often (dk_beacon.h) */
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "dk_beacon.h"
 #include "dk_reaper.h"
 #include "list.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct dk {
     bool freeing;
     dk_owner_t self;      /* the labels our containers carry */
     dk_reaper_t *reaper;  /* removes dead owners' containers */
+    dk_beacon_t *beacon;  /* our heartbeat, for daemons elsewhere */
 };
 
 /* One per socket curl watches; freed on close. */
@@ -319,11 +321,15 @@ dk_t *dk_new(uv_loop_t *loop, const dk_endpoint_t *ep, const char **err)
     return dk;
 }
 
-int dk_reap_start(dk_t *dk)
+int dk_reap_start(dk_t *dk, const char *image, int beat_s)
 {
+    log_info("docker", "our containers carry dblease.daemon=%s; heartbeat every %d s", dk->self.id,
+             beat_s);
     if (!dk->reaper)
-        dk->reaper = dk_reaper_new(dk, dk->loop, &dk->self);
-    return dk->reaper ? 0 : -ENOMEM;
+        dk->reaper = dk_reaper_new(dk, dk->loop, &dk->self, beat_s);
+    if (!dk->beacon)
+        dk->beacon = dk_beacon_new(dk, dk->loop, image, beat_s);
+    return dk->reaper && dk->beacon ? 0 : -ENOMEM;
 }
 
 const dk_endpoint_t *dk_ep(const dk_t *dk)
@@ -410,10 +416,8 @@ static void timer_closed(uv_handle_t *h)
     free(dk);
 }
 
-void dk_free(dk_t *dk)
+static void cancel_all(dk_t *dk)
 {
-    if (!dk)
-        return;
     while (!list_empty(&dk->reqs)) {
         dk_req_t *r = list_entry(list_first(&dk->reqs), dk_req_t, node);
         list_remove(&dk->reqs, &r->node);
@@ -425,9 +429,29 @@ void dk_free(dk_t *dk)
         free(r->in);
         free(r);
     }
-    dk_reaper_free(dk->reaper); /* after its requests were cancelled */
+}
+
+static void close_client(void *ud)
+{
+    dk_t *dk = ud;
+    cancel_all(dk);
     uv_timer_stop(&dk->timer);
     uv_close((uv_handle_t *)&dk->timer, timer_closed);
+}
+
+void dk_free(dk_t *dk)
+{
+    if (!dk)
+        return;
+    cancel_all(dk);
+    dk_reaper_free(dk->reaper); /* after its requests were cancelled */
+    dk->reaper = NULL;
+    dk_beacon_t *b = dk->beacon;
+    dk->beacon = NULL;
+    if (b)
+        dk_beacon_stop(b, close_client, dk); /* its DELETE still goes through us */
+    else
+        close_client(dk);
 }
 
 void dk_error_text(long status, json_object *body, const char *err, char *out, size_t len)

@@ -38,11 +38,14 @@ dk_t *dk_new(uv_loop_t *loop, const dk_endpoint_t *ep, const char **err);
  * 0 means none (long polls such as /wait). 0 or -errno (cb not called). */
 int dk_request(dk_t *dk, const char *method, const char *path, json_object *body, long timeout_ms,
                dk_cb cb, void *ud);
-/* Cancel everything pending (callbacks run with -ECANCELED) and free. */
+/* Cancel everything pending (callbacks run with -ECANCELED), remove the
+ * beacon (a last request, 5 s at most: the loop runs on until it ends) and free. */
 void dk_free(dk_t *dk);
-/* Start removing, now and every few seconds, the containers of daemons that
- * are provably dead (dk_reaper.h); stops with dk_free. 0 or -ENOMEM. */
-int dk_reap_start(dk_t *dk);
+/* Start removing, now and every beat_s seconds, the containers of daemons
+ * that are provably dead (dk_reaper.h), and beating our own heartbeat
+ * (dk_beacon.h, a container from image); both stop with dk_free, which
+ * then removes the beacon before it frees. 0 or -ENOMEM. */
+int dk_reap_start(dk_t *dk, const char *image, int beat_s);
 const dk_endpoint_t *dk_ep(const dk_t *dk);
 /* This daemon run's identity, which its containers' labels carry. */
 const dk_owner_t *dk_self(const dk_t *dk);

@@ -42,8 +42,8 @@ bool dk_owner_proc_start(const char *pid, char *buf, size_t len)
     char *p = strrchr(stat, ')');
     if (!p)
         return false;
-    p++;
-    for (int field = 2; field < 22 && p; field++)
+    p++; /* at the space before field 3 (state); each step, the next field */
+    for (int field = 3; field < 22 && p; field++)
         p = strchr(p + 1, ' ');
     if (!p)
         return false;

@@ -32,9 +32,9 @@ test_leases_come_from_a_container_and_are_isolated_and_reset() {
 
 test_container_killed_behind_our_back_is_replaced() {
     start_daemon "${CONFIG[@]}"
-    old=$(our_containers)
+    old=$(our_containers '.Labels["dblease.kind"] == "postgres"')
     api -X POST "http://d/v1.41/containers/$old/kill" >/dev/null
-    replaced() { local now; now=$(our_containers); [ -n "$now" ] && [ "$now" != "$old" ] &&
+    replaced() { local now; now=$(our_containers '.Labels["dblease.kind"] == "postgres"'); [ -n "$now" ] && [ "$now" != "$old" ] &&
         [ "$("$DBLEASE" status --json | jq -r '.instances[0].state')" = running ]; }
     wait_until 60 replaced || fail "not replaced: $(our_containers)"
     sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
@@ -47,7 +47,8 @@ test_killed_daemon_containers_are_removed_by_the_next_one() {
     kill9_daemon
     start_daemon "${CONFIG[@]}"
     for c in $old; do
-        if our_containers | grep -qx "$c"; then fail "container $c of the killed daemon survived"; fi
+        gone() { ! our_containers | grep -qx "$c"; }
+        wait_until 30 gone || fail "container $c of the killed daemon survived"
     done
     sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
     stop_daemon

@@ -49,7 +49,7 @@ test_leases_through_a_remote_engine_over_tls_with_published_ports() {
     u=$(jq -r .url <<<"$j")
     [ "$(sql "$u" "SELECT 1")" = 1 ] || fail "lease unusable: $u"
     [ "$(jq -r .host <<<"$j")" = 127.0.0.1 ] || fail "host: $j"
-    id=$(our_containers)
+    id=$(our_containers '.Labels["dblease.kind"] == "postgres"')
     [ "$(api "http://d/v1.41/containers/$id/json" | jq -r .HostConfig.NetworkMode)" = bridge ] \
         || fail "not on a bridge network"
     published=$(api "http://d/v1.41/containers/$id/json" | jq -r '.NetworkSettings.Ports["5432/tcp"][0].HostPort')

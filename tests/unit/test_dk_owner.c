@@ -6,7 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -79,11 +81,43 @@ static void labels_round_trip(void **state)
     json_object_put(labels);
 }
 
+/* Field 22 of /proc/PID/stat, not a neighbour that changes as the process
+ * grows (vsize, field 23, once made a live daemon look dead). */
+static void start_time_is_stable_and_right(void **state)
+{
+    (void)state;
+    char pid[16], before[24], after[24], stat[1024];
+    snprintf(pid, sizeof pid, "%ld", (long)getpid());
+    assert_true(dk_owner_proc_start(pid, before, sizeof before));
+    size_t big = 64u << 20;
+    char *grow = malloc(big);
+    assert_non_null(grow);
+    memset(grow, 1, big);
+    assert_true(dk_owner_proc_start(pid, after, sizeof after));
+    free(grow);
+    assert_string_equal(before, after);
+    FILE *f = fopen("/proc/self/stat", "r");
+    assert_non_null(f);
+    assert_non_null(fgets(stat, sizeof stat, f));
+    fclose(f);
+    unsigned long long start = 0;
+    char *p = strrchr(stat, ')') + 2;
+    assert_int_equal(sscanf(p, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d "
+                               "%*d %*d %llu",
+                            &start),
+                     1);
+    char want[24];
+    snprintf(want, sizeof want, "%llu", start);
+    assert_string_equal(before, want);
+    assert_false(dk_owner_proc_start("999999999", after, sizeof after));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(verdicts),
         cmocka_unit_test(labels_round_trip),
+        cmocka_unit_test(start_time_is_stable_and_right),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
