@@ -10,7 +10,7 @@
 #include "log.h"
 
 #define API_TIMEOUT_MS 60000
-#define STOP_TIMEOUT_MS 5000 /* a stop does not wait long for a sick engine */
+#define STOP_TIMEOUT_MS 20000 /* a stop does not wait long for a sick engine */
 
 typedef enum {
     DKB_CREATING, /* POST /containers/create in flight (retried each beat on failure) */

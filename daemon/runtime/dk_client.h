@@ -39,7 +39,7 @@ dk_t *dk_new(uv_loop_t *loop, const dk_endpoint_t *ep, const char **err);
 int dk_request(dk_t *dk, const char *method, const char *path, json_object *body, long timeout_ms,
                dk_cb cb, void *ud);
 /* Cancel everything pending (callbacks run with -ECANCELED), remove the
- * beacon (a last request, 5 s at most: the loop runs on until it ends) and free. */
+ * beacon (a last request, 20 s at most: the loop runs on until it ends) and free. */
 void dk_free(dk_t *dk);
 /* Start removing, now and every beat_s seconds, the containers of daemons
  * that are provably dead (dk_reaper.h), and beating our own heartbeat
