@@ -12,8 +12,8 @@ source "$(dirname "$0")/../containers/lib.sh"
 command -v unshare >/dev/null || { echo "SKIP: no unshare"; exit 77; }
 
 CONFIG=("[postgres]" "runtime = docker" "docker_host = $DOCKER_HOST"
-        "image = localhost/dblease-postgres:15" "min_ready = 1" "start_timeout_s = 60"
-        "docker_heartbeat_s = 2")
+        "image = localhost/dblease-postgres:15" "min_ready = 1" "docker_heartbeat_s = 2"
+        "start_timeout_s = 150") # four initdbs at once, in containers, on a loaded machine
 
 # Run a lib.sh helper against another daemon: its own state dir and socket.
 as() { # name command…
@@ -62,7 +62,7 @@ test_dead_daemons_containers_go_live_ones_stay() {
     start_here here_dead
     start_here here_live
     for n in far near here_dead here_live; do
-        wait_until 90 running "$n" || fail "$n did not start: $(tail -n 5 "$(log_of "$n")")"
+        wait_until 180 running "$n" || fail "$n did not start: $(tail -n 5 "$(log_of "$n")")"
     done
     declare -A had
     for n in far near here_dead here_live; do
