@@ -358,14 +358,22 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
     bool pg_dk = strcmp(d->cfg.postgres.runtime, "docker") == 0;
     bool rd_dk = strcmp(d->cfg.redis.runtime, "docker") == 0;
     if (pg_dk || rd_dk) {
-        const char *env = getenv("DOCKER_HOST"), *why = NULL;
-        const char *conf = pg_dk && d->cfg.postgres.docker_host[0] ? d->cfg.postgres.docker_host
-                                                                   : d->cfg.redis.docker_host;
-        snprintf(d->docker_host, sizeof d->docker_host, "%s",
-                 conf[0]        ? conf
-                 : env && *env  ? env
-                                : "unix:///var/run/docker.sock");
-        d->dk = dk_new(&loop, d->docker_host, &why);
+        /* One engine for both: the section that names it, else [postgres]. */
+        const kind_cfg_t *k = pg_dk && (d->cfg.postgres.docker_host[0] || !rd_dk)
+                                  ? &d->cfg.postgres
+                                  : &d->cfg.redis;
+        const char *why = NULL;
+        dk_endpoint_t ep;
+        if (dk_endpoint_resolve(&ep, k->docker_host, k->docker_tls_verify, k->docker_cert_path,
+                                &why) == 0)
+            d->dk = dk_new(&loop, &ep, &why);
+        snprintf(d->docker_host, sizeof d->docker_host, "%s", ep.host);
+        if (d->dk && rd_dk && (strncmp(ep.host, "tcp://", 6) == 0 || d->cfg.redis.advertise_host[0])) {
+            why = "[redis] runtime = docker uses the host network and cannot publish ports yet: "
+                  "use [redis] runtime = process with a remote engine or advertise_host";
+            dk_free(d->dk);
+            d->dk = NULL;
+        }
         if (!d->dk) {
             snprintf(err, errlen, "docker_host %s: %s", d->docker_host, why);
             server_close(d);
@@ -374,6 +382,9 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
             return -1;
         }
         log_info("daemon", "containers through %s", d->docker_host);
+        /* nothing outlives a dead daemon (dk_reaper.h, dk_beacon.h) */
+        dk_reap_start(d->dk, pg_dk ? d->cfg.postgres.image : d->cfg.redis.image,
+                      k->docker_heartbeat_s);
     }
     if (metrics_start(d, err, errlen) < 0) {
         server_close(d);

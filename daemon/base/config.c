@@ -68,6 +68,10 @@ static const key_def_t keys[] = {
     /* postgres: each lease role's CONNECTION LIMIT; 0 = a fair share (pg_slots.c), -1 = none */
     K("lease_connection_limit", T_INT, lease_connection_limit, -1, 100000, "0"),
     K("temp_file_limit_mb", T_INT, temp_file_limit_mb, -1, 1048576, "4096"),
+    K("docker_tls_verify", T_STR, docker_tls_verify, 0, 0, ""),
+    K("docker_cert_path", T_STR, docker_cert_path, 0, 0, ""),
+    K("advertise_host", T_STR, advertise_host, 0, 0, ""),
+    K("docker_heartbeat_s", T_INT, docker_heartbeat_s, 1, 600, "10"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

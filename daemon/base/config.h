@@ -34,6 +34,13 @@ typedef struct kind_cfg {
      * max_connections, pg_slots.c; -1: none) */
     int lease_connection_limit;
     int temp_file_limit_mb; /* postgres: each session's temporary files; -1: none */
+    /* runtime = docker on a remote engine (issue 16): TLS as the docker CLI
+     * (yes/no, "" follows DOCKER_TLS_VERIFY), the dir of ca.pem, cert.pem,
+     * key.pem; the host put in lease URLs, which also publishes ports */
+    char docker_tls_verify[8];
+    char docker_cert_path[CFG_PATH];
+    char advertise_host[CFG_STR];
+    int docker_heartbeat_s; /* beacon renames and sweeps this often (dk_beacon.h) */
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in

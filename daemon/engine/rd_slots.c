@@ -433,7 +433,7 @@ int rd_setup(tpl_t *t, const rd_events_t *ev)
         return 0;
     }
     char daemon_id[32];
-    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
+    snprintf(daemon_id, sizeof daemon_id, "%s", dk_self(d->dk)->id);
     dkc_sweep(d->dk, daemon_id, "redis", on_swept, e);
     return 0;
 }

@@ -207,10 +207,10 @@ const char *dkc_id(const dkc_t *c)
     return c->id;
 }
 
-json_object *dkc_labels(const char *daemon_id, const char *kind)
+json_object *dkc_labels(const dk_t *dk, const char *kind)
 {
     json_object *labels = json_object_new_object();
-    json_object_object_add(labels, "dblease.daemon", json_object_new_string(daemon_id));
+    dk_owner_labels(dk_self(dk), labels); /* dblease.daemon and the proofs of life */
     json_object_object_add(labels, "dblease.kind", json_object_new_string(kind));
     return labels;
 }

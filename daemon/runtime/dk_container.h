@@ -27,11 +27,13 @@ void dkc_abandon(dkc_t *c);
 const char *dkc_id(const dkc_t *c);
 
 /* Remove every container labelled dblease.daemon=daemon_id and
- * dblease.kind=kind (what a crashed run left); then done(ud, err, msg). */
+ * dblease.kind=kind (what this run left behind, e.g. a container whose
+ * removal failed); then done(ud, err, msg). Dead daemons' containers are
+ * dk_reaper.h's. */
 void dkc_sweep(dk_t *dk, const char *daemon_id, const char *kind,
                void (*done)(void *ud, int err, const char *msg), void *ud);
 
-/* The labels every container of ours carries. */
-json_object *dkc_labels(const char *daemon_id, const char *kind);
+/* The labels every container of ours carries: its owner (dk_owner.h), kind. */
+json_object *dkc_labels(const dk_t *dk, const char *kind);
 
 #endif

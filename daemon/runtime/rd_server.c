@@ -299,11 +299,11 @@ static int start_container(rsrv_t *r, int databases, const char *password)
         json_object_array_add(cmd, json_object_new_string(argv[k]));
     json_object *host = json_object_new_object();
     json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
-    snprintf(daemon_id, sizeof daemon_id, "%016llx", util_hash_str(d->cfg.state_dir));
+    snprintf(daemon_id, sizeof daemon_id, "%s", dk_self(d->dk)->id);
     json_object *body = json_object_new_object();
     json_object_object_add(body, "Image", json_object_new_string(d->cfg.redis.image));
     json_object_object_add(body, "Cmd", cmd);
-    json_object_object_add(body, "Labels", dkc_labels(daemon_id, "redis"));
+    json_object_object_add(body, "Labels", dkc_labels(d->dk, "redis"));
     json_object_object_add(body, "HostConfig", host);
     snprintf(name, sizeof name, "dblease-%s-%s", daemon_id, r->name);
     static const dkc_cbs_t cbs = {.started = on_container_started, .gone = on_container_gone};

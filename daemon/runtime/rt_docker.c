@@ -12,7 +12,70 @@
 
 void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
 {
-    snprintf(out, len, "%016llx", util_hash_str(d->cfg.state_dir));
+    snprintf(out, len, "%s", dk_self(d->dk)->id);
+}
+
+#define PG_PORT 5432 /* inside the container, when its port is published */
+
+/* Publish the server's port on a bridge network rather than share the
+ * host's: a remote engine's host network is not ours, and job containers
+ * reach published ports (advertise_host: the bridge gateway, say). */
+static bool publishing(const dbld_t *d)
+{
+    return strncmp(dk_ep(d->dk)->host, "tcp://", 6) == 0 || d->cfg.postgres.advertise_host[0];
+}
+
+/* Where clients reach it: advertise_host, the remote engine's host, or here. */
+static void reach_host(const dbld_t *d, char *out, size_t len)
+{
+    if (d->cfg.postgres.advertise_host[0])
+        snprintf(out, len, "%s", d->cfg.postgres.advertise_host);
+    else
+        dk_endpoint_hostname(dk_ep(d->dk), out, len);
+    if (!out[0])
+        snprintf(out, len, "127.0.0.1");
+}
+
+/* The URL was left as "postgresql://postgres:PASSWORD@": add where. */
+static void serving_at(inst_t *i, const char *host, int port)
+{
+    i->port = port;
+    snprintf(i->host, sizeof i->host, "%s", host);
+    size_t n = strlen(i->url);
+    snprintf(i->url + n, sizeof i->url - n, "%s%s%s:%d/postgres", strchr(host, ':') ? "[" : "",
+             host, strchr(host, ':') ? "]" : "", port);
+    log_info("docker", "started container %.12s (%s) on %s:%d", i->container_id,
+             i->d->cfg.postgres.image, host, port);
+    if (i->state == INST_STARTING)
+        inst_spawned(i); /* the engine connects once postgres accepts */
+}
+
+/* The engine chose the published port: read it back. */
+static void on_inspected(void *ud, long status, json_object *body, const char *err)
+{
+    inst_t *i = ud;
+    if (status == -ECANCELED || i->state != INST_STARTING || !i->container ||
+        strcmp(dkc_id(i->container), i->container_id) != 0)
+        return; /* gone meanwhile: its removal reports */
+    json_object *ns, *ports, *bind, *hp;
+    char key[16];
+    snprintf(key, sizeof key, "%d/tcp", PG_PORT);
+    int port = 0;
+    if (status == 200 && json_object_object_get_ex(body, "NetworkSettings", &ns) &&
+        json_object_object_get_ex(ns, "Ports", &ports) &&
+        json_object_object_get_ex(ports, key, &bind) &&
+        json_object_is_type(bind, json_type_array) && json_object_array_length(bind) > 0 &&
+        json_object_object_get_ex(json_object_array_get_idx(bind, 0), "HostPort", &hp))
+        port = atoi(json_object_get_string(hp));
+    if (port <= 0 || port > 65535) {
+        char why[512];
+        dk_error_text(status, body, err, why, sizeof why);
+        inst_start_failed(i, "the engine published no port for %s: %s", key, why);
+        return;
+    }
+    char host[CFG_STR];
+    reach_host(i->d, host, sizeof host);
+    serving_at(i, host, port);
 }
 
 static void on_started(void *ud, int err, const char *msg)
@@ -26,10 +89,14 @@ static void on_started(void *ud, int err, const char *msg)
     }
     inst_rt_set(i, RT_SERVING);
     snprintf(i->container_id, sizeof i->container_id, "%s", dkc_id(i->container));
-    log_info("docker", "started container %.12s (%s) on 127.0.0.1:%d", i->container_id,
-             i->d->cfg.postgres.image, i->port);
-    if (i->state == INST_STARTING)
-        inst_spawned(i); /* the engine connects once postgres accepts */
+    if (!publishing(i->d)) {
+        serving_at(i, "127.0.0.1", i->port);
+        return;
+    }
+    char p[300];
+    snprintf(p, sizeof p, "%s/containers/%s/json", dk_api(i->d->dk), i->container_id);
+    if (dk_request(i->d->dk, "GET", p, NULL, 60000, on_inspected, i) < 0)
+        inst_start_failed(i, "cannot reach the container engine");
 }
 
 static void on_gone(void *ud, int64_t code)
@@ -50,11 +117,14 @@ static json_object *command(inst_t *i)
     for (char *save, *w = strtok_r(base, " ", &save); w; w = strtok_r(NULL, " ", &save))
         json_object_array_add(cmd, json_object_new_string(w));
     char port[32], maxconn[48];
-    snprintf(port, sizeof port, "port=%d", i->port);
+    bool publish = publishing(i->d);
+    snprintf(port, sizeof port, "port=%d", publish ? PG_PORT : i->port);
     snprintf(maxconn, sizeof maxconn, "max_connections=%d",
              i->d->cfg.postgres.server_max_connections);
-    /* Host network: only loopback, at the port we picked. */
-    const char *settings[] = {port, "listen_addresses=127.0.0.1", maxconn, "fsync=off",
+    /* Host network: only loopback, at the port we picked. Published: the
+     * container's own address, behind the engine's port mapping. */
+    const char *settings[] = {port, publish ? "listen_addresses=*" : "listen_addresses=127.0.0.1",
+                              maxconn, "fsync=off",
                               "synchronous_commit=off", "full_page_writes=off",
                               "log_min_error_statement=panic",
                               "authentication_timeout=" PG_AUTH_TIMEOUT};
@@ -65,6 +135,29 @@ static json_object *command(inst_t *i)
     return cmd;
 }
 
+/* HostConfig's network part (and the body's ExposedPorts when publishing). */
+static json_object *network(const dbld_t *d, json_object *body)
+{
+    json_object *host = json_object_new_object();
+    if (!publishing(d)) {
+        json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
+        return host;
+    }
+    char key[16];
+    snprintf(key, sizeof key, "%d/tcp", PG_PORT);
+    json_object *exposed = json_object_new_object(), *bindings = json_object_new_object();
+    json_object_object_add(exposed, key, json_object_new_object());
+    json_object *one = json_object_new_object(), *list = json_object_new_array();
+    json_object_object_add(one, "HostIp", json_object_new_string(""));
+    json_object_object_add(one, "HostPort", json_object_new_string("")); /* the engine picks */
+    json_object_array_add(list, one);
+    json_object_object_add(bindings, key, list);
+    json_object_object_add(body, "ExposedPorts", exposed);
+    json_object_object_add(host, "NetworkMode", json_object_new_string("bridge"));
+    json_object_object_add(host, "PortBindings", bindings);
+    return host;
+}
+
 static void create(inst_t *i)
 {
     i->port = util_free_port();
@@ -73,9 +166,7 @@ static void create(inst_t *i)
         inst_start_failed(i, "no free port or no randomness");
         return;
     }
-    snprintf(i->host, sizeof i->host, "127.0.0.1");
-    snprintf(i->url, sizeof i->url, "postgresql://postgres:%s@127.0.0.1:%d/postgres", password,
-             i->port);
+    snprintf(i->url, sizeof i->url, "postgresql://postgres:%s@", password); /* serving_at ends it */
     char envpw[64], daemon_id[32], name[96];
     snprintf(envpw, sizeof envpw, "POSTGRES_PASSWORD=%s", password);
     rt_dk_daemon_id(i->d, daemon_id, sizeof daemon_id);
@@ -87,13 +178,12 @@ static void create(inst_t *i)
      * also on the socket inside (the entrypoint's psql sets PGPASSWORD). */
     json_object_array_add(env, json_object_new_string("POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 "
                                                       "--auth-local=scram-sha-256"));
-    json_object *host = json_object_new_object();
-    json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
     json_object *body = json_object_new_object();
+    json_object *host = network(i->d, body);
     json_object_object_add(body, "Image", json_object_new_string(i->d->cfg.postgres.image));
     json_object_object_add(body, "Env", env);
     json_object_object_add(body, "Cmd", command(i));
-    json_object_object_add(body, "Labels", dkc_labels(daemon_id, "postgres"));
+    json_object_object_add(body, "Labels", dkc_labels(i->d->dk, "postgres"));
     json_object_object_add(body, "HostConfig", host);
     snprintf(name, sizeof name, "dblease-%s-%s", daemon_id, i->name);
     static const dkc_cbs_t cbs = {.started = on_started, .gone = on_gone};

@@ -4,25 +4,10 @@
 # isolation, reset, a container killed behind the daemon's back, a killed
 # daemon's containers removed by its successor, an unreachable engine.
 source "$(dirname "$0")/lib.sh"
-here=$(cd "$(dirname "$0")/../containers" && pwd)
-
-# Short path: the API socket lives in it (sun_path is 108 bytes).
-PM=$(mktemp -d /tmp/dbl-pm.XXXXXX)
-if ! exports=$("$here/podman-up.sh" "$PM"); then
-    echo "SKIP: no Podman engine here (see above)"
-    exit 77
-fi
-eval "$exports"
-trap '"$here/podman-down.sh" "$PM" >/dev/null 2>&1; rm -rf "$PM"; cleanup' EXIT
-"$here/build-images.sh" "$PM" >&2 || { rc=$?; [ "$rc" = 77 ] && { echo "SKIP: cannot build images"; exit 77; }; exit "$rc"; }
+source "$(dirname "$0")/../containers/lib.sh"
 
 CONFIG=("[postgres]" "runtime = docker" "docker_host = $DOCKER_HOST"
         "image = localhost/dblease-postgres:15" "min_ready = 2" "start_timeout_s = 60")
-api() { curl -fsS --unix-socket "${DOCKER_HOST#unix://}" "$@"; }
-our_containers() {
-    api "http://d/v1.41/containers/json?all=true" |
-        jq -r '.[] | select(.Labels["dblease.daemon"] != null) | .Id'
-}
 field() { jq -r ".$2" <<<"$1"; }
 dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
 
@@ -47,9 +32,9 @@ test_leases_come_from_a_container_and_are_isolated_and_reset() {
 
 test_container_killed_behind_our_back_is_replaced() {
     start_daemon "${CONFIG[@]}"
-    old=$(our_containers)
+    old=$(our_containers '.Labels["dblease.kind"] == "postgres"')
     api -X POST "http://d/v1.41/containers/$old/kill" >/dev/null
-    replaced() { local now; now=$(our_containers); [ -n "$now" ] && [ "$now" != "$old" ] &&
+    replaced() { local now; now=$(our_containers '.Labels["dblease.kind"] == "postgres"'); [ -n "$now" ] && [ "$now" != "$old" ] &&
         [ "$("$DBLEASE" status --json | jq -r '.instances[0].state')" = running ]; }
     wait_until 60 replaced || fail "not replaced: $(our_containers)"
     sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
@@ -62,7 +47,8 @@ test_killed_daemon_containers_are_removed_by_the_next_one() {
     kill9_daemon
     start_daemon "${CONFIG[@]}"
     for c in $old; do
-        if our_containers | grep -qx "$c"; then fail "container $c of the killed daemon survived"; fi
+        gone() { ! our_containers | grep -qx "$c"; }
+        wait_until 30 gone || fail "container $c of the killed daemon survived"
     done
     sql "$("$DBLEASE" lease --wait 30000)" "SELECT 1" >/dev/null
     stop_daemon

@@ -177,10 +177,10 @@ static void run_container(bool remove_at_once)
     uv_pipe_init(&loop, &api.server, 0);
     assert_int_equal(uv_pipe_bind(&api.server, api.path), 0);
     assert_int_equal(uv_listen((uv_stream_t *)&api.server, 8, on_connection), 0);
-    char host[128];
-    snprintf(host, sizeof host, "unix://%s", api.path);
+    dk_endpoint_t ep = {0};
+    snprintf(ep.host, sizeof ep.host, "unix://%s", api.path);
     const char *why = NULL;
-    dk_t *dk = dk_new(&loop, host, &why);
+    dk_t *dk = dk_new(&loop, &ep, &why);
     assert_non_null(dk);
     json_object *body = json_object_new_object();
     static const dkc_cbs_t cbs = {.started = on_started, .gone = on_gone};
