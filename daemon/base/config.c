@@ -60,6 +60,7 @@ static const key_def_t keys[] = {
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
     K("reset", T_STR, reset, 0, 0, "auto"),
     K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
+    K("maxmemory_mb", T_INT, maxmemory_mb, 0, 1048576, "64"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -30,6 +30,8 @@ typedef struct kind_cfg {
      * go on closing by themselves before they are terminated */
     char reset[16];
     int release_grace_ms;
+    /* redis: memory per lease, MB (0: no limit); a full lease gets OOM errors */
+    int maxmemory_mb;
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in
