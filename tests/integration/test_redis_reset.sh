@@ -22,6 +22,22 @@ test_function_planted_by_a_holder_is_gone_for_the_next() {
     "$DBLEASE" release "$(field "$b" id)"
 }
 
+# Every command the lease user may run either changes something a release
+# clears (keys, scripts, functions, connections, statistics), or nothing, or
+# is denied (redis_commands.py holds the reviewed list).
+test_every_command_a_lease_may_run_is_cleared_by_the_release_or_denied() {
+    lease_vars a
+    rcli "$a_url" --json COMMAND >"$T/commands.json"
+    [ "$(jq length "$T/commands.json")" -gt 200 ] || fail "COMMAND as the lease: $(head -c 300 "$T/commands.json")"
+    python3 "$(dirname "$0")/redis_commands.py" <"$T/commands.json" ||
+        fail "commands no release accounts for (above): review them in redis_commands.py"
+    for cmd in "MIGRATE 127.0.0.1 1 k 0 100" "SCRIPT DEBUG YES"; do
+        # shellcheck disable=SC2086
+        [[ $(rcli "$a_url" $cmd 2>&1) == NOPERM* ]] || fail "a lease ran $cmd"
+    done
+    "$DBLEASE" release "$a_id"
+}
+
 # A shared server cannot flush one holder's libraries under the others: none
 # can be loaded there. Scripts are content-addressed and stay usable.
 test_db_isolation_denies_function_libraries() {
