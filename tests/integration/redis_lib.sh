@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the Redis test scripts, sourced after lib.sh: skip without
 # redis-server, and talk to a lease (its --json output) through hiredis.
 command -v redis-server >/dev/null || { echo "SKIP: no redis-server (apt-get install redis-server)"; exit 77; }

@@ -7,6 +7,8 @@ source "$(dirname "$0")/redis_lib.sh"
 start_daemon "[redis]" "min_ready = 1" "max_total = 1"
 
 lease_json() { "$DBLEASE" lease --kind redis --wait 10000 --json; }
+# Set by lease_vars (below), one group per lease a test holds.
+a_id='' a_port='' a_url='' b_id='' b_port='' b_url='' c_url=''
 PLANTED_LIB='#!lua name=planted
 redis.register_function("planted", function() return "planted" end)'
 
