@@ -47,11 +47,12 @@ static bool has_keys(const char *info)
 
 bool rd_info_untouched(const char *info, long long mark)
 {
-    long long changes, scripts, libraries;
+    long long changes, scripts, libraries, tracked;
     if (!info || !strstr(info, "# Keyspace") ||
         rd_info_int(info, "rdb_changes_since_last_save", &changes) < 0 ||
         rd_info_int(info, "number_of_cached_scripts", &scripts) < 0 ||
-        rd_info_int(info, "number_of_libraries", &libraries) < 0)
+        rd_info_int(info, "number_of_libraries", &libraries) < 0 ||
+        rd_info_int(info, "tracking_total_keys", &tracked) < 0)
         return false;
-    return changes == mark && scripts == 0 && libraries == 0 && !has_keys(info);
+    return changes == mark && scripts == 0 && libraries == 0 && tracked == 0 && !has_keys(info);
 }

@@ -282,14 +282,14 @@ static int inst_reset(slot_t *s, void *ud)
     snprintf(pass, sizeof pass, ">%s", j->password);
     const char *acl[] = {"ACL", "SETUSER", "default", "resetpass", pass};
     const char *kill[] = {"CLIENT", "KILL", "USER", "default"};
-    const char *info[] = {"INFO", "persistence", "keyspace", "memory"};
+    const char *info[] = {"INFO", "persistence", "keyspace", "memory", "stats"};
     const char *resetstat[] = {"CONFIG", "RESETSTAT"};
     if (job_send(s->engine, j, 5, acl) < 0) {
         free(j);
         return -ENOTCONN;
     }
     if (job_send(s->engine, j, 4, kill) == 0 &&
-        job_send_cb(s->engine, j, on_left_behind, 4, info) == 0)
+        job_send_cb(s->engine, j, on_left_behind, 5, info) == 0)
         job_send(s->engine, j, 2, resetstat);
     job_release(j);
     return 0;

@@ -139,7 +139,9 @@ wl_script_debug_denied() { printf '%s\n' "SCRIPT DEBUG YES" | run_lines "$1"; de
 wl_eval_then_script_flush() { printf '%s\n' "EVAL \"return 1\" 0" "SCRIPT FLUSH" | run_lines "$1"; }
 wl_subscriber_left_open() { hold "$1" "SUBSCRIBE ch"; hold "$1" "PSUBSCRIBE p*"; }
 wl_blocked_left_open() { hold "$1" "CLIENT SETNAME blocked" "BLPOP q 0"; }
-wl_name_and_tracking_left_open() { hold "$1" "CLIENT SETNAME planted" "CLIENT TRACKING on" "GET k"; }
+wl_name_left_open() { hold "$1" "CLIENT SETNAME planted" "CLIENT GETNAME"; }
+# The tracking table keeps the key read until it is written or flushed.
+wl_tracking_left_open() { hold "$1" "CLIENT TRACKING on" "GET k"; }
 wl_transaction_left_open() { hold "$1" "MULTI" "SET k v" "SELECT 4" "SET k v"; }
 wl_write() { printf '%s\n' "SET k v" | run_lines "$1"; }
 wl_write_then_delete() { printf '%s\n' "SET k v" "DEL k" | run_lines "$1"; }
@@ -167,7 +169,7 @@ CATALOGUE=(
     reads_only:reused expire_missing_key:reused select_only:reused publish:reused
     admin_denied:reused migrate_denied:flushed script_debug_denied:reused
     eval_then_script_flush:reused subscriber_left_open:reused blocked_left_open:reused
-    name_and_tracking_left_open:reused transaction_left_open:reused
+    name_left_open:reused tracking_left_open:flushed transaction_left_open:reused
     write:flushed write_then_delete:flushed incr_then_decr:flushed expire_set:flushed
     expired_already:flushed select_other_db_write:flushed swapdb:flushed move:flushed
     flushall_self:flushed multi_exec:flushed stream_group:flushed hyperloglog:flushed
@@ -195,6 +197,7 @@ check_fresh() { # url workload
     want blocked_clients:0
     want pubsub_channels:0
     want pubsub_patterns:0
+    want tracking_total_keys:0
     want maxmemory_policy:noeviction
     sizes=$(for db in $(seq 0 15); do printf 'SELECT %d\nDBSIZE\n' "$db"; done | rcli "$j" | grep -vx OK | sort -u)
     [ "$sizes" = 0 ] || fail "$wl: DBSIZE in some database: $sizes"

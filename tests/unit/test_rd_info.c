@@ -18,7 +18,9 @@
     "# Persistence\r\nloading:0\r\nrdb_changes_since_last_save:" changes                           \
     "\r\nrdb_bgsave_in_progress:0\r\n\r\n"
 
-static const char fresh[] = MEMORY("0", "0") PERSISTENCE("4") "# Keyspace\r\n";
+#define STATS(tracked) "# Stats\r\ntotal_commands_processed:12\r\ntracking_total_keys:" tracked "\r\n\r\n"
+
+static const char fresh[] = MEMORY("0", "0") PERSISTENCE("4") STATS("0") "# Keyspace\r\n";
 
 static void a_fresh_server_is_untouched_at_its_mark(void **state)
 {
@@ -39,11 +41,13 @@ static void any_write_since_the_mark_is_a_touch(void **state)
 static void keys_scripts_or_libraries_left_are_a_touch(void **state)
 {
     (void)state;
-    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4")
+    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4") STATS("0")
                                    "# Keyspace\r\ndb7:keys=1,expires=0,avg_ttl=0\r\n",
                                    4));
-    assert_false(rd_info_untouched(MEMORY("1", "0") PERSISTENCE("4") "# Keyspace\r\n", 4));
-    assert_false(rd_info_untouched(MEMORY("0", "1") PERSISTENCE("4") "# Keyspace\r\n", 4));
+    assert_false(rd_info_untouched(MEMORY("1", "0") PERSISTENCE("4") STATS("0") "# Keyspace\r\n", 4));
+    assert_false(rd_info_untouched(MEMORY("0", "1") PERSISTENCE("4") STATS("0") "# Keyspace\r\n", 4));
+    /* a connection with CLIENT TRACKING read a key: its entry outlives it */
+    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4") STATS("1") "# Keyspace\r\n", 4));
 }
 
 static void a_reply_missing_a_field_is_a_touch(void **state)
@@ -51,10 +55,11 @@ static void a_reply_missing_a_field_is_a_touch(void **state)
     (void)state;
     /* Redis 6: no number_of_libraries; a reply without the keyspace section */
     assert_false(rd_info_untouched("# Memory\r\nnumber_of_cached_scripts:0\r\n" PERSISTENCE("4")
-                                   "# Keyspace\r\n",
+                                   STATS("0") "# Keyspace\r\n",
                                    4));
-    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4"), 4));
-    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("x") "# Keyspace\r\n", 4));
+    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4") STATS("0"), 4));
+    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("x") STATS("0") "# Keyspace\r\n", 4));
+    assert_false(rd_info_untouched(MEMORY("0", "0") PERSISTENCE("4") "# Keyspace\r\n", 4));
     assert_false(rd_info_untouched(NULL, 0));
     long long v;
     /* a field is matched whole, at the start of a line */
