@@ -462,8 +462,10 @@ static void start_shared(rd_engine_t *e)
     dbld_t *d = e->t->d;
     /* One server, one limit: the leases' budgets together, which any one of
      * them may use up (README, "Isolation"). */
-    rsrv_conf_t conf = {.databases = e->databases, .password = e->password,
-                        .maxmemory = maxmemory(d, e->databases), .shared = true};
+    rsrv_conf_t conf = {.databases = e->databases,
+                        .password = e->password,
+                        .maxmemory = maxmemory(d, e->databases),
+                        .shared = true};
     if (util_random_password(e->password, 32) == 0)
         e->srv = rsrv_start(d, d->redis_bin, &conf, on_shared_server, e);
     if (!e->srv)

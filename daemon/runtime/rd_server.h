@@ -62,9 +62,9 @@ struct rsrv {
 /* How to start one. */
 typedef struct rsrv_conf {
     int databases;
-    const char *password;    /* of the "default" user, what leases get */
-    long long maxmemory;     /* bytes; 0: no limit. Writes past it fail with OOM */
-    bool shared;             /* leases share it (db isolation): deny what they would share */
+    const char *password; /* of the "default" user, what leases get */
+    long long maxmemory;  /* bytes; 0: no limit. Writes past it fail with OOM */
+    bool shared;          /* leases share it (db isolation): deny what they would share */
 } rsrv_conf_t;
 
 /* Find redis-server: [redis] bin_dir, else PATH. 0 or -1 with message. */
