@@ -11,24 +11,28 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build-rel}
 n=${2:-200}
 command -v redis-server >/dev/null || { echo "no redis-server" >&2; exit 77; }
-dir=$(mktemp -d "${TMPDIR:-/dev/shm}/dblease-redis-bench.XXXXXX")
+dir=$(mktemp -d /dev/shm/dblease-redis-bench.XXXXXX)
 chmod 0755 "$dir"
-trap '[ -s "$dir/state/dbleased.lock" ] && kill "$(cat "$dir/state/dbleased.lock")" 2>/dev/null;
-      timeout 10 flock "$dir/state/dbleased.lock" true 2>/dev/null; rm -rf "$dir"' EXIT
+stop() {
+    if [ -s "$dir/state/dbleased.lock" ]; then
+        kill "$(cat "$dir/state/dbleased.lock")" 2>/dev/null || true
+        timeout 10 flock "$dir/state/dbleased.lock" true || true
+    fi
+    rm -rf "$dir"
+}
+trap stop EXIT
 printf '[daemon]\nlog_level = warn\n[redis]\nmin_ready = 1\nmax_total = 1\n' >"$dir/d.ini"
 "$build/daemon/dbleased" --config "$dir/d.ini" --socket "$dir/s.sock" --state-dir "$dir/state"
 export DBLEASE_SOCKET=$dir/s.sock
 cli=$build/client/dblease
-for _ in $(seq 1 "$n"); do
-    url=$("$cli" lease --kind redis)
-    redis-cli --no-auth-warning -u "$url" GET k >/dev/null
-    "$cli" release "$url"
+for cmd in "GET k" "SET k v"; do
+    for _ in $(seq 1 "$n"); do
+        url=$("$cli" lease --kind redis)
+        # shellcheck disable=SC2086
+        redis-cli --no-auth-warning -u "$url" $cmd >/dev/null
+        "$cli" release "$url"
+    done
 done
-for _ in $(seq 1 "$n"); do
-    url=$("$cli" lease --kind redis)
-    redis-cli --no-auth-warning -u "$url" SET k v >/dev/null
-    "$cli" release "$url"
-done
-"$cli" status --json | jq -r '.pools[] | select(.kind == "redis") | .releases |
-    "reused:  \(.reused) releases, \(.reused_ms / ([.reused, 1] | max) * 1000 | round / 1000) ms each\n" +
-    "flushed: \(.flushed) releases, \(.flushed_ms / ([.flushed, 1] | max) * 1000 | round / 1000) ms each"'
+"$cli" status --json | jq -r '.pools[] | select(.kind == "redis") | .releases as $r |
+    ("reused", "flushed") as $o | ($r[$o] | if . > 0 then . else 1 end) as $n |
+    "\($o): \($r[$o]) releases, \(($r[$o + "_ms"] / $n * 100 | round) / 100) ms each"'

@@ -72,6 +72,7 @@ static const key_def_t keys[] = {
     K("docker_cert_path", T_STR, docker_cert_path, 0, 0, ""),
     K("advertise_host", T_STR, advertise_host, 0, 0, ""),
     K("docker_heartbeat_s", T_INT, docker_heartbeat_s, 1, 600, "10"),
+    K("maxmemory_mb", T_INT, maxmemory_mb, 0, 1048576, "64"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

@@ -41,6 +41,8 @@ typedef struct kind_cfg {
     char docker_cert_path[CFG_PATH];
     char advertise_host[CFG_STR];
     int docker_heartbeat_s; /* beacon renames and sweeps this often (dk_beacon.h) */
+    /* redis: memory per lease, MB (0: no limit); a full lease gets OOM errors */
+    int maxmemory_mb;
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in

@@ -9,6 +9,7 @@
 #include "dk_container.h"
 #include "fsm.h"
 #include "log.h"
+#include "rd_info.h"
 #include "rd_server.h"
 #include "util.h"
 
@@ -64,6 +65,8 @@ typedef struct rd_job {
     int err;
     char msg[256];
     char password[33];
+    reset_action_t action; /* a release's outcome, once known; RESET__COUNT: none */
+    uint64_t t0;           /* when the release began */
 } rd_job_t;
 
 static rd_job_t *job_new(slot_t *s)
@@ -72,6 +75,8 @@ static rd_job_t *job_new(slot_t *s)
     if (j) {
         j->slot = s;
         j->left = 1;
+        j->action = RESET__COUNT;
+        j->t0 = util_now_ms();
     }
     return j;
 }
@@ -92,14 +97,18 @@ static void on_job_reply(void *ud, int err, const char *msg, const redisReply *r
     int e = j->err;
     char m[256];
     snprintf(m, sizeof m, "%s", j->msg);
+    uint64_t now = util_now_ms();
+    if (!e)
+        pool_note_reset(s->pool, j->action, now - j->t0); /* ignores RESET__COUNT */
     free(j);
-    pool_slot_done(s, e, m, util_now_ms());
+    pool_slot_done(s, e, m, now);
 }
 
-/* Queue one command of the job. 0, or < 0 (then it counts as failed). */
-static int job_send(rsrv_t *r, rd_job_t *j, int argc, const char **argv)
+/* Queue one command of the job, its reply to cb (which ends with
+ * on_job_reply). 0, or < 0 (then it counts as failed). */
+static int job_send_cb(rsrv_t *r, rd_job_t *j, rdc_reply_cb cb, int argc, const char **argv)
 {
-    int rc = rsrv_command(r, argc, argv, on_job_reply, j);
+    int rc = rsrv_command(r, argc, argv, cb, j);
     if (rc == 0)
         j->left++;
     else if (!j->err) {
@@ -107,6 +116,11 @@ static int job_send(rsrv_t *r, rd_job_t *j, int argc, const char **argv)
         snprintf(j->msg, sizeof j->msg, "%s: the redis-server is not reachable", argv[0]);
     }
     return rc;
+}
+
+static int job_send(rsrv_t *r, rd_job_t *j, int argc, const char **argv)
+{
+    return job_send_cb(r, j, on_job_reply, argc, argv);
 }
 
 /* All queued: drop the hold (finishes the job if no reply is to come). */
@@ -172,13 +186,20 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
     }
 }
 
+/* [redis] maxmemory_mb for this many leases, in bytes (0: no limit). */
+static long long maxmemory(const dbld_t *d, int leases)
+{
+    return (long long)d->cfg.redis.maxmemory_mb * leases * 1024 * 1024;
+}
+
 static int inst_create(slot_t *s, void *ud)
 {
     tpl_t *t = ud;
     if (util_random_password(s->password, 32) < 0)
         return -EIO;
     s->db = 0;
-    rsrv_t *r = rsrv_start(t->d, t->d->redis_bin, 16, s->password, on_slot_server, s);
+    rsrv_conf_t conf = {.databases = 16, .password = s->password, .maxmemory = maxmemory(t->d, 1)};
+    rsrv_t *r = rsrv_start(t->d, t->d->redis_bin, &conf, on_slot_server, s);
     if (!r)
         return -EIO;
     s->engine = r;
@@ -193,10 +214,65 @@ static int inst_drop(slot_t *s, void *ud)
     return 0;
 }
 
+/* What a holder can leave on its own server, and what clears it:
+ * - connections and what hangs on them (names, subscriptions, MULTI,
+ *   WATCH, blocked commands, tracking): CLIENT KILL USER default;
+ * - keys in any database: FLUSHALL;
+ * - cached scripts, and the Lua VM they ran in: SCRIPT FLUSH;
+ * - function libraries: FUNCTION FLUSH;
+ * - statistics (INFO stats, commandstats): CONFIG RESETSTAT.
+ * All else it could change is @admin, or denied to it (rd_server.c). */
+
+/* The mark: rdb_changes_since_last_save of the server just wiped. Unread,
+ * no release can match it, and the next one wipes again. */
+static void on_mark(void *ud, int err, const char *msg, const redisReply *reply)
+{
+    rd_job_t *j = ud;
+    rsrv_t *r = j->slot->engine;
+    long long mark = -1;
+    if (!err && reply && reply->type == REDIS_REPLY_STRING &&
+        rd_info_int(reply->str, "rdb_changes_since_last_save", &mark) == 0)
+        r->changes_mark = mark;
+    else if (!err)
+        r->changes_mark = -1;
+    on_job_reply(j, err, msg, reply);
+}
+
+/* Every session of the lease has ended: what did it leave? Untouched, the
+ * server goes back as it is; otherwise it is wiped, and its statistics reset
+ * once more (the wipe's own commands would show in commandstats). */
+static void on_left_behind(void *ud, int err, const char *msg, const redisReply *reply)
+{
+    rd_job_t *j = ud;
+    rsrv_t *r = j->slot->engine;
+    if (!err && !j->err) {
+        const char *info = reply && reply->type == REDIS_REPLY_STRING ? reply->str : NULL;
+        if (rd_info_untouched(info, r->changes_mark)) {
+            j->action = RESET_REUSE;
+        } else {
+            j->action = RESET_FLUSH;
+            const char *flush[] = {"FLUSHALL"};
+            const char *scripts[] = {"SCRIPT", "FLUSH"};
+            const char *functions[] = {"FUNCTION", "FLUSH"};
+            const char *mark[] = {"INFO", "persistence"};
+            const char *resetstat[] = {"CONFIG", "RESETSTAT"};
+            job_send(r, j, 1, flush);
+            job_send(r, j, 2, scripts);
+            job_send(r, j, 2, functions);
+            job_send_cb(r, j, on_mark, 2, mark);
+            job_send(r, j, 2, resetstat);
+        }
+    }
+    on_job_reply(j, err, msg, reply);
+}
+
 /* Back to a fresh server in place: new password first, then its sessions
- * end, then the data goes (so the old holder cannot write after the wipe). */
+ * end (so nothing of the holder runs after), then what it left is read and,
+ * if anything, wiped. RESETSTAT clears none of what INFO reads here, so it
+ * goes in the same round trip: an untouched server costs one. */
 static int inst_reset(slot_t *s, void *ud)
 {
+    (void)ud;
     rd_job_t *j = job_new(s);
     if (!j || util_random_password(j->password, 32) < 0) {
         free(j);
@@ -206,11 +282,17 @@ static int inst_reset(slot_t *s, void *ud)
     snprintf(pass, sizeof pass, ">%s", j->password);
     const char *acl[] = {"ACL", "SETUSER", "default", "resetpass", pass};
     const char *kill[] = {"CLIENT", "KILL", "USER", "default"};
-    const char *flush[] = {"FLUSHALL"};
-    const char *scripts[] = {"SCRIPT", "FLUSH"};
-    int argc[] = {5, 4, 1, 2};
-    const char **argv[] = {acl, kill, flush, scripts};
-    return run(s->engine, j, 4, argc, argv);
+    const char *info[] = {"INFO", "persistence", "keyspace", "memory", "stats"};
+    const char *resetstat[] = {"CONFIG", "RESETSTAT"};
+    if (job_send(s->engine, j, 5, acl) < 0) {
+        free(j);
+        return -ENOTCONN;
+    }
+    if (job_send(s->engine, j, 4, kill) == 0 &&
+        job_send_cb(s->engine, j, on_left_behind, 5, info) == 0)
+        job_send(s->engine, j, 2, resetstat);
+    job_release(j);
+    return 0;
 }
 
 const slot_ops_t rd_instance_slot_ops = {
@@ -316,6 +398,7 @@ static void on_client_list(void *ud, int err, const char *msg, const redisReply 
     }
     const char *select[] = {"SELECT", num};
     const char *flush[] = {"FLUSHDB"};
+    j->action = RESET_FLUSH; /* the database is shared: what the holder did cannot be told */
     if (job_send(srv, j, 2, select) == 0)
         job_send(srv, j, 1, flush);
     job_release(j);
@@ -377,8 +460,14 @@ static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *
 static void start_shared(rd_engine_t *e)
 {
     dbld_t *d = e->t->d;
+    /* One server, one limit: the leases' budgets together, which any one of
+     * them may use up (README, "Isolation"). */
+    rsrv_conf_t conf = {.databases = e->databases,
+                        .password = e->password,
+                        .maxmemory = maxmemory(d, e->databases),
+                        .shared = true};
     if (util_random_password(e->password, 32) == 0)
-        e->srv = rsrv_start(d, d->redis_bin, e->databases, e->password, on_shared_server, e);
+        e->srv = rsrv_start(d, d->redis_bin, &conf, on_shared_server, e);
     if (!e->srv)
         restart_later(e);
 }

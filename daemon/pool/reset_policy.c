@@ -25,7 +25,8 @@ int reset_mode_parse(const char *s, reset_mode_t *out)
 const char *reset_action_name(reset_action_t a)
 {
     static const char *const names[RESET__COUNT] = {
-        [RESET_REUSE] = "reused", [RESET_RELOAD] = "reloaded", [RESET_RECLONE] = "recloned"};
+        [RESET_REUSE] = "reused", [RESET_RELOAD] = "reloaded", [RESET_RECLONE] = "recloned",
+        [RESET_FLUSH] = "flushed"};
     return a < RESET__COUNT ? names[a] : "?";
 }
 

@@ -24,6 +24,7 @@ typedef enum reset_action {
     RESET_REUSE,   /* hand it out again with new credentials */
     RESET_RELOAD,  /* delete the changed tables' rows, reload the seed, setval */
     RESET_RECLONE, /* drop it and clone a new one */
+    RESET_FLUSH,   /* redis: wiped in place (FLUSHALL, SCRIPT/FUNCTION FLUSH) */
     RESET__COUNT
 } reset_action_t;
 

@@ -237,19 +237,46 @@ static void try_connect(uv_timer_t *t)
         retry_connect(r);
 }
 
-static int write_conf(rsrv_t *r, int dirfd, int databases, const char *password, char *path,
-                      size_t len)
+/* What the "default" user (every lease) may not do, beyond @admin:
+ * MIGRATE connects from the server to any host and port and keeps the
+ * socket cached; SCRIPT DEBUG YES forks a copy of the server that serves
+ * the debugging client outside maxmemory and after its lease. Everything
+ * else it can change is connection state (ended with its connections),
+ * keys, scripts, functions or statistics: the reset clears each. */
+static const char *const lease_denied[] = {"-migrate", "-script|debug"};
+/* On a server leases share (db isolation), libraries are one namespace for
+ * all and no reset may flush them under another holder: none can be made. */
+static const char *const shared_denied[] = {"-function|load", "-function|restore",
+                                            "-function|delete", "-function|flush"};
+
+/* The lease user's rules after its password, space-separated. */
+static void lease_rules(const rsrv_conf_t *c, char *out, size_t len)
 {
-    char conf[2 * CFG_PATH + 1024];
+    size_t n = (size_t)snprintf(out, len, "~* &* +@all -@admin");
+    for (size_t k = 0; k < sizeof lease_denied / sizeof lease_denied[0] && n < len; k++)
+        n += (size_t)snprintf(out + n, len - n, " %s", lease_denied[k]);
+    for (size_t k = 0; c->shared && k < sizeof shared_denied / sizeof shared_denied[0] && n < len;
+         k++)
+        n += (size_t)snprintf(out + n, len - n, " %s", shared_denied[k]);
+}
+
+/* noeviction: a full server answers writes with an OOM error rather than
+ * silently dropping a holder's keys. */
+static int write_conf(rsrv_t *r, int dirfd, const rsrv_conf_t *c, char *path, size_t len)
+{
+    char conf[2 * CFG_PATH + 1024], rules[256];
+    lease_rules(c, rules, sizeof rules);
     snprintf(conf, sizeof conf,
              "# Written by dbleased.\n"
              "port %d\nbind 127.0.0.1\nprotected-mode no\n"
              "unixsocket %s\nunixsocketperm 700\n"
              "dir %s\ndaemonize no\nlogfile \"\"\nloglevel warning\n"
              "save \"\"\nappendonly no\ndatabases %d\n"
-             "user default on >%s ~* &* +@all -@admin\n"
+             "maxmemory %lld\nmaxmemory-policy noeviction\n"
+             "user default on >%s %s\n"
              "user dbladmin on >%s ~* &* +@all\n",
-             r->port, r->sock, r->dir, databases, password, r->admin_password);
+             r->port, r->sock, r->dir, c->databases, c->maxmemory, c->password, rules,
+             r->admin_password);
     if (util_path(path, len, "%s/redis.conf", r->dir) < 0)
         return -ENAMETOOLONG;
     return safefs_write_at(dirfd, "redis.conf", conf, 0600, r->d->run_uid, r->d->run_gid);
@@ -258,8 +285,8 @@ static int write_conf(rsrv_t *r, int dirfd, int databases, const char *password,
 /* The server's dir, made root-owned in the root-owned instances dir, its
  * config written, and only then handed to run_as: nothing that user
  * plants can be in it while we write (safefs.h). 0 or -errno. */
-static int prepare_dir(rsrv_t *r, const char *parent, int databases, const char *password,
-                       char *conf, size_t len)
+static int prepare_dir(rsrv_t *r, const char *parent, const rsrv_conf_t *c, char *conf,
+                       size_t len)
 {
     int pfd = safefs_open_dir(parent, "");
     if (pfd < 0)
@@ -269,7 +296,7 @@ static int prepare_dir(rsrv_t *r, const char *parent, int databases, const char 
     if (rc == 0 && fd < 0)
         rc = -errno;
     if (rc == 0)
-        rc = write_conf(r, fd, databases, password, conf, len);
+        rc = write_conf(r, fd, c, conf, len);
     if (rc == 0 && fchown(fd, r->d->run_uid, r->d->run_gid) < 0)
         rc = -errno;
     if (fd >= 0)
@@ -281,22 +308,28 @@ static int prepare_dir(rsrv_t *r, const char *parent, int databases, const char 
 /* The same server in a container (runtime = docker), from an image with
  * the official redis image's interface: arguments go to redis-server. ACL
  * users are arguments here, seen only by whoever may inspect containers. */
-static int start_container(rsrv_t *r, int databases, const char *password)
+static int start_container(rsrv_t *r, const rsrv_conf_t *c)
 {
     dbld_t *d = r->d;
-    char port[16], dbs[16], deflt[64], admin[64], daemon_id[32], name[96];
+    char port[16], dbs[16], maxmem[24], deflt[64], admin[64], daemon_id[32], name[96];
     snprintf(port, sizeof port, "%d", r->port);
-    snprintf(dbs, sizeof dbs, "%d", databases);
-    snprintf(deflt, sizeof deflt, ">%s", password);
+    snprintf(dbs, sizeof dbs, "%d", c->databases);
+    snprintf(maxmem, sizeof maxmem, "%lld", c->maxmemory);
+    snprintf(deflt, sizeof deflt, ">%s", c->password);
     snprintf(admin, sizeof admin, ">%s", r->admin_password);
     const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
                           "--protected-mode", "no", "--save", "", "--appendonly", "no",
-                          "--databases", dbs,
-                          "--user", "default", "on", deflt, "~*", "&*", "+@all", "-@admin",
-                          "--user", "dbladmin", "on", admin, "~*", "&*", "+@all"};
+                          "--databases", dbs, "--maxmemory", maxmem,
+                          "--maxmemory-policy", "noeviction",
+                          "--user", "dbladmin", "on", admin, "~*", "&*", "+@all",
+                          "--user", "default", "on", deflt, "~*", "&*", "+@all", "-@admin"};
     json_object *cmd = json_object_new_array();
     for (size_t k = 0; k < sizeof argv / sizeof argv[0]; k++)
         json_object_array_add(cmd, json_object_new_string(argv[k]));
+    for (size_t k = 0; k < sizeof lease_denied / sizeof lease_denied[0]; k++)
+        json_object_array_add(cmd, json_object_new_string(lease_denied[k]));
+    for (size_t k = 0; c->shared && k < sizeof shared_denied / sizeof shared_denied[0]; k++)
+        json_object_array_add(cmd, json_object_new_string(shared_denied[k]));
     json_object *host = json_object_new_object();
     json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
     snprintf(daemon_id, sizeof daemon_id, "%s", dk_self(d->dk)->id);
@@ -325,8 +358,7 @@ static rsrv_t *arm(rsrv_t *r, rsrv_cb cb, void *ud)
     return r;
 }
 
-rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
-                   rsrv_cb cb, void *ud)
+rsrv_t *rsrv_start(dbld_t *d, const char *binary, const rsrv_conf_t *conf, rsrv_cb cb, void *ud)
 {
     static int next_id = 1;
     rsrv_t *r = calloc(1, sizeof *r);
@@ -338,7 +370,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     if (strcmp(d->cfg.redis.runtime, "docker") == 0) {
         r->port = util_free_port();
         if (!d->dk || r->port < 0 || util_random_password(r->admin_password, 32) < 0 ||
-            start_container(r, databases, password) < 0) {
+            start_container(r, conf) < 0) {
             log_error("redis", "cannot start a redis container: is the engine at %s up?",
                       d->docker_host);
             free(r);
@@ -346,7 +378,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
         }
         return arm(r, cb, ud);
     }
-    char parent[CFG_PATH], conf[CFG_PATH];
+    char parent[CFG_PATH], conf_path[CFG_PATH];
     util_path(parent, sizeof parent, "%s/instances", d->server_root);
     util_path(r->dir, sizeof r->dir, "%s/%s", parent, r->name);
     util_path(r->sock, sizeof r->sock, "%s/redis.sock", r->dir);
@@ -356,7 +388,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     if (rc == 0)
         rc = util_mkdir_p(parent, 0711);
     if (rc == 0)
-        rc = prepare_dir(r, parent, databases, password, conf, sizeof conf);
+        rc = prepare_dir(r, parent, conf, conf_path, sizeof conf_path);
     if (rc < 0) {
         log_error("redis", "cannot prepare %s: %s", r->dir, strerror(-rc));
         fs_bg_rm_rf(d->loop, r->dir);
@@ -365,7 +397,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *pas
     }
     char log_path[CFG_PATH];
     util_path(log_path, sizeof log_path, "%s/server.log", r->dir);
-    char *args[] = {(char *)binary, conf, NULL};
+    char *args[] = {(char *)binary, conf_path, NULL};
     proc_opts_t o = {.cwd = r->dir, .log_path = log_path, .exit_cb = on_exit_cb, .data = r};
     rc = proc_spawn(d, &o, args, &r->proc);
     if (rc < 0) {

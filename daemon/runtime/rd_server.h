@@ -1,8 +1,9 @@
 /* One redis-server, run by the process runtime: its own dir, a loopback
  * port and a Unix socket only the daemon reaches, no persistence. ACL
  * users from a 0600 config file (never the command line, which anyone can
- * read in /proc): "default" is what leases get (everything but @admin),
- * "dbladmin" is the daemon's own. */
+ * read in /proc): "default" is what leases get (everything but @admin and
+ * a few commands that reach beyond the server or outlive a reset: see
+ * rd_server.c), "dbladmin" is the daemon's own. */
 #ifndef DBL_RD_SERVER_H
 #define DBL_RD_SERVER_H
 
@@ -53,14 +54,23 @@ struct rsrv {
     rsrv_cb cb;
     void *ud;
     int handles; /* open: the timer, the process */
+    /* The owner's note: rdb_changes_since_last_save when the server was
+     * last left empty (rd_slots.c compares it at the next release). */
+    long long changes_mark;
 };
+
+/* How to start one. */
+typedef struct rsrv_conf {
+    int databases;
+    const char *password; /* of the "default" user, what leases get */
+    long long maxmemory;  /* bytes; 0: no limit. Writes past it fail with OOM */
+    bool shared;          /* leases share it (db isolation): deny what they would share */
+} rsrv_conf_t;
 
 /* Find redis-server: [redis] bin_dir, else PATH. 0 or -1 with message. */
 int rsrv_find_binary(const char *bin_dir, char *out, size_t len, char *err, size_t errlen);
-/* Start one; the default user's password is `password`. NULL on failure
- * (the callback is then never called). */
-rsrv_t *rsrv_start(dbld_t *d, const char *binary, int databases, const char *password,
-                   rsrv_cb cb, void *ud);
+/* Start one. NULL on failure (the callback is then never called). */
+rsrv_t *rsrv_start(dbld_t *d, const char *binary, const rsrv_conf_t *conf, rsrv_cb cb, void *ud);
 /* SIGTERM (nothing to save), SIGKILL after a few seconds; RSRV_GONE (or
  * RSRV_DIED, if it was dying already) follows. */
 void rsrv_stop(rsrv_t *r);

@@ -2,15 +2,10 @@
 # Redis leases: a redis-server of its own per lease (instance isolation), and
 # database numbers on a shared server (db isolation, second daemon).
 source "$(dirname "$0")/lib.sh"
-command -v redis-server >/dev/null || { echo "SKIP: no redis-server (apt-get install redis-server)"; exit 77; }
+source "$(dirname "$0")/redis_lib.sh"
 
 start_daemon "[redis]" "min_ready = 2" "max_total = 8"
 
-field() { jq -r ".$2" <<<"$1"; }
-probe() { # lease-json cmd…
-    local j=$1; shift
-    "$REDIS_PROBE" "$(field "$j" host)" "$(field "$j" port)" "$(field "$j" password)" "$(field "$j" db)" "$@"
-}
 rcli() { redis-cli --no-auth-warning -u "$1" "${@:2}"; }
 auth_fails() { ! rcli "$1" PING 2>/dev/null | grep -q PONG; }
 

@@ -333,6 +333,17 @@ static void test_reset_policy_is_per_template_with_auto_default(void **state)
     assert_invalid(&fx->cfg, "reset must be auto, detect or clone, got 'sometimes'");
 }
 
+/* Redis memory per lease: on by default, 0 turns it off, nonsense is named. */
+static void test_redis_maxmemory_has_a_default_and_a_range(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(fx->cfg.redis.maxmemory_mb, 64);
+    assert_int_equal(load(fx, "[redis]\nmaxmemory_mb = 0\n"), 0);
+    assert_int_equal(fx->cfg.redis.maxmemory_mb, 0);
+    assert_int_equal(load(fx, "[redis]\nmaxmemory_mb = -1\n"), -1);
+    assert_non_null(strstr(fx->err, "maxmemory_mb must be an integer from 0 to 1048576"));
+}
+
 /* The first problem is the one reported, with its own line: later ones must
  * not overwrite its message. */
 static void test_first_error_is_reported_with_its_line(void **state)
@@ -574,6 +585,7 @@ int main(void)
         T(test_unknown_isolation_is_invalid),
         T(test_bad_log_level_is_invalid),
         T(test_reset_policy_is_per_template_with_auto_default),
+        T(test_redis_maxmemory_has_a_default_and_a_range),
         T(test_dump_of_defaults_reloads_to_the_same_config),
         T(test_dump_of_every_key_changed_reloads_to_the_same_config),
 #undef T
