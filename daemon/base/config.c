@@ -45,6 +45,9 @@ static const key_def_t keys[] = {
     D("stuck_client_timeout_s", T_INT, stuck_client_timeout_s, 1, 86400, "30"),
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
+    /* client templates nobody leased, migrated or ensured this long are
+     * retired, freeing their databases; 0: never */
+    D("client_template_idle_s", T_INT, client_template_idle_s, 0, 31536000, "3600"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),

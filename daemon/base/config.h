@@ -63,6 +63,7 @@ typedef struct config {
     int stuck_client_timeout_s; /* a client that reads none of its replies this long is closed */
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
+    int client_template_idle_s; /* unused client templates retire after this; 0: never */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];
