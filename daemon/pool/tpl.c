@@ -784,10 +784,21 @@ static void evict_lru(dbld_t *d)
     pool_drain(victim->pool, util_now_ms());
 }
 
-bool tpl_make_room(dbld_t *d, int need)
+bool tpl_reserve_db(tpl_t *t)
 {
-    if (d->limits.total + need <= d->limits.max)
+    dbld_t *d = t->d;
+    /* Counted from now on, so refilling pools cannot take the room that
+     * evicting makes: the claim gets it first. */
+    if (t->dbs_held == 0)
+        hold_dbs(t, 1);
+    if (d->limits.total <= d->limits.max)
         return true;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        if (pool_count(list_entry(it, tpl_t, node)->pool, SLOT_DROPPING) > 0)
+            return false; /* room is being made: one eviction at a time */
+    }
     evict_lru(d);
     return false;
 }
@@ -831,8 +842,10 @@ static void client_janitor(dbld_t *d)
         if (t->source != TPL_CLIENT || t->state == TPL_RETIRING)
             continue;
         if (t->state == TPL_PENDING && !t->claimer && !list_empty(&t->waiters) &&
-            d->pg->state == INST_RUNNING && d->limits.total < d->limits.max)
-            offer_waiters(t);
+            d->pg->state == INST_RUNNING)
+            offer_waiters(t); /* they wait for room (tpl_reserve_db) */
+        if (t->state == TPL_PENDING && list_empty(&t->waiters))
+            hold_dbs(t, 0); /* nobody waits to claim it any more */
         if (client_busy(t)) {
             t->last_used_ms = now;
             continue;

@@ -108,10 +108,12 @@ void tpl_client_resize(dbld_t *d);
  * the reason (being migrated or built, its server not up): true with the
  * reason in buf. */
 bool tpl_wait_reason(const tpl_t *t, char *buf, size_t n);
-/* Room for need more databases under max_databases? If not, ready
- * databases of the least recently used idle pool are dropped (a retry
- * finds room) and false is returned. */
-bool tpl_make_room(dbld_t *d, int need);
+/* Reserve room under max_databases for client template t's database
+ * (about to be claimed): true when there is room. If not, the reservation
+ * stays counted (pools do not grow into the room) while ready databases of
+ * the least recently used idle pool are dropped; ask again (the janitor
+ * offers the claim again). It is let go when nobody waits to claim. */
+bool tpl_reserve_db(tpl_t *t);
 
 /* The server came up / went away. */
 void tpl_instance_up(dbld_t *d);

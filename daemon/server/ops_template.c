@@ -190,7 +190,7 @@ static void evaluate(tpl_req_t *r)
             reply_forbidden(r, "migrate");
             return;
         }
-        if (s->d->pg->state != INST_RUNNING || !tpl_make_room(s->d, 1))
+        if (s->d->pg->state != INST_RUNNING || !tpl_reserve_db(t))
             break; /* wait for the server, or for room (tpl_janitor offers it) */
         uv_timer_stop(&r->timer); /* the engine answers now, however long it takes */
         t->claimer_uid = s->uid;

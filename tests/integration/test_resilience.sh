@@ -6,6 +6,8 @@ source "$(dirname "$0")/lib.sh"
 start_daemon "health_interval_ms = 200" "health_timeout_ms = 1000" \
     "[postgres]" "min_ready = 2" "[redis]" "min_ready = 1" "max_total = 4" \
     "[template.one]" "min_ready = 1" "max_total = 1"
+# [template.one] has no sql_dir: it sizes a template clients migrate.
+"$DBLEASE" template migrate one --hash v1 -- true 2>/dev/null
 
 status() { "$DBLEASE" status --json; }
 pg_pid() { status | jq -r '.instances[] | select(.kind == "postgres" and .state == "running") | .pid'; }
