@@ -891,7 +891,7 @@ bool tpl_wait_reason(const tpl_t *t, char *buf, size_t n)
     if (t->state == TPL_BUILDING && t->source == TPL_CLIENT && t->claimer) {
         snprintf(buf, n,
                  "template %s (%.12s) is still being migrated by a client (uid %u, pid %d); "
-                 "leases wait for its template.finalize: raise wait_ms, or check that migration",
+                 "leases wait until it is finalized: raise wait_ms, or check that migration",
                  t->name, t->hash, (unsigned)t->claimer_uid, (int)t->claimer_pid);
         return true;
     }

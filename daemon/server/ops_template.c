@@ -371,24 +371,25 @@ void op_template_drop(sess_t *s, dbl_request_t *req)
         return;
     }
     tpl_t *t = tpl_newest(s->d, "postgres", name);
-    if (!t || t->source == TPL_BUILTIN) {
-        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
-                         "no droppable template named \"%.64s\"", name);
-        return;
-    }
+    bool admin = dbld_is_admin(s->d, s->uid);
     /* Its owner may retire a client template; anything else is the
      * daemon's own user's and root's. */
-    if (!dbld_is_admin(s->d, s->uid) && (t->source != TPL_CLIENT || t->owner_uid != s->uid)) {
-        if (t->source == TPL_CLIENT)
+    if (!admin && (!t || t->source != TPL_CLIENT || t->owner_uid != s->uid)) {
+        if (t && t->source == TPL_CLIENT)
             sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
                              "template %s belongs to uid %u, which created it: only that user, "
                              "root or dbleased's user may drop it",
                              name, (unsigned)t->owner_uid);
         else
             sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
-                             "template %s is built from the daemon's configuration: only "
-                             "dbleased's user and root may drop it",
+                             "template.drop is for dbleased's user and root, and for the "
+                             "creator of a client template; \"%.64s\" is none of yours",
                              name);
+        return;
+    }
+    if (!t || t->source == TPL_BUILTIN) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "no droppable template named \"%.64s\"", name);
         return;
     }
     /* Its leases go on; it is dropped with the last of them. A config
