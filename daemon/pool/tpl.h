@@ -149,6 +149,9 @@ void tpl_retire(tpl_t *t);
 int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names, char ***texts, int *n,
                  char *err, size_t errlen);
 
+/* Free n strings and the array holding them (tpl_hash_dir's lists). */
+void tpl_free_strv(char **v, int n);
+
 /* --check-config: every config template's sql_dir reads as start-up would
  * read it. 0, or -1 with what to fix in err. */
 int tpl_check_sql_dirs(const config_t *cfg, char *err, size_t errlen);
