@@ -10,8 +10,7 @@ source "$(dirname "$0")/lib.sh"
 OTHER=
 if [ "$(id -u)" = 0 ]; then
     OTHER="dblto$$"
-    useradd --system --no-create-home --user-group --shell /usr/sbin/nologin "$OTHER"
-    trap 'cleanup; userdel "$OTHER" 2>/dev/null; groupdel "$OTHER" 2>/dev/null || true' EXIT
+    add_local_user "$OTHER" # removed at exit (lib.sh)
     start_daemon "socket_group = $OTHER" "max_databases = 12" "[postgres]" "min_ready = 1" "max_total = 4"
 else
     start_daemon "max_databases = 12" "[postgres]" "min_ready = 1" "max_total = 4"
