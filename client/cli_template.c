@@ -8,8 +8,8 @@
  * sees the connection close and abandons the claim itself, and the command
  * gets SIGTERM (cli_child.c), so nothing depends on our cleanup running.
  *
- * `ensure` only reports the state: the claim it may get ends with it, so it
- * hands the claim straight back. */
+ * `ensure` only reports the state ("ready", or "missing", exit 1): it asks
+ * the daemon read-only (claim: false), so it never claims anything. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -243,21 +243,21 @@ static int cmd_ensure(cli_global_t *g, int argc, char **argv)
         return rc;
     if (!(ctx = cli_connect(g, "dblease template ensure", &rc)))
         return rc;
-    if (dbl_template_ensure(ctx, a.name, a.hash, a.wait_ms, &t) < 0) {
+    /* A read-only query: it never takes the claim, so it can neither
+     * block a migrator nor leave a half-made version behind. */
+    if (dbl_template_query(ctx, a.name, a.hash, a.wait_ms, &t) < 0) {
         rc = cli_fail(ctx);
     } else {
-        /* We cannot migrate: the claim would end with this process. Hand it
-         * back now rather than at exit, for whoever migrates next. */
-        if (strcmp(t->state, "migrate") == 0) {
-            dbl_template_finalize(ctx, a.name, a.hash, false, NULL);
+        print_state(&a, t);
+        rc = CLI_OK;
+        if (strcmp(t->state, "ready") != 0) {
             fprintf(stderr,
-                    "dblease: template %s (%s) is not built yet; build it with "
+                    "dblease: template %s (%s) is not built; build it with "
                     "`dblease template migrate %s --hash %s -- CMD`\n",
                     a.name, a.hash, a.name, a.hash);
+            rc = CLI_FAILED;
         }
-        print_state(&a, t);
         dbl_template_free(t);
-        rc = CLI_OK;
     }
     dbl_free(ctx);
     return rc;

@@ -2,6 +2,7 @@
  * template.finalize (PROTOCOL.md). The claim that ensure may hand out
  * belongs to this connection: finalize ends it, and so does closing the
  * connection, which the daemon treats as an abandoned migration. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,25 +129,31 @@ static void give_back(dbl_ctx_t *ctx, const char *name, const char *hash)
     ctx->err = saved.err;
 }
 
-int dbl_template_ensure(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
-                        dbl_template_t **out)
+/* template.ensure; claim false: only look (a daemon older than that
+ * argument may hand out the claim anyway: then it is given back). */
+static int ensure(dbl_ctx_t *ctx, const char *fn, const char *name, const char *hash,
+                  int wait_ms, bool claim, dbl_template_t **out)
 {
     dbl_reply_t reply;
     json_object *req, *t;
     int64_t id;
+    char what[64];
 
     if (!ctx || !ctx->priv)
         return -1;
+    snprintf(what, sizeof(what), "%s() needs somewhere to store the template", fn);
     if (!out)
-        return usage(ctx, "dbl_template_ensure() needs somewhere to store the template");
+        return usage(ctx, what);
     *out = NULL;
-    if (check_args(ctx, "dbl_template_ensure", name, hash) < 0)
+    if (check_args(ctx, fn, name, hash) < 0)
         return -1;
     req = template_request(ctx, "template.ensure", name, hash, &id);
     if (!req)
         return -1;
     if (wait_ms >= 0)
         json_object_object_add(req, "wait_ms", json_object_new_int(wait_ms));
+    if (!claim)
+        json_object_object_add(req, "claim", json_object_new_boolean(false));
     /* Like a lease, ensure may queue for wait_ms behind another client's
      * migration before the daemon replies. */
     if (dbl__call(ctx, req, id, dbl__wait_budget(ctx, wait_ms), &reply) < 0)
@@ -156,10 +163,32 @@ int dbl_template_ensure(dbl_ctx_t *ctx, const char *name, const char *hash, int 
         *out = template_from_json(ctx, t, "template.ensure");
     /* The claim is ours only if the daemon said so, for the name and hash
      * we asked about: those are what we abandon. */
-    if (!*out && t && is_migrate(t))
+    if (t && is_migrate(t) && (!*out || !claim)) {
         give_back(ctx, name, hash);
+        if (*out) { /* an older daemon: what we asked is the answer */
+            free((*out)->state);
+            (*out)->state = strdup("missing");
+        }
+    }
     dbl_reply_free(&reply);
+    if (*out && !(*out)->state) {
+        dbl_template_free(*out);
+        *out = NULL;
+        dbl__set_err(ctx, DBL_ERR_OOM, "out of memory");
+    }
     return *out ? 0 : -1;
+}
+
+int dbl_template_ensure(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
+                        dbl_template_t **out)
+{
+    return ensure(ctx, "dbl_template_ensure", name, hash, wait_ms, true, out);
+}
+
+int dbl_template_query(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
+                       dbl_template_t **out)
+{
+    return ensure(ctx, "dbl_template_query", name, hash, wait_ms, false, out);
 }
 
 int dbl_template_finalize(dbl_ctx_t *ctx, const char *name, const char *hash, bool ok,

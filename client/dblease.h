@@ -113,6 +113,11 @@ int dbl_status(dbl_ctx_t *ctx, char **json);
  * finish, then fails with code "timeout". */
 int dbl_template_ensure(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
                         dbl_template_t **out);
+/* Read-only: the state of name at hash, never a claim. "ready", or
+ * "missing" (nobody has built it: dbl_template_ensure() to migrate it);
+ * while another client migrates it, waits up to wait_ms as ensure does. */
+int dbl_template_query(dbl_ctx_t *ctx, const char *name, const char *hash, int wait_ms,
+                       dbl_template_t **out);
 /* Ends this context's claim: ok freezes the migrated template and makes it
  * the one leases come from; !ok drops it ("abandoned"), handing the claim to
  * the next waiter. out may be NULL. */

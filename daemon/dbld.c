@@ -176,6 +176,7 @@ static void finish_shutdown(dbld_t *d)
 void dbld_inst_stopped(dbld_t *d, inst_t *i)
 {
     (void)i;
+    tpl_instance_stopped(d);
     dbld_shutdown_progress(d);
 }
 

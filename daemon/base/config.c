@@ -50,6 +50,9 @@ static const key_def_t keys[] = {
     D("max_clients_per_uid", T_INT, max_clients_per_uid, 0, 100000, "64"),
     D("dead_logs_kept", T_INT, dead_logs_kept, 0, 1000, "10"),
     D("disk_reserve_mb", T_INT, disk_reserve_mb, 0, 1048576, "64"),
+    /* client templates nobody leased, migrated or ensured this long are
+     * retired, freeing their databases; 0: never */
+    D("client_template_idle_s", T_INT, client_template_idle_s, 0, 31536000, "3600"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),

@@ -80,6 +80,7 @@ typedef struct config {
     int max_clients_per_uid; /* connections one non-admin uid may have open (0: no cap) */
     int dead_logs_kept;     /* logs of servers that died, kept in <state>/logs */
     int disk_reserve_mb;    /* no new clone below this much free space */
+    int client_template_idle_s; /* unused client templates retire after this; 0: never */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];

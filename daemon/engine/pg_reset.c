@@ -78,7 +78,7 @@ static void set_state(rjob_t *j, rj_state_t to)
 static const kind_cfg_t *kind_cfg(const tpl_t *t)
 {
     const config_t *cfg = &t->d->cfg;
-    for (int i = 0; t->source == TPL_CONFIG && i < cfg->n_templates; i++)
+    for (int i = 0; t->source != TPL_BUILTIN && i < cfg->n_templates; i++)
         if (strcmp(cfg->templates[i].name, t->name) == 0)
             return &cfg->templates[i].k;
     return &cfg->postgres;

@@ -85,7 +85,7 @@ static const char *strategy(const tpl_t *t)
 static int conn_limit_cfg(const tpl_t *t)
 {
     const config_t *cfg = &t->d->cfg;
-    for (int i = 0; t->source == TPL_CONFIG && i < cfg->n_templates; i++)
+    for (int i = 0; t->source != TPL_BUILTIN && i < cfg->n_templates; i++)
         if (strcmp(cfg->templates[i].name, t->name) == 0)
             return cfg->templates[i].k.lease_connection_limit;
     return cfg->postgres.lease_connection_limit;

@@ -1,9 +1,5 @@
 #include "tpl.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,15 +58,64 @@ static void notify_waiters(tpl_t *t)
     }
 }
 
+/* t's own databases (template, shared) that exist now: counted against
+ * max_databases with the pools' slots, so pools make room for them. */
+static void hold_dbs(tpl_t *t, int n)
+{
+    t->d->limits.total += n - t->dbs_held;
+    t->dbs_held = n;
+}
+
+static void move_waiters(pool_t *from, pool_t *to);
+static void settle_waiters(tpl_t *to);
+
+/* The newest live version of t's name older than t, or NULL. */
+static tpl_t *older_version(tpl_t *t)
+{
+    tpl_t *prev = NULL;
+    list_node_t *it, *tmp;
+    list_for_each(&t->d->templates, it, tmp)
+    {
+        tpl_t *o = list_entry(it, tpl_t, node);
+        if (o == t)
+            break;
+        if (o->state != TPL_RETIRING && strcmp(o->name, t->name) == 0 &&
+            strcmp(o->kind, t->kind) == 0)
+            prev = o;
+    }
+    return prev;
+}
+
+/* A client version is finalized: it replaces the versions before it only
+ * now, so a new hash that is still being migrated (or never is) takes
+ * nothing away from those leasing the old one. */
+static void client_version_ready(tpl_t *t)
+{
+    tpl_t *prev = older_version(t);
+    if (!prev)
+        return;
+    log_info("tpl", "template %s: version %.12s is ready and replaces %.12s", t->name, t->hash,
+             prev->hash);
+    move_waiters(prev->pool, t->pool);
+    tpl_retire(prev);
+    settle_waiters(t);
+}
+
 void tpl_set_state(tpl_t *t, tpl_state_t to)
 {
     char who[96];
     snprintf(who, sizeof who, "template %s (%.12s)", t->name, t->hash);
     t->state = (tpl_state_t)fsm_step(&tpl_fsm, (int)t->state, (int)to, who);
     uint64_t now = util_now_ms();
+    if (to == TPL_BUILDING) /* created by the build or claim now starting */
+        hold_dbs(t, (t->source != TPL_BUILTIN) + t->schema);
+    else if (to == TPL_PENDING) /* dropped (abandoned), or gone with the server */
+        hold_dbs(t, 0);
     switch (to) {
     case TPL_READY:
         pool_set_up(t->pool, true, now);
+        if (t->source == TPL_CLIENT)
+            client_version_ready(t);
         break;
     case TPL_FAILED:
         pool_set_up(t->pool, false, now);
@@ -90,14 +135,19 @@ void tpl_set_state(tpl_t *t, tpl_state_t to)
         notify_waiters(t);
 }
 
-void tpl_offer_claim(tpl_t *t)
+/* Each waiter once: one takes the claim, the others wait again. */
+static void offer_waiters(tpl_t *t)
 {
-    /* Each waiter once: one takes the claim, the others wait again. */
     for (size_t n = t->waiters.count; n > 0 && t->state == TPL_PENDING && !t->claimer; n--) {
         tpl_waiter_t *w = list_entry(list_first(&t->waiters), tpl_waiter_t, node);
         tpl_cancel_wait(w);
         w->cb(w, t);
     }
+}
+
+void tpl_offer_claim(tpl_t *t)
+{
+    offer_waiters(t);
     if (t->state == TPL_PENDING && !t->claimer && t->pool->waiters.count > 0) {
         /* Nobody migrates it now: leases waiting for it are answered. */
         snprintf(t->error, sizeof t->error,
@@ -123,17 +173,11 @@ void tpl_cancel_wait(tpl_waiter_t *w)
     w->t = NULL;
 }
 
-static void free_list(char **v, int n)
-{
-    for (int i = 0; v && i < n; i++)
-        free(v[i]);
-    free(v);
-}
 
 static void free_files(tpl_t *t)
 {
-    free_list(t->files, t->nfiles);
-    free_list(t->texts, t->nfiles);
+    tpl_free_strv(t->files, t->nfiles);
+    tpl_free_strv(t->texts, t->nfiles);
     t->files = t->texts = NULL;
     t->nfiles = 0;
 }
@@ -199,13 +243,14 @@ static void tpl_free(tpl_t *t)
     if (t->state != TPL_RETIRING)
         t->state = (tpl_state_t)fsm_step(&tpl_fsm, (int)t->state, TPL_RETIRING, t->name);
     notify_waiters(t);
+    hold_dbs(t, 0);
     list_remove(&t->d->templates, &t->node);
     pool_free(t->pool);
     free_files(t);
     free(t);
 }
 
-tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name)
+tpl_t *tpl_newest(dbld_t *d, const char *kind, const char *name)
 {
     tpl_t *best = NULL;
     list_node_t *it, *tmp;
@@ -218,121 +263,21 @@ tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name)
     return best;
 }
 
-static bool file_is_sql(const struct dirent *e)
+tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name)
 {
-    size_t n = strlen(e->d_name);
-    return e->d_name[0] != '.' && n > 4 && strcmp(e->d_name + n - 4, ".sql") == 0;
-}
-
-static int cmp_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* The *.sql names in dh, sorted; -1 when out of memory. */
-static int list_sql(DIR *dh, char ***names_out)
-{
-    char **names = NULL;
-    int n = 0, cap = 0;
-    struct dirent *e;
-    while ((e = readdir(dh))) {
-        if (!file_is_sql(e))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **grown = realloc(names, (size_t)cap * sizeof *names);
-            if (!grown) {
-                free_list(names, n);
-                return -1;
-            }
-            names = grown;
-        }
-        if (!(names[n] = strdup(e->d_name))) {
-            free_list(names, n);
-            return -1;
-        }
-        n++;
+    tpl_t *best = tpl_newest(d, kind, name);
+    if (!best || best->source != TPL_CLIENT || best->state == TPL_READY)
+        return best;
+    /* A client version not finalized yet: the last finalized one serves. */
+    tpl_t *ready = NULL;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (t->state == TPL_READY && strcmp(t->name, name) == 0 && strcmp(t->kind, kind) == 0)
+            ready = t;
     }
-    if (n)
-        qsort(names, (size_t)n, sizeof *names, cmp_names);
-    *names_out = names;
-    return n;
-}
-
-int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names_out, char ***texts_out,
-                 int *n_out, char *err, size_t errlen)
-{
-    char why[256];
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    DIR *dh = fd >= 0 ? fdopendir(fd) : NULL;
-    if (!dh) {
-        snprintf(err, errlen, "cannot read sql_dir %s: %s; fix the path or its permissions", dir,
-                 strerror_r(errno, why, sizeof why));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    char **names = NULL;
-    int n = list_sql(dh, &names);
-    char **texts = n >= 0 ? calloc((size_t)n + 1, sizeof *texts) : NULL;
-    if (!texts) {
-        snprintf(err, errlen, "out of memory reading sql_dir %s", dir);
-        closedir(dh);
-        free_list(names, n);
-        return -1;
-    }
-    /* The contents hashed are the contents applied: they are kept, so an
-     * edit after hashing makes a new version instead of a mixed one. */
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
-    int rc = 0;
-    for (int i = 0; i < n && rc == 0; i++) {
-        size_t len = 0;
-        if (util_read_regular(dirfd(dh), names[i], TPL_MAX_FILE, &texts[i], &len, why, sizeof why) <
-            0) {
-            snprintf(err, errlen, "%s/%s %s", dir, names[i], why);
-            rc = -1;
-            break;
-        }
-        EVP_DigestUpdate(md, names[i], strlen(names[i]) + 1);
-        EVP_DigestUpdate(md, texts[i], len + 1);
-    }
-    closedir(dh);
-    char ver[32];
-    snprintf(ver, sizeof ver, "postgres %d", major);
-    EVP_DigestUpdate(md, ver, strlen(ver));
-    unsigned char digest[32];
-    EVP_DigestFinal_ex(md, digest, NULL);
-    EVP_MD_CTX_free(md);
-    for (int i = 0; i < 32; i++)
-        snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-    if (rc < 0) {
-        free_list(names, n);
-        free_list(texts, n);
-        return -1;
-    }
-    *names_out = names;
-    *texts_out = texts;
-    *n_out = n;
-    return 0;
-}
-
-int tpl_check_sql_dirs(const config_t *cfg, char *err, size_t errlen)
-{
-    for (int i = 0; i < cfg->n_templates; i++) {
-        const tpl_cfg_t *tc = &cfg->templates[i];
-        char hex[65], **names = NULL, **texts = NULL, why[768];
-        int n = 0;
-        if (!tc->sql_dir[0])
-            continue;
-        if (tpl_hash_dir(tc->sql_dir, 0, hex, &names, &texts, &n, why, sizeof why) < 0) {
-            snprintf(err, errlen, "[template.%s] %s", tc->name, why);
-            return -1;
-        }
-        free_list(names, n);
-        free_list(texts, n);
-    }
-    return 0;
+    return ready ? ready : best;
 }
 
 /* ---- reading sql_dir off the loop thread ------------------------------ */
@@ -346,8 +291,8 @@ static void scan_work(uv_work_t *req)
 
 static void scan_free(tpl_scan_t *sc)
 {
-    free_list(sc->files, sc->nfiles);
-    free_list(sc->texts, sc->nfiles);
+    tpl_free_strv(sc->files, sc->nfiles);
+    tpl_free_strv(sc->texts, sc->nfiles);
     free(sc);
 }
 
@@ -498,8 +443,8 @@ static void refresh_config_template(dbld_t *d, const tpl_cfg_t *tc)
         cur->scan->stale = true; /* one read at a time; the next one follows */
         return;
     }
-    if (!tc->sql_dir[0] && cur && !cur->sql_dir[0])
-        return; /* no files: nothing can change */
+    if (!tc->sql_dir[0])
+        return; /* no files: it sizes a client template of that name */
     tpl_t *t = tpl_new(d, "postgres", tc->name, "", TPL_CONFIG, tc->k.isolation, tc->k.min_ready,
                        tc->k.max_total, tc->sql_dir[0] ? TPL_SCANNING : TPL_PENDING);
     if (!t)
@@ -538,18 +483,75 @@ int tpl_setup(dbld_t *d, char *err, size_t errlen)
     return 0;
 }
 
-tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash)
+const tpl_cfg_t *tpl_client_cfg(const config_t *cfg, const char *name)
+{
+    for (int i = 0; i < cfg->n_templates; i++)
+        if (!cfg->templates[i].sql_dir[0] && strcmp(cfg->templates[i].name, name) == 0)
+            return &cfg->templates[i];
+    return NULL;
+}
+
+bool tpl_config_owns(const config_t *cfg, const char *name)
+{
+    if (strcmp(name, "default") == 0)
+        return true;
+    for (int i = 0; i < cfg->n_templates; i++)
+        if (cfg->templates[i].sql_dir[0] && strcmp(cfg->templates[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* A client template's pool sizes: its [template.NAME] section's, else
+ * [postgres]'s. */
+static const kind_cfg_t *client_sizes(const config_t *cfg, const char *name)
+{
+    const tpl_cfg_t *tc = tpl_client_cfg(cfg, name);
+    return tc ? &tc->k : &cfg->postgres;
+}
+
+tpl_t *tpl_client_find(dbld_t *d, const char *name, const char *hash)
 {
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
-        if (t->state != TPL_RETIRING && strcmp(t->name, name) == 0 && strcmp(t->hash, hash) == 0)
+        if (t->state != TPL_RETIRING && t->source == TPL_CLIENT && strcmp(t->name, name) == 0 &&
+            strcmp(t->hash, hash) == 0)
             return t;
     }
-    const kind_cfg_t *pg = &d->cfg.postgres;
-    return tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", pg->min_ready, pg->max_total,
-                   TPL_PENDING);
+    return NULL;
+}
+
+tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash, uid_t uid)
+{
+    tpl_t *t = tpl_client_find(d, name, hash);
+    if (t)
+        return t;
+    tpl_t *named = tpl_newest(d, "postgres", name);
+    const kind_cfg_t *k = client_sizes(&d->cfg, name);
+    t = tpl_new(d, "postgres", name, hash, TPL_CLIENT, "database", k->min_ready, k->max_total,
+                TPL_PENDING);
+    if (t)
+        t->owner_uid = named ? named->owner_uid : uid;
+    return t;
+}
+
+void tpl_client_resize(dbld_t *d)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (t->source != TPL_CLIENT || t->state == TPL_RETIRING)
+            continue;
+        const kind_cfg_t *k = client_sizes(&d->cfg, t->name);
+        if (t->pool->min_ready != k->min_ready || t->pool->max_total != k->max_total)
+            log_info("tpl", "client template %s: min_ready %d -> %d, max_total %d -> %d",
+                     t->name, t->pool->min_ready, k->min_ready, t->pool->max_total,
+                     k->max_total);
+        t->pool->min_ready = k->min_ready;
+        t->pool->max_total = k->max_total;
+    }
 }
 
 void tpl_instance_up(dbld_t *d)
@@ -580,6 +582,7 @@ void tpl_instance_down(dbld_t *d)
             continue;
         tpl_build_abort(t, "the server went away; call template.ensure again");
         tpl_shared_close(t);
+        hold_dbs(t, 0); /* they went with the server */
         if (t->source == TPL_CLIENT && t->state != TPL_RETIRING) {
             /* Its template database died with the server; the client
              * migrates again through template.ensure. */
@@ -588,6 +591,17 @@ void tpl_instance_down(dbld_t *d)
         } else if (t->state == TPL_READY || t->state == TPL_BUILDING) {
             tpl_set_state(t, TPL_PENDING);
         }
+    }
+}
+
+void tpl_instance_stopped(dbld_t *d)
+{
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (strcmp(t->kind, "postgres") == 0)
+            hold_dbs(t, 0); /* its data went with the server */
     }
 }
 
@@ -622,26 +636,13 @@ void tpl_retire(tpl_t *t)
     retire_one(t);
 }
 
-/* The global cap keeps a pool with waiters from growing: make room by
- * dropping the ready databases of the least recently used other template
- * (which then keeps none ready until it is used again). */
-static void evict_for_waiters(dbld_t *d)
+/* Make room under the global cap by dropping the ready databases of the
+ * least recently used template with nobody waiting (which then keeps none
+ * ready until it is used again). */
+static void evict_lru(dbld_t *d)
 {
-    if (d->limits.total < d->limits.max)
-        return;
-    bool starved = false;
-    list_node_t *it, *tmp;
-    list_for_each(&d->templates, it, tmp)
-    {
-        pool_t *p = list_entry(it, tpl_t, node)->pool;
-        /* A pool that is down (its template being read or built) could not
-         * use the room. */
-        starved |= p->up && p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
-                   pool_total(p) < p->max_total;
-    }
-    if (!starved)
-        return;
     tpl_t *victim = NULL;
+    list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
     {
         tpl_t *t = list_entry(it, tpl_t, node);
@@ -658,9 +659,88 @@ static void evict_for_waiters(dbld_t *d)
     pool_drain(victim->pool, util_now_ms());
 }
 
+bool tpl_reserve_db(tpl_t *t)
+{
+    dbld_t *d = t->d;
+    /* Counted from now on, so refilling pools cannot take the room that
+     * evicting makes: the claim gets it first. */
+    if (t->dbs_held == 0)
+        hold_dbs(t, 1);
+    if (d->limits.total <= d->limits.max)
+        return true;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        if (pool_count(list_entry(it, tpl_t, node)->pool, SLOT_DROPPING) > 0)
+            return false; /* room is being made: one eviction at a time */
+    }
+    evict_lru(d);
+    return false;
+}
+
+/* The global cap keeps a pool with waiters from growing: make room. */
+static void evict_for_waiters(dbld_t *d)
+{
+    if (d->limits.total < d->limits.max)
+        return;
+    bool starved = false;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        pool_t *p = list_entry(it, tpl_t, node)->pool;
+        /* A pool that is down (its template being read or built) could not
+         * use the room. */
+        starved |= p->up && p->waiters.count > 0 && pool_count(p, SLOT_CREATING) == 0 &&
+                   pool_total(p) < p->max_total;
+    }
+    if (starved)
+        evict_lru(d);
+}
+
+/* Is anyone using client template t: a lease, a claim, a waiter? */
+static bool client_busy(const tpl_t *t)
+{
+    return t->claimer || t->build || !list_empty(&t->waiters) || t->pool->waiters.count > 0 ||
+           pool_count(t->pool, SLOT_LEASED) > 0 || pool_count(t->pool, SLOT_ROTATING) > 0;
+}
+
+/* Client templates nobody used for client_template_idle_s retire, so
+ * their databases (template and ready clones) are freed. Those waiting
+ * for room under max_databases to claim one are offered it again. */
+static void client_janitor(dbld_t *d)
+{
+    uint64_t now = util_now_ms(), idle_ms = (uint64_t)d->cfg.client_template_idle_s * 1000;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        tpl_t *t = list_entry(it, tpl_t, node);
+        if (t->source != TPL_CLIENT || t->state == TPL_RETIRING)
+            continue;
+        if (t->state == TPL_PENDING && !t->claimer && !list_empty(&t->waiters) &&
+            d->pg->state == INST_RUNNING)
+            offer_waiters(t); /* they wait for room (tpl_reserve_db) */
+        if (t->state == TPL_PENDING && list_empty(&t->waiters))
+            hold_dbs(t, 0); /* nobody waits to claim it any more */
+        if (client_busy(t)) {
+            t->last_used_ms = now;
+            continue;
+        }
+        if (idle_ms == 0 || now - t->last_used_ms < idle_ms)
+            continue;
+        log_info("tpl", "client template %s (%.12s) unused for %d s: retiring it",
+                 t->name, t->hash, d->cfg.client_template_idle_s);
+        snprintf(t->error, sizeof t->error,
+                 "it was unused for %d s (client_template_idle_s) and was dropped; run "
+                 "`dblease template migrate` again",
+                 d->cfg.client_template_idle_s);
+        retire_one(t);
+    }
+}
+
 void tpl_janitor(dbld_t *d)
 {
     evict_for_waiters(d);
+    client_janitor(d);
     list_node_t *it, *tmp;
     list_for_each(&d->templates, it, tmp)
     {
@@ -672,6 +752,30 @@ void tpl_janitor(dbld_t *d)
             tpl_build_drop(t) < 0)
             tpl_free(t); /* its databases went with the server */
     }
+}
+
+bool tpl_wait_reason(const tpl_t *t, char *buf, size_t n)
+{
+    if (strcmp(t->kind, "postgres") != 0)
+        return false; /* redis servers are per pool: their pool reports */
+    if (t->d->pg->state != INST_RUNNING) {
+        snprintf(buf, n, "the PostgreSQL server is not running yet (%s); retry shortly",
+                 inst_state_name(t->d->pg->state));
+        return true;
+    }
+    if (t->state == TPL_BUILDING && t->source == TPL_CLIENT && t->claimer) {
+        snprintf(buf, n,
+                 "template %s (%.12s) is still being migrated by a client (uid %u, pid %d); "
+                 "leases wait until it is finalized: raise wait_ms, or check that migration",
+                 t->name, t->hash, (unsigned)t->claimer_uid, (int)t->claimer_pid);
+        return true;
+    }
+    if (t->state == TPL_SCANNING || t->state == TPL_BUILDING || t->state == TPL_PENDING) {
+        snprintf(buf, n, "template %s is still %s; raise wait_ms, or see `dblease status`",
+                 t->name, tpl_state_name(t->state));
+        return true;
+    }
+    return false;
 }
 
 void tpl_dropped(tpl_t *t)

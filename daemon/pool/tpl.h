@@ -10,6 +10,7 @@
 
 #include <json-c/json.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "dbld.h"
 #include "pg_conn.h"
@@ -68,8 +69,14 @@ struct tpl {
 
     struct rd_engine *rd; /* redis: the engine's side (rd_slots.c) */
 
-    /* client templates: who holds the claim (a session, opaque here) */
+    /* client templates: who holds the claim (a session, opaque here), and
+     * the uid that owns the name (its first creator; new versions inherit
+     * it): only it, root and the daemon's user may migrate or retire it */
     const void *claimer;
+    uid_t claimer_uid;
+    pid_t claimer_pid;
+    uid_t owner_uid;
+    int dbs_held; /* its own databases that exist, counted in max_databases */
     char owner_password[33];
     list_t waiters;
 };
@@ -80,14 +87,39 @@ void tpl_set_state(tpl_t *t, tpl_state_t to);
 /* The built-in and every config template (hashed now, built once the
  * server runs). 0, or -1 with a message. */
 int tpl_setup(dbld_t *d, char *err, size_t errlen);
-/* The version new leases of this kind and name come from, or NULL. */
+/* The version new leases of this kind and name come from, or NULL. For a
+ * client template that is its newest ready version while a newer one is
+ * still being migrated (or was abandoned). */
 tpl_t *tpl_current(dbld_t *d, const char *kind, const char *name);
-/* A client template version; created (PENDING) when absent. */
-tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash);
+/* The newest live (not retiring) version of a name, ready or not. */
+tpl_t *tpl_newest(dbld_t *d, const char *kind, const char *name);
+/* A client template version, or NULL. */
+tpl_t *tpl_client_find(dbld_t *d, const char *name, const char *hash);
+/* A client template version; created (PENDING) when absent, owned by the
+ * name's owner, or by uid when the name is new. */
+tpl_t *tpl_client(dbld_t *d, const char *name, const char *hash, uid_t uid);
+/* The [template.NAME] section sizing a client template, or NULL. */
+const tpl_cfg_t *tpl_client_cfg(const config_t *cfg, const char *name);
+/* Does the configuration build this name itself (built-in or sql_dir)? */
+bool tpl_config_owns(const config_t *cfg, const char *name);
+/* Apply the configuration's pool sizes to every live client template. */
+void tpl_client_resize(dbld_t *d);
+/* Why a lease waiting on t's pool is still waiting, when the template is
+ * the reason (being migrated or built, its server not up): true with the
+ * reason in buf. */
+bool tpl_wait_reason(const tpl_t *t, char *buf, size_t n);
+/* Reserve room under max_databases for client template t's database
+ * (about to be claimed): true when there is room. If not, the reservation
+ * stays counted (pools do not grow into the room) while ready databases of
+ * the least recently used idle pool are dropped; ask again (the janitor
+ * offers the claim again). It is let go when nobody waits to claim. */
+bool tpl_reserve_db(tpl_t *t);
 
 /* The server came up / went away. */
 void tpl_instance_up(dbld_t *d);
 void tpl_instance_down(dbld_t *d);
+/* The server was stopped (shutdown): the template databases are gone. */
+void tpl_instance_stopped(dbld_t *d);
 /* Re-hash config templates (SIGHUP, or their sql_dir changed). */
 void tpl_rescan(dbld_t *d);
 /* Periodic: drop retired versions whose last database is gone; evict idle
@@ -116,6 +148,9 @@ void tpl_retire(tpl_t *t);
  * daemon calls it off the loop thread. */
 int tpl_hash_dir(const char *dir, int major, char hex[65], char ***names, char ***texts, int *n,
                  char *err, size_t errlen);
+
+/* Free n strings and the array holding them (tpl_hash_dir's lists). */
+void tpl_free_strv(char **v, int n);
 
 /* --check-config: every config template's sql_dir reads as start-up would
  * read it. 0, or -1 with what to fix in err. */

@@ -144,7 +144,10 @@ static void on_wait_timeout(uv_timer_t *t)
     pool_t *pool = p->waiter.pool;
     json_object *id = json_object_get(p->id);
     pending_finish(p);
-    if (pool && pool->last_error[0])
+    char why[512];
+    if (pool && tpl_wait_reason(pool->ops_ud, why, sizeof why))
+        sess_reply_error(s, id, DBL_E_TIMEOUT, "no database became ready in time: %s", why);
+    else if (pool && pool->last_error[0])
         sess_reply_error(s, id, DBL_E_TIMEOUT,
                          "no database became ready in time; the pool reports: %s",
                          pool->last_error);
@@ -400,26 +403,6 @@ static void op_reload(sess_t *s, dbl_request_t *req)
     sess_send(s, dbl_reply_ok(req->id));
 }
 
-static void op_template_drop(sess_t *s, dbl_request_t *req)
-{
-    char err[256];
-    const char *name = NULL;
-    if (dbl_arg_string(req, "template", &name, err, sizeof err) < 0 || !name) {
-        ARG_FAIL(s, req, name ? err : "template (the name) is required");
-        return;
-    }
-    tpl_t *t = tpl_current(s->d, "postgres", name);
-    if (!t || t->source == TPL_BUILTIN) {
-        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
-                         "no droppable template named \"%.64s\"", name);
-        return;
-    }
-    /* Its leases go on; it is dropped with the last of them. A config
-     * template comes back on the next reload. */
-    tpl_retire(t);
-    sess_send(s, dbl_reply_ok(req->id));
-}
-
 /* Who may call what, checked once by the dispatcher: admin ops are for the
  * daemon's own uid and root (SO_PEERCRED); admin_if names a boolean
  * argument that, when true, makes an op admin-only (release's force). */
@@ -436,7 +419,7 @@ static const struct {
     {"status", op_status, false, NULL},
     {"template.ensure", op_template_ensure, false, NULL},
     {"template.finalize", op_template_finalize, false, NULL},
-    {"template.drop", op_template_drop, true, NULL},
+    {"template.drop", op_template_drop, false, NULL}, /* owner check: ops_template.c */
     {"drain", op_drain, true, NULL},
     {"reload", op_reload, true, NULL},
     {"stop", op_stop, true, NULL},

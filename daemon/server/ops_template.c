@@ -11,6 +11,7 @@
 #include "log.h"
 #include "tpl.h"
 #include "tpl_build.h"
+#include "util.h"
 
 typedef struct tpl_req {
     list_node_t node; /* in sess->tpl_reqs */
@@ -19,7 +20,8 @@ typedef struct tpl_req {
     tpl_t *t;
     tpl_waiter_t waiter;
     uv_timer_t timer;
-    bool ok; /* finalize: freeze (true) or abandon */
+    bool ok;    /* finalize: freeze (true) or abandon */
+    bool claim; /* ensure: may take the claim (false: only look and wait) */
 } tpl_req_t;
 
 static void req_closed(uv_handle_t *h)
@@ -129,11 +131,38 @@ static void on_template_event(tpl_waiter_t *w, tpl_t *t)
     evaluate(w->ud);
 }
 
+/* What an ensure waited for, in its timeout's words. */
 static void on_wait_timeout(uv_timer_t *h)
 {
     tpl_req_t *r = h->data;
-    reply_error(r, DBL_E_TIMEOUT,
-                "another client is still migrating this template; retry, or raise wait_ms");
+    tpl_t *t = r->t;
+    dbld_t *d = r->sess->d;
+    char why[512];
+    if (t->state == TPL_PENDING && d->pg->state == INST_RUNNING && !t->claimer)
+        snprintf(why, sizeof why,
+                 "no room for the template database: all %d databases that max_databases "
+                 "allows exist; release leases or raise max_databases, then retry",
+                 d->limits.max);
+    else if (!tpl_wait_reason(t, why, sizeof why))
+        snprintf(why, sizeof why, "template %s did not settle in time; retry, or raise wait_ms",
+                 t->name);
+    reply_error(r, DBL_E_TIMEOUT, why);
+}
+
+static bool owner_or_admin(const sess_t *s, const tpl_t *t)
+{
+    return dbld_is_admin(s->d, s->uid) || t->owner_uid == s->uid;
+}
+
+static void reply_forbidden(tpl_req_t *r, const char *what)
+{
+    sess_t *s = r->sess;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "template %s belongs to uid %u, which created it: only that user, root or "
+             "dbleased's user (uid %u) may %s it; lease it as it is, or use another name",
+             r->t->name, (unsigned)r->t->owner_uid, (unsigned)s->d->uid, what);
+    reply_error(r, DBL_E_FORBIDDEN, msg);
 }
 
 /* Where the template is, decide: ready, claim it, or wait. */
@@ -153,9 +182,19 @@ static void evaluate(tpl_req_t *r)
                     t->error[0] ? t->error : "the template was dropped; call template.ensure again");
         return;
     case TPL_PENDING:
-        if (s->d->pg->state != INST_RUNNING)
-            break; /* wait for the server */
+        if (!r->claim) {
+            reply(r, template_json(t, "missing")); /* nobody migrates it now */
+            return;
+        }
+        if (!owner_or_admin(s, t)) {
+            reply_forbidden(r, "migrate");
+            return;
+        }
+        if (s->d->pg->state != INST_RUNNING || !tpl_reserve_db(t))
+            break; /* wait for the server, or for room (tpl_janitor offers it) */
         uv_timer_stop(&r->timer); /* the engine answers now, however long it takes */
+        t->claimer_uid = s->uid;
+        t->claimer_pid = s->pid;
         if (tpl_claim_start(t, s, on_claimed, r) == 0)
             return;
         reply_error(r, DBL_E_INSTANCE_DOWN, "the server is not reachable; retry shortly");
@@ -170,16 +209,6 @@ static void evaluate(tpl_req_t *r)
         break;
     }
     tpl_wait(t, &r->waiter, on_template_event, r);
-}
-
-static bool is_config_template(const dbld_t *d, const char *name)
-{
-    if (strcmp(name, "default") == 0)
-        return true;
-    for (int i = 0; i < d->cfg.n_templates; i++)
-        if (strcmp(d->cfg.templates[i].name, name) == 0)
-            return true;
-    return false;
 }
 
 /* Common arguments: template and hash, checked. */
@@ -211,10 +240,12 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
     const char *name = NULL, *hash = NULL, *kind = "postgres";
     char err[256];
     int64_t wait_ms = d->cfg.default_wait_ms;
+    bool claim = true;
     if (name_and_hash(s, req, &name, &hash) < 0)
         return;
     if (dbl_arg_string(req, "kind", &kind, err, sizeof err) < 0 ||
-        dbl_arg_int(req, "wait_ms", 0, 600000, &wait_ms, err, sizeof err) < 0) {
+        dbl_arg_int(req, "wait_ms", 0, 600000, &wait_ms, err, sizeof err) < 0 ||
+        dbl_arg_bool(req, "claim", &claim, err, sizeof err) < 0) {
         sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "%s", err);
         return;
     }
@@ -222,10 +253,11 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
         sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "templates are for kind \"postgres\"");
         return;
     }
-    if (is_config_template(d, name)) {
+    if (tpl_config_owns(&d->cfg, name)) {
         sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
-                         "template \"%s\" is defined by the daemon (built-in or a "
-                         "[template.%s] section); pick another name to migrate it yourself",
+                         "template \"%s\" is built by the daemon (built-in, or a "
+                         "[template.%s] section with sql_dir); pick another name to migrate it "
+                         "yourself",
                          name, name);
         return;
     }
@@ -233,18 +265,36 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
         sess_reply_error(s, req->id, DBL_E_SHUTTING_DOWN, "dbleased is shutting down");
         return;
     }
-    tpl_t *cur = tpl_current(d, "postgres", name);
-    tpl_t *t = tpl_client(d, name, hash);
+    /* A new version is made only by whoever may migrate the name; it
+     * replaces the current one only once finalized (tpl.c). */
+    tpl_t *t = tpl_client_find(d, name, hash), *named = tpl_newest(d, "postgres", name);
+    if (!t && !claim) {
+        json_object *msg = dbl_reply_ok(req->id), *o = json_object_new_object();
+        json_object_object_add(o, "name", json_object_new_string(name));
+        json_object_object_add(o, "hash", json_object_new_string(hash));
+        json_object_object_add(o, "state", json_object_new_string("missing"));
+        json_object_object_add(msg, "template", o);
+        sess_send(s, msg);
+        return;
+    }
+    if (!t && named && !dbld_is_admin(d, s->uid) && named->owner_uid != s->uid) {
+        sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                         "template %s belongs to uid %u, which created it: only that user, root "
+                         "or dbleased's user (uid %u) may migrate a new version of it; lease it "
+                         "as it is, or use another name",
+                         name, (unsigned)named->owner_uid, (unsigned)d->uid);
+        return;
+    }
+    if (!t)
+        t = tpl_client(d, name, hash, s->uid);
     tpl_req_t *r = t ? req_new(s, req->id) : NULL;
     if (!r) {
         sess_reply_error(s, req->id, DBL_E_INTERNAL, "out of memory; retry");
         return;
     }
-    if (cur && cur != t) {
-        log_info("tpl", "template %s: new version %.12s replaces %.12s", name, hash, cur->hash);
-        tpl_retire(cur);
-    }
     r->t = t;
+    r->claim = claim;
+    t->last_used_ms = util_now_ms();
     uv_timer_start(&r->timer, on_wait_timeout, (uint64_t)wait_ms, 0);
     evaluate(r);
 }
@@ -283,11 +333,19 @@ void op_template_finalize(sess_t *s, dbl_request_t *req)
                          name, hash);
         return;
     }
+    if (t->claimer != s && !dbld_is_admin(s->d, s->uid) && t->owner_uid != s->uid) {
+        sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                         "template %s belongs to uid %u, which created it: only that user, root "
+                         "or dbleased's user may finalize it",
+                         name, (unsigned)t->owner_uid);
+        return;
+    }
     if (t->claimer != s) {
         sess_reply_error(s, req->id, DBL_E_NOT_OWNER,
                          "another connection holds the claim on template %s", name);
         return;
     }
+    t->last_used_ms = util_now_ms();
     tpl_req_t *r = req_new(s, req->id);
     if (!r) {
         sess_reply_error(s, req->id, DBL_E_INTERNAL, "out of memory; retry");
@@ -301,6 +359,43 @@ void op_template_finalize(sess_t *s, dbl_request_t *req)
                     "template.ensure has not answered yet; finalize after its \"migrate\" reply");
     else if (rc < 0)
         reply_error(r, DBL_E_INSTANCE_DOWN, "the server is not reachable; retry shortly");
+}
+
+void op_template_drop(sess_t *s, dbl_request_t *req)
+{
+    char err[256];
+    const char *name = NULL;
+    if (dbl_arg_string(req, "template", &name, err, sizeof err) < 0 || !name) {
+        sess_reply_error(s, req->id, DBL_E_BAD_REQUEST, "%s",
+                         name ? err : "template (the name) is required");
+        return;
+    }
+    tpl_t *t = tpl_newest(s->d, "postgres", name);
+    bool admin = dbld_is_admin(s->d, s->uid);
+    /* Its owner may retire a client template; anything else is the
+     * daemon's own user's and root's. */
+    if (!admin && (!t || t->source != TPL_CLIENT || t->owner_uid != s->uid)) {
+        if (t && t->source == TPL_CLIENT)
+            sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                             "template %s belongs to uid %u, which created it: only that user, "
+                             "root or dbleased's user may drop it",
+                             name, (unsigned)t->owner_uid);
+        else
+            sess_reply_error(s, req->id, DBL_E_FORBIDDEN,
+                             "template.drop is for dbleased's user and root, and for the "
+                             "creator of a client template; \"%.64s\" is none of yours",
+                             name);
+        return;
+    }
+    if (!t || t->source == TPL_BUILTIN) {
+        sess_reply_error(s, req->id, DBL_E_UNKNOWN_TEMPLATE,
+                         "no droppable template named \"%.64s\"", name);
+        return;
+    }
+    /* Its leases go on; it is dropped with the last of them. A config
+     * template comes back on the next reload. */
+    tpl_retire(t);
+    sess_send(s, dbl_reply_ok(req->id));
 }
 
 void ops_template_session_closed(sess_t *s)

@@ -11,7 +11,7 @@
 static void resize(dbld_t *d, const char *kind, const char *name, int min_ready, int max_total)
 {
     tpl_t *t = tpl_current(d, kind, name);
-    if (!t)
+    if (!t || t->source == TPL_CLIENT) /* client templates: tpl_client_resize */
         return;
     if (t->pool->min_ready != min_ready || t->pool->max_total != max_total)
         log_info("reload", "pool %s/%s: min_ready %d -> %d, max_total %d -> %d", kind, name,
@@ -67,10 +67,11 @@ void reload_config(dbld_t *d)
     warn_if_changed("[postgres] isolation", d->cfg.postgres.isolation, nc->postgres.isolation);
     warn_if_changed("[redis] isolation", d->cfg.redis.isolation, nc->redis.isolation);
 
-    /* Templates gone from the file retire; their leases go on. */
+    /* Templates gone from the file retire; their leases go on. A section
+     * without sql_dir only sized a client template, which stays. */
     for (int i = 0; i < d->cfg.n_templates; i++) {
         const char *name = d->cfg.templates[i].name;
-        if (!find_tc(nc, name)) {
+        if (d->cfg.templates[i].sql_dir[0] && !find_tc(nc, name)) {
             tpl_t *t = tpl_current(d, "postgres", name);
             log_info("reload", "template %s removed from the configuration: retiring it", name);
             if (t)
@@ -88,6 +89,7 @@ void reload_config(dbld_t *d)
     d->cfg.drain_timeout_s = nc->drain_timeout_s;
     d->cfg.health_interval_ms = nc->health_interval_ms;
     d->cfg.health_timeout_ms = nc->health_timeout_ms;
+    d->cfg.client_template_idle_s = nc->client_template_idle_s;
     d->cfg.max_databases = nc->max_databases;
     d->limits.max = nc->max_databases;
     memcpy(d->cfg.log_level, nc->log_level, sizeof d->cfg.log_level);
@@ -109,7 +111,8 @@ void reload_config(dbld_t *d)
         const tpl_cfg_t *tc = &nc->templates[i];
         tpl_t *t = tpl_current(d, "postgres", tc->name);
         bool schema = strcmp(tc->k.isolation, "schema") == 0;
-        if (t && (t->schema != schema || strcmp(t->sql_dir, tc->sql_dir) != 0)) {
+        if (t && t->source == TPL_CONFIG &&
+            (t->schema != schema || strcmp(t->sql_dir, tc->sql_dir) != 0)) {
             log_info("reload", "template %s: isolation or sql_dir changed: new version", tc->name);
             tpl_retire(t);
         }
@@ -118,6 +121,7 @@ void reload_config(dbld_t *d)
     for (int i = 0; i < nc->n_templates; i++)
         resize(d, "postgres", nc->templates[i].name, nc->templates[i].k.min_ready,
                nc->templates[i].k.max_total);
+    tpl_client_resize(d);
     free(nc);
 
     list_node_t *it, *tmp;

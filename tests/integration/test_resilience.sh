@@ -6,6 +6,8 @@ source "$(dirname "$0")/lib.sh"
 start_daemon "health_interval_ms = 200" "health_timeout_ms = 1000" \
     "[postgres]" "min_ready = 2" "[redis]" "min_ready = 1" "max_total = 4" \
     "[template.one]" "min_ready = 1" "max_total = 1"
+# [template.one] has no sql_dir: it sizes a template clients migrate.
+"$DBLEASE" template migrate one --hash v1 -- true 2>/dev/null
 
 status() { "$DBLEASE" status --json; }
 pg_pid() { status | jq -r '.instances[] | select(.kind == "postgres" and .state == "running") | .pid'; }
@@ -134,6 +136,7 @@ test_sigkilled_daemon_leaves_nothing_behind_after_a_restart() {
     start_daemon "health_interval_ms = 200" "health_timeout_ms = 1000" \
         "[postgres]" "min_ready = 2" "[redis]" "min_ready = 1" "max_total = 4" \
         "[template.one]" "min_ready = 1" "max_total = 1"
+    "$DBLEASE" template migrate one --hash v1 -- true 2>/dev/null # a client template: gone with the old daemon
     left=""
     for p in $old; do if proc_alive "$p"; then left="$left ${p%%:*}"; fi; done
     [ -z "$left" ] || fail "server processes of the killed daemon still run: $left ($(ps -o pid,cmd -p ${left// /,} | tail -n +2))"

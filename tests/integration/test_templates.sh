@@ -16,9 +16,12 @@ INSERT INTO orders (user_id, total) VALUES (1, 9.5);
 SQL
 chmod -R a+rX "$SQL"
 
-start_daemon "max_databases = 16" \
+# Template databases count toward the cap too (5 or so here).
+MAXDB=20
+start_daemon "max_databases = $MAXDB" \
     "[template.app]" "sql_dir = $SQL" "min_ready = 2" "max_total = 6" \
-    "[template.shared]" "sql_dir = $SQL" "isolation = schema" "min_ready = 2" "max_total = 6"
+    "[template.shared]" "sql_dir = $SQL" "isolation = schema" "min_ready = 2" "max_total = 6" \
+    "[template.sized]" "min_ready = 1" "max_total = 1"
 
 field() { jq -r ".$2" <<<"$1"; }
 code_of() { jq -r '.error.code // "ok"' <<<"$1"; }
@@ -163,11 +166,11 @@ test_max_databases_is_never_exceeded_and_idle_templates_make_room() {
     ids=()
     for _ in 1 2 3 4 5 6; do
         ids+=("$("$DBLEASE" lease --template app --wait 30000 --json | jq -r .id)")
-        [ "$("$DBLEASE" status --json | jq '.counters.databases')" -le 16 ] || fail "over max_databases"
+        [ "$("$DBLEASE" status --json | jq '.counters.databases')" -le "$MAXDB" ] || fail "over max_databases"
     done
     for _ in 1 2 3 4 5; do
         "$DBLEASE" lease --wait 30000 >/dev/null
-        [ "$("$DBLEASE" status --json | jq '.counters.databases')" -le 16 ] || fail "over max_databases"
+        [ "$("$DBLEASE" status --json | jq '.counters.databases')" -le "$MAXDB" ] || fail "over max_databases"
     done
     for id in "${ids[@]}"; do "$DBLEASE" release "$id"; done
 }
@@ -190,6 +193,69 @@ test_failed_migration_tool_abandons_and_passes_its_status() {
     set -e
     [ "$rc" = 3 ] || fail "exit $rc"
     [ "$lrc" = 1 ] && grep -q "not been migrated" <<<"$out" || fail "lease after abandon: $lrc $out"
+}
+
+# dbleased(8): a section without sql_dir sizes a template clients migrate;
+# SIGHUP resizes it.
+test_section_without_sql_dir_sizes_a_client_template() {
+    "$DBLEASE" template migrate sized --hash v1 -- psql -XAtqc "CREATE TABLE s (x int)" 2>/dev/null
+    pool='.pools[] | select(.template == "sized")'
+    [ "$("$DBLEASE" status --json | jq "$pool | .max_total")" = 1 ] || fail "not sized by its section"
+    sed -i 's/^max_total = 1$/max_total = 3/' "$T/dbleased.ini"
+    kill -HUP "$DAEMON_PID"
+    resized() { [ "$("$DBLEASE" status --json | jq "$pool | .max_total")" = 3 ]; }
+    wait_until 10 resized || fail "SIGHUP did not resize it: $("$DBLEASE" status --json | jq -c "$pool")"
+    sed -i 's/^max_total = 3$/max_total = 1/' "$T/dbleased.ini"
+    kill -HUP "$DAEMON_PID"
+    [ "$(code_of "$(rpc '{"id":1,"op":"template.drop","template":"sized"}')")" = ok ]
+}
+
+# `template ensure` is read-only: asking about a new hash neither claims it
+# nor takes the ready version away; a claim of the new hash that is
+# abandoned leaves the old version serving.
+test_ensure_of_a_new_hash_leaves_the_ready_version_serving() {
+    "$DBLEASE" template migrate ro --hash v1 -- psql -XAtqc "CREATE TABLE ro_v1 (x int)" 2>/dev/null
+    set +e
+    out=$("$DBLEASE" template ensure ro --hash v2 2>/dev/null)
+    rc=$?
+    set -e
+    [ "$rc" = 1 ] && [ "$out" = missing ] || fail "ensure of an unbuilt hash: exit $rc, printed '$out'"
+    "$DBLEASE" status --json | jq -e '[.templates[] | select(.name == "ro" and .state != "retiring")] | length == 1' >/dev/null \
+        || fail "ensure made a version: $("$DBLEASE" status --json | jq -c .templates)"
+    has() { "$DBLEASE" run --postgres=ro -- psql -XAtqc "SELECT * FROM $1" >/dev/null; }
+    has ro_v1 || fail "v1 not served after ensure"
+    set +e
+    "$DBLEASE" template migrate ro --hash v2 -- sh -c 'exit 4' 2>/dev/null
+    set -e
+    has ro_v1 || fail "v1 not served after an abandoned v2"
+    "$DBLEASE" template migrate ro --hash v3 -- psql -XAtqc "CREATE TABLE ro_v3 (x int)" 2>/dev/null
+    has ro_v3 || fail "v3 not served once finalized"
+    [ "$(code_of "$(rpc '{"id":1,"op":"template.drop","template":"ro"}')")" = ok ]
+}
+
+# A migrate sent before the first server is up (socket activation) waits
+# for it and gets the claim; one that gives up first says what it waited
+# for, not that another client migrates.
+test_migrate_before_the_server_is_up() {
+    mkdir -p "$T/early"
+    printf '[daemon]\ncache_dir = %s\n' "$T/early/cache" > "$T/early.ini"
+    "$DBLEASED" --foreground --config "$T/early.ini" --socket "$T/early.sock" \
+        --state-dir "$T/early/state" 2> "$T/early.log" &
+    local pid=$! rc
+    wait_until 10 test -S "$T/early.sock" || fail "no socket"
+    set +e
+    out=$(DBLEASE_SOCKET="$T/early.sock" "$DBLEASE" template migrate early --hash v1 --wait 1 -- true 2>&1)
+    rc=$?
+    set -e
+    if [ "$rc" = 75 ]; then # the server was not up within 1 ms (else the claim came: fine)
+        ! grep -q "another client" <<<"$out" || fail "blames another client: $out"
+        grep -q "not running yet" <<<"$out" || fail "does not say it waited for the server: $out"
+    fi
+    DBLEASE_SOCKET="$T/early.sock" "$DBLEASE" template migrate early --hash v2 --wait 30000 -- \
+        sh -c 'psql -XAtqc "CREATE TABLE early (x int)"' || fail "migrate sent early did not complete"
+    kill -TERM "$pid"
+    wait "$pid" || fail "dbleased exited non-zero"
+    check_sanitizers "$T/early/state"
 }
 
 run_tests

@@ -214,17 +214,42 @@ static void test_bad_names_and_hashes_are_usage_errors(void **state)
 
 /* ---- template ensure -------------------------------------------------------- */
 
-static void test_ensure_prints_migrate_and_hands_the_claim_back(void **state)
+/* ensure asks read-only (claim: false): it must never hold a claim. */
+static void serve_missing(int fd)
 {
+    json_object *req, *claim;
+    int64_t id;
+
+    srv_hello_from(fd, NULL);
+    id = srv_expect(fd, "template.ensure", &req);
+    SRV_CHECK(json_object_object_get_ex(req, "claim", &claim) &&
+              !json_object_get_boolean(claim));
+    json_object_put(req);
+    srv_send(fd,
+             "{\"id\":%lld,\"ok\":true,\"template\":{\"name\":\"app\",\"hash\":\"abc123\","
+             "\"state\":\"missing\"}}",
+             (long long)id);
+    srv_drain(fd);
+}
+
+/* Read-only against today's daemon (serve_missing) and against one older
+ * than claim: false, which hands out the claim anyway: it goes straight
+ * back (serve_migrate_abandoned), and the answer is still "missing". */
+static void test_ensure_is_read_only_and_fails_when_not_built(void **state)
+{
+    void (*const serves[])(int) = {serve_missing, serve_migrate_abandoned};
     cli_out_t o;
     fake_t f;
 
-    fake_start(&f, serve_migrate_abandoned);
-    assert_int_equal(
-        run_cli(&f, &o, "template", "ensure", "app", "--hash", "abc123", "--json", NULL), 0);
-    assert_string_equal(o.out, "{\"name\":\"app\",\"hash\":\"abc123\",\"state\":\"migrate\"}\n");
-    assert_non_null(strstr(o.err, "template migrate app --hash abc123"));
-    fake_finish(&f);
+    for (size_t i = 0; i < sizeof(serves) / sizeof(serves[0]); i++) {
+        fake_start(&f, serves[i]);
+        assert_int_equal(
+            run_cli(&f, &o, "template", "ensure", "app", "--hash", "abc123", "--json", NULL), 1);
+        assert_string_equal(o.out,
+                            "{\"name\":\"app\",\"hash\":\"abc123\",\"state\":\"missing\"}\n");
+        assert_non_null(strstr(o.err, "template migrate app --hash abc123"));
+        fake_finish(&f);
+    }
 }
 
 /* ---- run with a schema lease ------------------------------------------------- */
@@ -324,7 +349,7 @@ int main(void)
         cmocka_unit_test(test_migrate_errors_map_to_the_documented_exit_codes),
         cmocka_unit_test(test_migrate_prints_the_daemons_whole_message_and_code),
         cmocka_unit_test(test_bad_names_and_hashes_are_usage_errors),
-        cmocka_unit_test(test_ensure_prints_migrate_and_hands_the_claim_back),
+        cmocka_unit_test(test_ensure_is_read_only_and_fails_when_not_built),
         cmocka_unit_test(test_run_sets_the_search_path_of_a_schema_lease),
         cmocka_unit_test(test_status_shows_templates_with_short_hashes_and_errors),
         cmocka_unit_test(test_status_from_an_older_daemon_has_no_templates_section),
