@@ -165,7 +165,8 @@ char *metrics_render(dbld_t *d)
             (unsigned long long)counters[k].v);
     add(&b, "# HELP dblease_databases Databases in any state, against max_databases.\n"
             "# TYPE dblease_databases gauge\ndblease_databases %d\n"
-            "dblease_max_databases %d\n",
+            "# HELP dblease_max_databases The [daemon] max_databases limit.\n"
+            "# TYPE dblease_max_databases gauge\ndblease_max_databases %d\n",
         d->limits.total, d->limits.max);
     return b.p;
 }

@@ -134,6 +134,9 @@ test_metrics_are_scraped_and_parse() {
     # Every sample line is NAME{LABELS} VALUE with a number.
     bad=$(grep -v '^#' <<<"$m" | grep -Ev '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' || true)
     [ -z "$bad" ] || fail "unparsable lines: $bad"
+    # Prometheus' own checker: every metric has HELP and TYPE, names follow its rules.
+    command -v promtool >/dev/null || fail "promtool is required (scripts/deps.sh installs prometheus)"
+    lint=$(promtool check metrics <<<"$m" 2>&1) || fail "promtool check metrics: $lint"
     curl -fsS "http://127.0.0.1:$port/nope" >/dev/null 2>&1 && fail "unknown path answered 200"
     stop_daemon
 }
