@@ -19,8 +19,10 @@ test_notify_socket_hears_ready_status_and_stopping() {
     wait_until 5 grep -q "STATUS=.*leased" "$T/notify.out" || fail "no STATUS= line"
     kill -TERM "$daemon"
     wait "$daemon" || fail "dbleased exited non-zero"
-    grep -q "STOPPING=1" "$T/notify.out" || fail "no STOPPING=1"
     kill "$listener" 2>/dev/null || true
+    grep -q "STOPPING=1" "$T/notify.out" || fail "no STOPPING=1"
+    # Draining and then stopping is one stop to systemd.
+    [ "$(grep -c "STOPPING=1" "$T/notify.out")" = 1 ] || fail "STOPPING=1 sent more than once: $(cat "$T/notify.out")"
 }
 
 test_socket_activation_takes_the_passed_socket_and_leaves_it() {
