@@ -411,6 +411,7 @@ int main(int argc, char **argv)
         return rt_exec_child(argc, argv);
 
     args_t a = {0};
+    log_detect_journal(); /* under systemd, stderr is the journal */
     if (parse_args(argc, argv, &a) < 0)
         return EX_USAGE;
     static dbld_t d; /* large (paths); lives for the whole run */
@@ -458,6 +459,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "dbleased: cannot daemonise: %s\n", strerror(errno));
         return 1;
     }
+    log_detect_journal(); /* daemonising sent stderr to our log file */
     record_pid(&d);
     log_info("daemon", "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
              "from %s", DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);

@@ -11,7 +11,8 @@ test_notify_socket_hears_ready_status_and_stopping() {
     listener=$!
     wait_until 5 test -S "$T/notify.sock"
     mkdir -p "$T/n"
-    NOTIFY_SOCKET="$T/notify.sock" "$DBLEASED" --foreground --socket "$T/n.sock" --state-dir "$T/n/state" \
+    : > "$T/n.log" # stands in for the journal's stream: priorities on each line
+    NOTIFY_SOCKET="$T/notify.sock" JOURNAL_STREAM=$(stat -c %d:%i "$T/n.log") "$DBLEASED" --foreground --socket "$T/n.sock" --state-dir "$T/n/state" \
         2> "$T/n.log" &
     daemon=$!
     wait_until 30 grep -q "READY=1" "$T/notify.out" || fail "no READY=1"
@@ -21,6 +22,7 @@ test_notify_socket_hears_ready_status_and_stopping() {
     wait "$daemon" || fail "dbleased exited non-zero"
     kill "$listener" 2>/dev/null || true
     grep -q "STOPPING=1" "$T/notify.out" || fail "no STOPPING=1"
+    grep -q '^<6>ts=.* level=info ' "$T/n.log" || fail "no <6> (SD_INFO) on the journal's lines: $(head -3 "$T/n.log")"
     # Draining and then stopping is one stop to systemd.
     [ "$(grep -c "STOPPING=1" "$T/notify.out")" = 1 ] || fail "STOPPING=1 sent more than once: $(cat "$T/notify.out")"
 }
