@@ -56,10 +56,16 @@ void log_msg(log_level_t level, const char *comp, const char *fmt, ...)
     /* Quote the message so a line stays one logfmt record. */
     char quoted[2100];
     size_t o = 0;
-    for (const char *p = msg; *p && o < sizeof quoted - 3; p++) {
-        if (*p == '"' || *p == '\\')
+    for (const char *p = msg; *p && o < sizeof quoted - 5; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\')
             quoted[o++] = '\\';
-        quoted[o++] = (*p == '\n') ? ' ' : *p;
+        if (c == '\n')
+            quoted[o++] = ' ';
+        else if (c < 0x20 || c == 0x7f) /* a client's name must not drive a terminal */
+            o += (size_t)snprintf(quoted + o, 5, "\\x%02x", c);
+        else
+            quoted[o++] = *p;
     }
     quoted[o] = '\0';
 

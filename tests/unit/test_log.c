@@ -81,11 +81,26 @@ static void a_file_or_terminal_gets_plain_logfmt(void **state)
     assert_null(strstr(out, "<3>"));
 }
 
+static void hostile(void)
+{
+    log_info("t", "client \033[2J\a \"q\"");
+}
+
+static void control_characters_are_escaped(void **state)
+{
+    (void)state;
+    char *out = capture(hostile, 0);
+    assert_null(strchr(out, '\033'));
+    assert_null(strchr(out, '\a'));
+    assert_non_null(strstr(out, "msg=\"client \\x1b[2J\\x07 \\\"q\\\"\"\n"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(journal_lines_carry_their_priority),
         cmocka_unit_test(a_file_or_terminal_gets_plain_logfmt),
+        cmocka_unit_test(control_characters_are_escaped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
