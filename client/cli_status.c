@@ -154,6 +154,12 @@ static void print_header(json_object *st)
     printf("dbleased %s, pid %" PRId64 ", up %s%s\n", version,
            num(d, "pid"), duration(num(d, "uptime_s"), up, sizeof(up)),
            json_object_get_boolean(field(d, "draining")) ? ", draining (no new leases)" : "");
+    if (str(field(d, "redis"), "error")) {
+        char why[1024];
+
+        printable(why, sizeof(why), str(field(d, "redis"), "error"), false);
+        printf("redis: failed: %s\n", why);
+    }
 }
 
 static void print_pools(json_object *pools)

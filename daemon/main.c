@@ -165,23 +165,80 @@ static void record_pid(dbld_t *d)
         log_warn("daemon", "cannot record our pid in the state dir's lock file");
 }
 
-/* Redis is optional: without redis-server, redis leases say how to get it.
- * A bin_dir that is set but wrong is a configuration error. */
-static int find_redis(dbld_t *d, char *err, size_t errlen)
+/* Redis is optional, and a Redis problem never keeps PostgreSQL from
+ * serving: without redis-server (none installed, or a [redis] bin_dir
+ * without it) the Redis kind is failed, redis leases and status say why. */
+static void find_redis(dbld_t *d)
 {
-    char why[512];
+    char why[sizeof d->redis_error - CFG_PATH - 32], where[CFG_PATH + 32];
+    d->redis_error[0] = '\0';
     if (strcmp(d->cfg.redis.runtime, "docker") == 0) { /* the image has it */
         snprintf(d->redis_bin, sizeof d->redis_bin, "redis-server");
-        return 0;
+        return;
     }
     if (rsrv_find_binary(d->cfg.redis.bin_dir, d->redis_bin, sizeof d->redis_bin, why,
                          sizeof why) == 0)
-        return 0;
+        return;
     d->redis_bin[0] = '\0';
-    if (d->cfg.redis.bin_dir[0]) {
-        snprintf(err, errlen, "%s", why);
+    snprintf(d->redis_error, sizeof d->redis_error, "%s%s",
+             config_where(&d->cfg, "redis", "bin_dir", where, sizeof where), why);
+}
+
+/* What start-up checks beyond the file, run by --check-config too so that
+ * ExecStartPre fails where start-up would: the user servers run as, the
+ * PostgreSQL binaries, the server and cache dirs. Errors name the key's
+ * FILE:LINE. */
+static int startup_checks(dbld_t *d, char *bindir, size_t len, int *major, char *err,
+                          size_t errlen)
+{
+    char why[2 * CFG_PATH], where[CFG_PATH + 32];
+    const char *section = "daemon", *key = "run_as";
+    int rc = runas_resolve(d, why, sizeof why);
+    if (rc == 0) {
+        section = "postgres";
+        key = "bin_dir";
+        rc = rt_pg_find_bins(d->cfg.postgres.bin_dir, bindir, len, major, why, sizeof why);
+    }
+    if (rc == 0) {
+        section = "daemon";
+        key = "cache_dir";
+        rc = runas_pick_server_root(d, why, sizeof why);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s%s", config_where(&d->cfg, section, key, where, sizeof where),
+                 why);
         return -1;
     }
+    find_redis(d);
+    return 0;
+}
+
+/* --check-config: the configuration as the daemon will run it (resolved
+ * user, binaries and dirs), and warnings for what start-up only reports. */
+static int check_config(dbld_t *d, const char *bindir)
+{
+    static config_t shown;
+    char err[3 * CFG_PATH];
+    shown = d->cfg;
+    if (d->uid == 0)
+        snprintf(shown.run_as, sizeof shown.run_as, "%s", d->run_user);
+    snprintf(shown.postgres.bin_dir, sizeof shown.postgres.bin_dir, "%s", bindir);
+    if (d->redis_bin[0] && d->redis_bin[0] == '/') {
+        const char *slash = strrchr(d->redis_bin, '/');
+        snprintf(shown.redis.bin_dir, sizeof shown.redis.bin_dir, "%.*s",
+                 (int)(slash - d->redis_bin), d->redis_bin);
+    }
+    config_dump(&shown, stdout);
+    /* What start-up reads besides the file: a template's sql_dir. */
+    if (config_check_paths(&d->cfg, err, sizeof err) < 0 ||
+        tpl_check_sql_dirs(&d->cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "dbleased: %s\n", err);
+        return EX_CONFIG;
+    }
+    if (d->redis_error[0])
+        fprintf(stderr, "dbleased: warning: %s; PostgreSQL is served, redis leases fail\n",
+                d->redis_error);
+    fprintf(stderr, "dbleased: configuration is valid\n");
     return 0;
 }
 
@@ -425,17 +482,14 @@ int main(int argc, char **argv)
     log_level_t level = LOG_INFO;
     log_level_parse(d.cfg.log_level, &level);
     log_set_level(level);
-    if (a.check_config) {
-        config_dump(&d.cfg, stdout);
-        /* What start-up reads besides the file: a template's sql_dir. */
-        if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
-            tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
-            fprintf(stderr, "dbleased: %s\n", err);
-            return EX_CONFIG;
-        }
-        fprintf(stderr, "dbleased: configuration is valid\n");
-        return 0;
+    char bindir[CFG_PATH];
+    int major = 0;
+    if (startup_checks(&d, bindir, sizeof bindir, &major, err, sizeof err) < 0) {
+        fprintf(stderr, "dbleased: %s\n", err);
+        return EX_CONFIG;
     }
+    if (a.check_config)
+        return check_config(&d, bindir);
     signal(SIGPIPE, SIG_IGN);
 
     ssize_t n = readlink("/proc/self/exe", d.self_exe, sizeof d.self_exe - 1);
@@ -444,14 +498,7 @@ int main(int argc, char **argv)
         return 1;
     }
     d.self_exe[n] = '\0';
-    char bindir[CFG_PATH];
-    int major = 0;
-    if (runas_resolve(&d, err, sizeof err) < 0 ||
-        runas_pick_server_root(&d, err, sizeof err) < 0 ||
-        rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
-                        sizeof err) < 0 ||
-        find_redis(&d, err, sizeof err) < 0 ||
-        lock_state_dir(&d, err, sizeof err) < 0) {
+    if (lock_state_dir(&d, err, sizeof err) < 0) {
         fprintf(stderr, "dbleased: %s\n", err);
         return 1;
     }
@@ -466,6 +513,8 @@ int main(int argc, char **argv)
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)
         log_info("daemon", "user %s cannot reach the state dir, so server data lives in %s",
                  d.run_user, d.server_root);
+    if (d.redis_error[0])
+        log_error("daemon", "redis leases fail until this is fixed: %s", d.redis_error);
     rt_pg_cleanup_leftovers(d.server_root);
     int rc = run(&d, bindir, major, err, sizeof err);
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)

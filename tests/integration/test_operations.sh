@@ -26,4 +26,63 @@ test_status_shows_a_hostile_client_name_without_terminal_escapes() {
     stop_daemon
 }
 
+# --check-config exits 78 with FILE:LINE and the key; $1: INI text.
+check_config_refuses() { # ini expected-key
+    printf '%b' "$1" > "$T/bad.ini"
+    set +e
+    "$DBLEASED" --check-config --config "$T/bad.ini" --state-dir "$T/cc" >/dev/null 2>"$T/cc.err"
+    rc=$?
+    set -e
+    [ "$rc" = 78 ] || fail "--check-config accepted $1 (exit $rc): $(cat "$T/cc.err")"
+    grep -q "$T/bad.ini:[0-9]\+: .*$2" "$T/cc.err" || fail "no FILE:LINE naming $2: $(cat "$T/cc.err")"
+}
+
+test_check_config_refuses_what_start_up_would_refuse_with_file_and_line() {
+    check_config_refuses '[daemon]\nmetrics_listen = 127.0.0.1\n' metrics_listen
+    check_config_refuses '[daemon]\nmetrics_listen = localhost:99999\n' metrics_listen
+    check_config_refuses '[daemon]\nlog_level = loud\n' log_level
+    check_config_refuses '[postgres]\nisolation = rows\n' isolation
+    check_config_refuses '[postgres]\n\nreset = sometimes\n' reset
+    check_config_refuses '[postgres]\nbin_dir = /nonexistent\n' bin_dir
+    check_config_refuses '[daemon]\nrun_as = no-such-user-here\n' run_as
+    # and start-up itself says the same, before anything starts
+    set +e
+    "$DBLEASED" --config "$T/bad.ini" --socket "$T/x.sock" --state-dir "$T/x" 2>"$T/x.err"
+    rc=$?
+    set -e
+    [ "$rc" = 78 ] && grep -q "bad.ini:2: .*run_as" "$T/x.err" || fail "start-up: $rc $(cat "$T/x.err")"
+}
+
+test_check_config_prints_the_values_the_daemon_will_use_and_no_secret() {
+    printf '[postgres]\nruntime = external\nurl = postgresql://admin:s3cr%%40t@127.0.0.1:5432/postgres\n' > "$T/ext.ini"
+    "$DBLEASED" --check-config --config "$T/ext.ini" --state-dir "$T/cc" > "$T/cc.out" 2>"$T/cc.err" ||
+        fail "--check-config refused: $(cat "$T/cc.err")"
+    if grep -q 's3cr' "$T/cc.out" "$T/cc.err"; then fail "the password was printed: $(grep url "$T/cc.out")"; fi
+    grep -q '^url = postgresql://admin:\*\*\*@127.0.0.1:5432/postgres$' "$T/cc.out" || fail "url: $(grep url "$T/cc.out")"
+    "$DBLEASED" --check-config --state-dir "$T/cc" > "$T/cc.out" 2>"$T/cc.err" || fail "defaults refused: $(cat "$T/cc.err")"
+    for key in cache_dir run_as socket state_dir; do
+        grep -q "^$key = ." "$T/cc.out" || fail "$key printed empty: $(cat "$T/cc.out")"
+    done
+    grep -q "^bin_dir = /.*postgresql" "$T/cc.out" || fail "postgres bin_dir not resolved: $(grep bin_dir "$T/cc.out")"
+}
+
+test_a_redis_bin_dir_without_redis_server_leaves_postgres_serving() {
+    mkdir -p "$T/empty"
+    printf '[redis]\nbin_dir = %s/empty\n' "$T" > "$T/rd.ini"
+    "$DBLEASED" --check-config --config "$T/rd.ini" --state-dir "$T/cc" >/dev/null 2>"$T/cc.err" ||
+        fail "--check-config refused what start-up serves: $(cat "$T/cc.err")"
+    grep -q "warning: .*redis-server" "$T/cc.err" || fail "no warning: $(cat "$T/cc.err")"
+    start_daemon "[redis]" "bin_dir = $T/empty"
+    sql "$("$DBLEASE" lease)" "SELECT 1" >/dev/null || fail "postgres does not serve"
+    set +e
+    "$DBLEASE" lease --kind redis 2>"$T/rd.err"
+    rc=$?
+    set -e
+    [ "$rc" != 0 ] && grep -q "redis-server" "$T/rd.err" || fail "redis lease: $rc $(cat "$T/rd.err")"
+    "$DBLEASE" status --json | jq -e '.daemon.redis.state == "failed" and (.daemon.redis.error | test("redis-server"))' \
+        >/dev/null || fail "status does not say why: $("$DBLEASE" status --json | jq -c .daemon)"
+    "$DBLEASE" status | grep -q "redis: failed: .*redis-server" || fail "status table: $("$DBLEASE" status | head -3)"
+    stop_daemon
+}
+
 run_tests
