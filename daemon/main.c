@@ -77,13 +77,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'h': usage(stdout); exit(0);
         case 'V': printf("dbleased %s (protocol %d)\n", DBL_VERSION, DBL_PROTO_VERSION); exit(0);
         default:
-            fprintf(stderr, "dbleased: try 'dbleased --help'\n");
+            fprintf(stderr, "%sdbleased: try 'dbleased --help'\n", log_journal_prefix(LOG_ERROR));
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "dbleased: unexpected argument '%s'; try 'dbleased --help'\n",
-                argv[optind]);
+        fprintf(stderr, "%sdbleased: unexpected argument '%s'; try 'dbleased --help'\n",
+                log_journal_prefix(LOG_ERROR), argv[optind]);
         return -1;
     }
     return 0;
@@ -232,12 +232,12 @@ static int check_config(dbld_t *d, const char *bindir)
     /* What start-up reads besides the file: a template's sql_dir. */
     if (config_check_paths(&d->cfg, err, sizeof err) < 0 ||
         tpl_check_sql_dirs(&d->cfg, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
         return EX_CONFIG;
     }
     if (d->redis_error[0])
-        fprintf(stderr, "dbleased: warning: %s; PostgreSQL is served, redis leases fail\n",
-                d->redis_error);
+        fprintf(stderr, "%sdbleased: warning: %s; PostgreSQL is served, redis leases fail\n",
+                log_journal_prefix(LOG_WARN), d->redis_error);
     fprintf(stderr, "dbleased: configuration is valid\n");
     return 0;
 }
@@ -275,8 +275,10 @@ static int daemonize(const char *state_dir)
         buf[len] = '\0';
         if (strcmp(buf, "ok") == 0)
             _exit(0);
-        fprintf(stderr, "dbleased: %s\n", len ? buf : "exited during start-up; run it with "
-                                                      "--foreground to see why");
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR),
+                len ? buf
+                    : "exited during start-up; run it with "
+                      "--foreground to see why");
         _exit(1);
     }
     close(p[0]);
@@ -476,7 +478,7 @@ int main(int argc, char **argv)
     d.lock_fd = -1;
     char err[3 * CFG_PATH];
     if (resolve_config(&d, &a, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
         return EX_CONFIG;
     }
     log_level_t level = LOG_INFO;
@@ -485,7 +487,7 @@ int main(int argc, char **argv)
     char bindir[CFG_PATH];
     int major = 0;
     if (startup_checks(&d, bindir, sizeof bindir, &major, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
         return EX_CONFIG;
     }
     if (a.check_config)
@@ -494,22 +496,26 @@ int main(int argc, char **argv)
 
     ssize_t n = readlink("/proc/self/exe", d.self_exe, sizeof d.self_exe - 1);
     if (n <= 0) {
-        fprintf(stderr, "dbleased: cannot find our own executable: %s\n", strerror(errno));
+        fprintf(stderr, "%sdbleased: cannot find our own executable: %s\n",
+                log_journal_prefix(LOG_ERROR), strerror(errno));
         return 1;
     }
     d.self_exe[n] = '\0';
     if (lock_state_dir(&d, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
         return 1;
     }
     if (!a.foreground && daemonize(d.cfg.state_dir) < 0) {
-        fprintf(stderr, "dbleased: cannot daemonise: %s\n", strerror(errno));
+        fprintf(stderr, "%sdbleased: cannot daemonise: %s\n", log_journal_prefix(LOG_ERROR),
+                strerror(errno));
         return 1;
     }
     log_detect_journal(); /* daemonising sent stderr to our log file */
     record_pid(&d);
-    log_info("daemon", "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
-             "from %s", DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
+    log_info("daemon",
+             "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
+             "from %s",
+             DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)
         log_info("daemon", "user %s cannot reach the state dir, so server data lives in %s",
                  d.run_user, d.server_root);

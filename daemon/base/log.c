@@ -32,6 +32,11 @@ void log_detect_journal(void)
     prefix = journal ? journal_prefix : no_prefix;
 }
 
+const char *log_journal_prefix(log_level_t level)
+{
+    return prefix[level];
+}
+
 int log_level_parse(const char *name, log_level_t *out)
 {
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {

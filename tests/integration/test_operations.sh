@@ -51,6 +51,13 @@ test_check_config_refuses_what_start_up_would_refuse_with_file_and_line() {
     rc=$?
     set -e
     [ "$rc" = 78 ] && grep -q "bad.ini:2: .*run_as" "$T/x.err" || fail "start-up: $rc $(cat "$T/x.err")"
+    # under systemd (stderr is the journal's stream) the line is an error to journald
+    : > "$T/j.err"
+    set +e
+    JOURNAL_STREAM=$(stat -c %d:%i "$T/j.err") "$DBLEASED" --check-config --config "$T/bad.ini" \
+        --state-dir "$T/x" >/dev/null 2>>"$T/j.err"
+    set -e
+    grep -q "^<3>dbleased: .*run_as" "$T/j.err" || fail "no <3> (SD_ERR): $(cat "$T/j.err")"
 }
 
 test_check_config_prints_the_values_the_daemon_will_use_and_no_secret() {
