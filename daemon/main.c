@@ -220,8 +220,7 @@ static int check_config(dbld_t *d, const char *bindir)
     static config_t shown;
     char err[3 * CFG_PATH];
     shown = d->cfg;
-    if (d->uid == 0)
-        snprintf(shown.run_as, sizeof shown.run_as, "%s", d->run_user);
+    snprintf(shown.run_as, sizeof shown.run_as, "%s", d->run_user); /* ourselves unless root */
     snprintf(shown.postgres.bin_dir, sizeof shown.postgres.bin_dir, "%s", bindir);
     if (d->redis_bin[0] && d->redis_bin[0] == '/') {
         const char *slash = strrchr(d->redis_bin, '/');
