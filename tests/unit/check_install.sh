@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The documentation a newcomer is pointed at gets installed and is right:
+# The documentation a newcomer is pointed at gets installed and is right
+# (Redis URLs as the daemon sends them):
 # `meson install` puts the example configuration and PROTOCOL.md in the doc
 # dir, the example names every key --check-config knows, and --check-config
 # accepts it as shipped.
@@ -23,6 +24,13 @@ sed -e 's/^;\([a-z_]* =\)/\1/' -e 's/^;\(\[template\.\)/\1/' -e '/^url =/d' \
 mkdir -p "$T/sql"
 "$dbleased" --check-config --config "$T/all.ini" --state-dir "$T/state" >/dev/null 2> "$T/err" ||
     fail "the example with every key uncommented is refused: $(cat "$T/err")"
+
+# The daemon sends redis://default:PASSWORD@ (pool/lease.c): the docs show that form.
+grep -q '"redis://default:%s@' "$src/daemon/pool/lease.c" || fail "lease.c no longer sends redis://default:"
+if grep -rn 'redis://:' "$src/README.md" "$src/proto/PROTOCOL.md" "$src/man" "$src/bindings" --include='*.md' \
+    --include='*.[18]' --include='*.py' --include='*.go' --include='*.js' --include='*.ts' > "$T/rd"; then
+    fail "docs show redis://:PASS@, not redis://default:PASS@: $(cat "$T/rd")"
+fi
 
 meson install -C "$build" --no-rebuild --quiet --destdir "$T/dest" > "$T/install.log" 2>&1 ||
     fail "meson install: $(tail -5 "$T/install.log")"
