@@ -200,6 +200,9 @@ static int startup_checks(dbld_t *d, char *bindir, size_t len, int *major, char 
         rc = rt_pg_find_bins(d->cfg.postgres.bin_dir, bindir, len, major, why, sizeof why);
     }
     if (rc == 0) {
+        /* With a state dir run_as cannot reach, this makes the (empty)
+         * fallback dir; --check-config leaves it, as a running daemon of the
+         * same state dir (systemctl reload checks first) may be using it. */
         section = "daemon";
         key = "cache_dir";
         rc = runas_pick_server_root(d, why, sizeof why);
