@@ -328,6 +328,26 @@ static void print_counters(json_object *counters)
     printf("\n");
 }
 
+/* Only an admin's status has it: what each uid uses against the per-uid caps. */
+static void print_uids(json_object *uids)
+{
+    static const char *const head[] = {"UID", "LEASES", "WAITING", "CONNECTIONS"};
+    table_t t = {.ncols = 4};
+    size_t n = count(uids);
+
+    if (!json_object_is_type(uids, json_type_array))
+        return;
+    printf("\nUSERS\n");
+    table_row(&t, head);
+    for (size_t i = 0; i < n; i++) {
+        json_object *u = json_object_array_get_idx(uids, i);
+        const char *row[4] = {str(u, "uid"), str(u, "leases"), str(u, "waiting"),
+                              str(u, "clients")};
+        table_row(&t, row);
+    }
+    table_print(&t);
+}
+
 static int print_status(const char *text, bool json)
 {
     json_object *st = json_tokener_parse(text);
@@ -347,6 +367,7 @@ static int print_status(const char *text, bool json)
         print_pools(field(st, "pools"));
         print_instances(field(st, "instances"));
         print_leases(field(st, "leases"));
+        print_uids(field(st, "uids"));
         print_counters(field(st, "counters"));
     }
     json_object_put(st);

@@ -34,6 +34,8 @@ typedef enum dbl_errcode {
     DBL_E_SHUTTING_DOWN,    /* "shutting_down": draining, no new leases */
     DBL_E_FORBIDDEN,        /* "forbidden": admin operation from a non-admin peer */
     DBL_E_TEMPLATE_FAILED,  /* "template_failed": the template could not be built */
+    DBL_E_TOO_MANY_LEASES,  /* "too_many_leases": the caller's uid is at max_leases_per_uid */
+    DBL_E_TOO_MANY_CLIENTS, /* "too_many_clients": max_clients_per_uid or max_clients reached */
     DBL_E__COUNT
 } dbl_errcode_t;
 

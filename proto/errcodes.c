@@ -19,6 +19,8 @@ static const char *const names[] = {
     [DBL_E_SHUTTING_DOWN] = "shutting_down",
     [DBL_E_FORBIDDEN] = "forbidden",
     [DBL_E_TEMPLATE_FAILED] = "template_failed",
+    [DBL_E_TOO_MANY_LEASES] = "too_many_leases",
+    [DBL_E_TOO_MANY_CLIENTS] = "too_many_clients",
 };
 
 /* A code appended to the enum without a name here fails the build. */

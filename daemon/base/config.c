@@ -47,6 +47,9 @@ static const key_def_t keys[] = {
     D("stuck_client_timeout_s", T_INT, stuck_client_timeout_s, 1, 86400, "30"),
     D("health_interval_ms", T_INT, health_interval_ms, 50, 600000, "1000"),
     D("health_timeout_ms", T_INT, health_timeout_ms, 100, 600000, "3000"),
+    /* tenants (server/caps.c): 0 = no cap; root and the daemon's uid are exempt */
+    D("max_leases_per_uid", T_INT, max_leases_per_uid, 0, 100000, "16"),
+    D("max_clients_per_uid", T_INT, max_clients_per_uid, 0, 100000, "64"),
     K("runtime", T_STR, runtime, 0, 0, "process"),
     K("bin_dir", T_STR, bin_dir, 0, 0, ""),
     K("image", T_STR, image, 0, 0, "postgres:16"),
@@ -62,6 +65,8 @@ static const key_def_t keys[] = {
     K("start_timeout_s", T_INT, start_timeout_s, 1, 3600, "60"),
     K("reset", T_STR, reset, 0, 0, "auto"),
     K("release_grace_ms", T_INT, release_grace_ms, 0, 60000, "300"),
+    /* postgres: each lease role's CONNECTION LIMIT; 0 = a fair share (pg_slots.c), -1 = none */
+    K("lease_connection_limit", T_INT, lease_connection_limit, -1, 100000, "0"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])

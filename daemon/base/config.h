@@ -30,6 +30,9 @@ typedef struct kind_cfg {
      * go on closing by themselves before they are terminated */
     char reset[16];
     int release_grace_ms;
+    /* postgres: CONNECTION LIMIT of each lease role (0: a fair share of
+     * max_connections, pg_slots.c; -1: none) */
+    int lease_connection_limit;
 } kind_cfg_t;
 
 /* A [template.NAME] section: a pool of its own, started from the SQL in
@@ -73,6 +76,8 @@ typedef struct config {
     int stuck_client_timeout_s; /* a client that reads none of its replies this long is closed */
     int health_interval_ms; /* how often each server is probed */
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
+    int max_leases_per_uid;  /* leases one non-admin uid may hold or wait for (0: no cap) */
+    int max_clients_per_uid; /* connections one non-admin uid may have open (0: no cap) */
     kind_cfg_t postgres;
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];

@@ -74,6 +74,47 @@ static const char *strategy(const tpl_t *t)
                                                                       : " STRATEGY FILE_COPY";
 }
 
+/* Connections the lease roles leave to the daemon's own logins that are
+ * not superusers (template owners migrating; an external server's admin),
+ * besides the server's superuser_reserved_connections, which the daemon's
+ * superuser connections (admin, health, release checks) fall back on. */
+#define DAEMON_CONN_RESERVE 8
+
+static int conn_limit_cfg(const tpl_t *t)
+{
+    const config_t *cfg = &t->d->cfg;
+    for (int i = 0; t->source == TPL_CONFIG && i < cfg->n_templates; i++)
+        if (strcmp(cfg->templates[i].name, t->name) == 0)
+            return cfg->templates[i].k.lease_connection_limit;
+    return cfg->postgres.lease_connection_limit;
+}
+
+/* The statement that caps a new lease role's sessions, to run in the
+ * transaction that creates it ("" for lease_connection_limit = -1), so no
+ * lease can take the slots every other lease and the daemon need. The
+ * role has no CREATEROLE, so it cannot lift its own limit. 0 (the default)
+ * is a fair share, computed by the server from its own settings: what
+ * max_connections leaves after the reserved slots and DAEMON_CONN_RESERVE,
+ * split among as many leases as the pool may hand out at once. */
+static void conn_limit_sql(char *out, size_t len, const slot_t *s, const tpl_t *t)
+{
+    int limit = conn_limit_cfg(t);
+    int share = s->pool->max_total < t->d->cfg.max_databases ? s->pool->max_total
+                                                             : t->d->cfg.max_databases;
+    if (limit < 0)
+        out[0] = '\0';
+    else if (limit > 0)
+        snprintf(out, len, "; ALTER ROLE \"%s\" CONNECTION LIMIT %d", s->dbname, limit);
+    else
+        snprintf(out, len,
+                 "; DO $$BEGIN EXECUTE format('ALTER ROLE %%I CONNECTION LIMIT %%s', '%s', "
+                 "greatest(1, (current_setting('max_connections')::int - "
+                 "current_setting('superuser_reserved_connections')::int - "
+                 "coalesce(current_setting('reserved_connections', true), '0')::int - %d) / %d)); "
+                 "END$$",
+                 s->dbname, DAEMON_CONN_RESERVE, share > 0 ? share : 1);
+}
+
 /* ---- a database per lease --------------------------------------------- */
 
 static void on_baseline(void *ud, int err, const char *msg)
@@ -113,7 +154,7 @@ static int db_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[768], grant[192] = "", db[320], grants[384], verifier[160];
+    char role[1536], grant[192] = "", db[320], grants[384], verifier[160], limit[640];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
@@ -121,11 +162,12 @@ static int db_create(slot_t *s, void *ud)
     if (j->t->owner[0])
         snprintf(grant, sizeof grant, "; GRANT \"%s\" TO \"%s\"%s", j->t->owner, s->dbname,
                  j->t->d->pg->major >= 16 ? " WITH INHERIT TRUE, SET FALSE" : "");
-    /* Role and grant in one transaction (one string): both or neither. */
+    conn_limit_sql(limit, sizeof limit, s, j->t);
+    /* Role, grant and limit in one transaction (one string): all or none. */
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
-             "NOREPLICATION NOBYPASSRLS%s",
-             s->dbname, verifier, grant);
+             "NOREPLICATION NOBYPASSRLS%s%s",
+             s->dbname, verifier, grant, limit);
     snprintf(db, sizeof db,
              "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
              s->dbname, s->dbname, j->t->dbname, strategy(j->t));
@@ -237,15 +279,16 @@ static int schema_create(slot_t *s, void *ud)
         free(j);
         return -ENOMEM;
     }
-    char role[512], grant[256], verifier[160];
+    char role[1280], grant[256], verifier[160], limit[640];
     if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
         free(j);
         return -EIO;
     }
+    conn_limit_sql(limit, sizeof limit, s, j->t);
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\" NOSUPERUSER "
-             "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS",
-             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix);
+             "NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS%s",
+             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix, limit);
     snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
              j->t->shared_db, s->dbname);
     const char *sql[] = {role, grant};

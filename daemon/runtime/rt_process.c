@@ -397,15 +397,20 @@ static void start_server(inst_t *i)
     i->port = port;
     snprintf(i->host, sizeof i->host, "127.0.0.1");
 
-    char postgres[CFG_PATH], portstr[16], maxconn[32];
+    char postgres[CFG_PATH], portstr[16], maxconn[32], reserved[48];
     util_path(postgres, sizeof postgres, "%s/postgres", i->bindir);
     snprintf(portstr, sizeof portstr, "%d", port);
-    snprintf(maxconn, sizeof maxconn, "max_connections=%d", i->d->cfg.postgres.server_max_connections);
+    int maxc = i->d->cfg.postgres.server_max_connections;
+    snprintf(maxconn, sizeof maxconn, "max_connections=%d", maxc);
+    /* Slots no lease can take, for the daemon's superuser connections
+     * (admin, health probe, release checks): a tenth, from 3 to 10. */
+    snprintf(reserved, sizeof reserved, "superuser_reserved_connections=%d",
+             maxc / 10 < 3 ? 3 : maxc / 10 > 10 ? 10 : maxc / 10);
     /* Test databases trade durability for speed: nothing here must survive
      * a crash, and the daemon rebuilds everything at start. */
     char *args[] = {postgres, "-D", i->datadir, "-k", i->sockdir,
                     "-p", portstr, "-c", "listen_addresses=127.0.0.1",
-                    "-c", "unix_socket_permissions=0700", "-c", maxconn,
+                    "-c", "unix_socket_permissions=0700", "-c", maxconn, "-c", reserved,
                     "-c", "fsync=off", "-c", "synchronous_commit=off",
                     "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
                     "-c", "log_min_messages=warning", "-c", "max_wal_size=1GB",

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "dbl_version.h"
 #include "inst.h"
 #include "lease.h"
@@ -238,6 +239,8 @@ static void op_lease(sess_t *s, dbl_request_t *req)
                          t->name);
         return;
     }
+    if (!caps_admit_lease(s, req->id))
+        return;
     t->last_used_ms = util_now_ms();
     pool_t *pool = t->pool;
     pool->cold = false;
@@ -366,6 +369,8 @@ static void op_status(sess_t *s, dbl_request_t *req)
 {
     json_object *r = dbl_reply_ok(req->id);
     status_fill(s->d, r);
+    if (dbld_is_admin(s->d, s->uid)) /* who holds what: for admins only */
+        json_object_object_add(r, "uids", caps_usage_json(s->d));
     sess_send(s, r);
 }
 

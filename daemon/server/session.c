@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "caps.h"
 #include "fsm.h"
 #include "lease.h"
 #include "log.h"
@@ -179,6 +180,11 @@ static void close_session(sess_t *s, bool flush)
 void sess_close(sess_t *s)
 {
     close_session(s, false);
+}
+
+void sess_refuse(sess_t *s, bool flush)
+{
+    close_session(s, flush);
 }
 
 static void on_stuck(uv_timer_t *t)
@@ -397,17 +403,16 @@ void sess_accept(dbld_t *d, uv_stream_t *listener)
         return;
     }
     peer_credentials(s);
-    /* Closing sessions count too: each still holds its buffers. */
-    bool stopping = dbld_stopping(d);
-    if (stopping || d->sessions.count > (size_t)d->cfg.max_clients) {
-        log_warn("server", "refusing client pid %d: %s", (int)s->pid,
-                 stopping ? "shutting down" : "too many clients (max_clients)");
-        sess_reply_error(s, NULL, stopping ? DBL_E_SHUTTING_DOWN : DBL_E_INTERNAL,
-                         stopping ? "dbleased is shutting down; retry when it is back"
-                                  : "too many clients; raise [daemon] max_clients or retry");
+    if (dbld_stopping(d)) {
+        log_warn("server", "refusing client pid %d: shutting down", (int)s->pid);
+        sess_reply_error(s, NULL, DBL_E_SHUTTING_DOWN,
+                         "dbleased is shutting down; retry when it is back");
         close_session(s, true);
         return;
     }
+    /* Closing sessions count too: each still holds its buffers. */
+    if (!caps_admit_client(s))
+        return;
     log_debug("server", "session %llu from uid %d pid %d", (unsigned long long)s->serial,
               (int)s->uid, (int)s->pid);
     uv_read_start((uv_stream_t *)&s->pipe, on_alloc, on_read);

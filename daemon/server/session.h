@@ -67,6 +67,9 @@ void sess_hold_lease(sess_t *s, lease_t *l);
 void sess_maybe_finish(sess_t *s);
 /* Close now: attached leases end, waiting requests are cancelled. */
 void sess_close(sess_t *s);
+/* Close one refused as it connected; flush: after the error it was sent
+ * (within the flush deadline), else at once. */
+void sess_refuse(sess_t *s, bool flush);
 /* Drain: answer every session's waiting lease requests (shutting_down). */
 void sess_refuse_waiting_all(dbld_t *d);
 /* Stop: answer what waits, flush each session (within a deadline), close. */

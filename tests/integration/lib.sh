@@ -35,6 +35,7 @@ FAILS=0
 
 cleanup() {
     stop_daemon || true
+    for u in $LOCAL_USERS; do userdel "$u" 2>/dev/null; groupdel "$u" 2>/dev/null || true; done
     if [ -n "${DBLEASE_TEST_KEEP:-}" ]; then
         echo "kept $T (DBLEASE_TEST_KEEP)" >&2
     else
@@ -42,6 +43,14 @@ cleanup() {
     fi
 }
 trap cleanup EXIT
+
+# A local user (and its group) of the test's own, for attacks performed as
+# another user; root only. Removed by cleanup.
+LOCAL_USERS=""
+add_local_user() { # name
+    useradd --system --no-create-home --user-group --shell /usr/sbin/nologin "$1"
+    LOCAL_USERS="$LOCAL_USERS $1"
+}
 
 fail() {
     echo "FAIL: $*" >&2
@@ -102,15 +111,16 @@ lease_url() { # extra CLI args…
 }
 
 # A connection held open in the background: write with `send`, read $T/$1.out.
+# A command prefix (setpriv …) after the name runs the socat as another user.
 CONN_FDS=""
-open_conn() { # name
+open_conn() { # name [command prefix…]
     rm -f "$T/$1.in" "$T/$1.out"
     mkfifo "$T/$1.in"
     # The socat must not inherit the write ends of the other connections'
     # fifos, or closing one of those would never reach its reader.
     (
         for fd in $CONN_FDS; do eval "exec $fd>&-"; done
-        exec socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out"
+        exec "${@:2}" socat -t 60 - "UNIX-CONNECT:$SOCK" < "$T/$1.in" > "$T/$1.out"
     ) &
     eval "pid_$1=$!"
     eval "exec {fd_$1}>\"$T/$1.in\""

@@ -9,8 +9,7 @@ source "$(dirname "$0")/lib.sh"
 NONADMIN=
 if [ "$(id -u)" = 0 ]; then
     NONADMIN="dblit$$"
-    useradd --system --no-create-home --user-group --shell /usr/sbin/nologin "$NONADMIN"
-    trap 'cleanup; userdel "$NONADMIN" 2>/dev/null; groupdel "$NONADMIN" 2>/dev/null || true' EXIT
+    add_local_user "$NONADMIN"
     start_daemon "socket_group = $NONADMIN"
 else
     start_daemon

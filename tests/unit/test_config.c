@@ -98,6 +98,9 @@ static void test_daemon_defaults(void **state)
     assert_int_equal(c->socket_mode, 0660);
     assert_int_equal(c->max_databases, 200);
     assert_int_equal(c->max_clients, 1024);
+    assert_int_equal(c->max_leases_per_uid, 16);  /* tenants: below a pool's max_total */
+    assert_int_equal(c->max_clients_per_uid, 64);
+    assert_int_equal(c->postgres.lease_connection_limit, 0); /* a fair share */
     assert_int_equal(c->default_ttl_s, 900);
     assert_int_equal(c->max_ttl_s, 86400);
     assert_int_equal(c->default_wait_ms, 10000);

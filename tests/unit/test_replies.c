@@ -316,6 +316,8 @@ static void test_errcode_wire_names_are_the_documented_ones(void **state)
         {DBL_E_SHUTTING_DOWN, "shutting_down"},
         {DBL_E_FORBIDDEN, "forbidden"},
         {DBL_E_TEMPLATE_FAILED, "template_failed"},
+        {DBL_E_TOO_MANY_LEASES, "too_many_leases"},
+        {DBL_E_TOO_MANY_CLIENTS, "too_many_clients"},
     };
 
     assert_int_equal(sizeof(want) / sizeof(want[0]), DBL_E__COUNT - 1);
