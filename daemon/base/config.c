@@ -574,25 +574,26 @@ int config_check_paths(const config_t *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->n_templates; i++) {
         const tpl_cfg_t *t = &cfg->templates[i];
+        char section[80];
+        snprintf(section, sizeof section, "template.%s", t->name);
         struct stat st;
         if (!t->sql_dir[0])
             continue;
         if (stat(t->sql_dir, &st) < 0) {
-            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; create it or fix the path",
-                     t->name, t->sql_dir, strerror(errno));
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s: %s; create it or fix the path", t->name,
+                           t->sql_dir, strerror(errno));
         }
         if (!S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen,
-                     "[template.%s] sql_dir %s is not a directory; point it at the directory "
-                     "holding the *.sql files",
-                     t->name, t->sql_dir);
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s is not a directory; point it at the directory "
+                           "holding the *.sql files",
+                           t->name, t->sql_dir);
         }
         if (access(t->sql_dir, R_OK | X_OK) < 0) {
-            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
-                     t->sql_dir, strerror(errno));
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
+                           t->sql_dir, strerror(errno));
         }
     }
     return 0;

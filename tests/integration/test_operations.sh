@@ -44,6 +44,7 @@ test_check_config_refuses_what_start_up_would_refuse_with_file_and_line() {
     check_config_refuses '[postgres]\nisolation = rows\n' isolation
     check_config_refuses '[postgres]\n\nreset = sometimes\n' reset
     check_config_refuses '[postgres]\nbin_dir = /nonexistent\n' bin_dir
+    check_config_refuses '[template.app]\nsql_dir = /nonexistent/sql\n' sql_dir
     check_config_refuses '[daemon]\nrun_as = no-such-user-here\n' run_as
     # and start-up itself says the same, before anything starts
     set +e
