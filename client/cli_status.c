@@ -21,6 +21,30 @@ typedef struct table {
     const char *note_prefix; /* e.g. "error: " */
 } table_t;
 
+/* Copies what the daemon sent (or a client told it: the hello name) so a
+ * terminal shows it and does not obey it: C0 and C1 control characters and
+ * DEL become \xNN escapes, cut to fit len. Newlines are kept where multi
+ * says so (a server message's DETAIL and HINT lines). */
+static void printable(char *out, size_t len, const char *in, bool multi)
+{
+    size_t o = 0;
+
+    for (const unsigned char *c = (const unsigned char *)in; *c && o + 1 < len; c++) {
+        bool c1 = c[0] == 0xc2 && c[1] >= 0x80 && c[1] <= 0x9f; /* U+0080..U+009F */
+        int n;
+
+        if ((*c >= 0x20 && *c != 0x7f && !c1) || (multi && *c == '\n')) {
+            out[o++] = (char)*c;
+            continue;
+        }
+        n = c1 ? snprintf(out + o, len - o, "\\x%02x", *++c) : snprintf(out + o, len - o, "\\x%02x", *c);
+        if (n < 0 || (size_t)n >= len - o)
+            break;
+        o += (size_t)n;
+    }
+    out[o] = '\0';
+}
+
 /* Adds a row of ncols cells given as printf-ready strings. */
 static void table_row(table_t *t, const char *const *cells)
 {
@@ -38,7 +62,7 @@ static void table_row(table_t *t, const char *const *cells)
     }
     t->notes[t->nrows] = NULL;
     for (size_t i = 0; i < t->ncols; i++)
-        snprintf(t->cells[t->nrows][i], CELL_LEN, "%s", cells[i] ? cells[i] : "-");
+        printable(t->cells[t->nrows][i], CELL_LEN, cells[i] ? cells[i] : "-", false);
     t->nrows++;
 }
 
@@ -55,9 +79,12 @@ static void table_print(table_t *t)
             printf("%-*s  ", (int)width[i], t->cells[r][i]);
         printf("%s\n", t->cells[r][t->ncols - 1]);
         if (t->notes[r]) {
+            char note[4096];
+
+            printable(note, sizeof(note), t->notes[r], true);
             printf("  %s", t->note_prefix ? t->note_prefix : "");
             /* a server message may span lines (DETAIL, HINT): keep them indented */
-            for (const char *c = t->notes[r]; *c; c++) {
+            for (const char *c = note; *c; c++) {
                 putchar(*c);
                 if (*c == '\n')
                     fputs("    ", stdout);
@@ -121,11 +148,18 @@ static const char *duration(int64_t s, char *buf, size_t len)
 static void print_header(json_object *st)
 {
     json_object *d = field(st, "daemon");
-    char up[32];
+    char up[32], version[64];
 
-    printf("dbleased %s, pid %" PRId64 ", up %s%s\n", str(d, "version") ? str(d, "version") : "?",
+    printable(version, sizeof(version), str(d, "version") ? str(d, "version") : "?", false);
+    printf("dbleased %s, pid %" PRId64 ", up %s%s\n", version,
            num(d, "pid"), duration(num(d, "uptime_s"), up, sizeof(up)),
            json_object_get_boolean(field(d, "draining")) ? ", draining (no new leases)" : "");
+    if (str(field(d, "redis"), "error")) {
+        char why[1024];
+
+        printable(why, sizeof(why), str(field(d, "redis"), "error"), false);
+        printf("redis: failed: %s\n", why);
+    }
 }
 
 static void print_pools(json_object *pools)
@@ -236,7 +270,8 @@ static void lease_row(table_t *t, json_object *l, time_t now)
         snprintf(db, sizeof(db), "db %s", str(l, "db"));
     else
         snprintf(db, sizeof(db), "-");
-    snprintf(who, sizeof(who), "%s/%s%s%s", str(owner, "uid") ? str(owner, "uid") : "?",
+    /* the client names itself: a screenful of it would hide the table */
+    snprintf(who, sizeof(who), "%s/%s%s%.32s", str(owner, "uid") ? str(owner, "uid") : "?",
              str(owner, "pid") ? str(owner, "pid") : "-", str(owner, "client") ? " " : "",
              str(owner, "client") ? str(owner, "client") : "");
     duration(num(l, "age_s"), age, sizeof(age));
@@ -283,7 +318,11 @@ static void print_counters(json_object *counters)
         return;
     printf("\nCOUNTERS\n");
     json_object_object_foreach(counters, key, val) {
-        printf("%s%s=%s", sep, key, json_object_get_string(val));
+        char k[CELL_LEN], v[CELL_LEN];
+
+        printable(k, sizeof(k), key, false);
+        printable(v, sizeof(v), json_object_get_string(val), false);
+        printf("%s%s=%s", sep, k, v);
         sep = " ";
     }
     printf("\n");

@@ -240,8 +240,10 @@ void dbld_shutdown(dbld_t *d, const char *why)
 {
     if (dbld_stopping(d))
         return;
+    bool drained = d->state == DBLD_DRAINING; /* which told systemd already */
     set_state(d, DBLD_STOPPING);
-    notify_stopping(d);
+    if (!drained)
+        notify_stopping(d);
     log_info("daemon", "shutting down: %s", why);
     ops_template_stopping(d); /* one reply per request, before the sessions go */
     server_close(d);

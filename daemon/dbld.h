@@ -77,6 +77,7 @@ typedef struct dbld {
     int scrapers;
     lat_hist_t lat_pg, lat_redis;
     char redis_bin[CFG_PATH]; /* "" when redis-server is not installed */
+    char redis_error[CFG_PATH + 512]; /* why redis_bin is "": status and leases say it */
     struct dk *dk;            /* container engine client (runtime = docker) */
     char docker_host[512];
 } dbld_t;

@@ -78,13 +78,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'h': usage(stdout); exit(0);
         case 'V': printf("dbleased %s (protocol %d)\n", DBL_VERSION, DBL_PROTO_VERSION); exit(0);
         default:
-            fprintf(stderr, "dbleased: try 'dbleased --help'\n");
+            fprintf(stderr, "%sdbleased: try 'dbleased --help'\n", log_journal_prefix(LOG_ERROR));
             return -1;
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "dbleased: unexpected argument '%s'; try 'dbleased --help'\n",
-                argv[optind]);
+        fprintf(stderr, "%sdbleased: unexpected argument '%s'; try 'dbleased --help'\n",
+                log_journal_prefix(LOG_ERROR), argv[optind]);
         return -1;
     }
     return 0;
@@ -171,23 +171,82 @@ static void record_pid(dbld_t *d)
         log_warn("daemon", "cannot record our pid in the state dir's lock file");
 }
 
-/* Redis is optional: without redis-server, redis leases say how to get it.
- * A bin_dir that is set but wrong is a configuration error. */
-static int find_redis(dbld_t *d, char *err, size_t errlen)
+/* Redis is optional, and a Redis problem never keeps PostgreSQL from
+ * serving: without redis-server (none installed, or a [redis] bin_dir
+ * without it) the Redis kind is failed, redis leases and status say why. */
+static void find_redis(dbld_t *d)
 {
-    char why[512];
+    char why[sizeof d->redis_error - CFG_PATH - 32], where[CFG_PATH + 32];
+    d->redis_error[0] = '\0';
     if (strcmp(d->cfg.redis.runtime, "docker") == 0) { /* the image has it */
         snprintf(d->redis_bin, sizeof d->redis_bin, "redis-server");
-        return 0;
+        return;
     }
     if (rsrv_find_binary(d->cfg.redis.bin_dir, d->redis_bin, sizeof d->redis_bin, why,
                          sizeof why) == 0)
-        return 0;
+        return;
     d->redis_bin[0] = '\0';
-    if (d->cfg.redis.bin_dir[0]) {
-        snprintf(err, errlen, "%s", why);
+    snprintf(d->redis_error, sizeof d->redis_error, "%s%s",
+             config_where(&d->cfg, "redis", "bin_dir", where, sizeof where), why);
+}
+
+/* What start-up checks beyond the file, run by --check-config too so that
+ * ExecStartPre fails where start-up would: the user servers run as, the
+ * PostgreSQL binaries, the server and cache dirs. Errors name the key's
+ * FILE:LINE. */
+static int startup_checks(dbld_t *d, char *bindir, size_t len, int *major, char *err,
+                          size_t errlen)
+{
+    char why[2 * CFG_PATH], where[CFG_PATH + 32];
+    const char *section = "daemon", *key = "run_as";
+    int rc = runas_resolve(d, why, sizeof why);
+    if (rc == 0) {
+        section = "postgres";
+        key = "bin_dir";
+        rc = rt_pg_find_bins(d->cfg.postgres.bin_dir, bindir, len, major, why, sizeof why);
+    }
+    if (rc == 0) {
+        /* With a state dir run_as cannot reach, this makes the (empty)
+         * fallback dir; --check-config leaves it, as a running daemon of the
+         * same state dir (systemctl reload checks first) may be using it. */
+        section = "daemon";
+        key = "cache_dir";
+        rc = runas_pick_server_root(d, why, sizeof why);
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "%s%s", config_where(&d->cfg, section, key, where, sizeof where),
+                 why);
         return -1;
     }
+    find_redis(d);
+    return 0;
+}
+
+/* --check-config: the configuration as the daemon will run it (resolved
+ * user, binaries and dirs), and warnings for what start-up only reports. */
+static int check_config(dbld_t *d, const char *bindir)
+{
+    static config_t shown;
+    char err[3 * CFG_PATH];
+    shown = d->cfg;
+    snprintf(shown.run_as, sizeof shown.run_as, "%s", d->run_user); /* ourselves unless root */
+    snprintf(shown.postgres.bin_dir, sizeof shown.postgres.bin_dir, "%s", bindir);
+    if (d->redis_bin[0] && d->redis_bin[0] == '/') {
+        const char *slash = strrchr(d->redis_bin, '/');
+        snprintf(shown.redis.bin_dir, sizeof shown.redis.bin_dir, "%.*s",
+                 (int)(slash - d->redis_bin), d->redis_bin);
+    }
+    config_dump(&shown, stdout);
+    /* What start-up reads besides the file: a template's sql_dir. */
+    if (config_check_paths(&d->cfg, err, sizeof err) < 0 ||
+        tpl_check_sql_dirs(&d->cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
+        return EX_CONFIG;
+    }
+    if (d->redis_error[0])
+        fprintf(stderr, "%sdbleased: warning: %s; PostgreSQL is served, redis leases fail\n",
+                log_journal_prefix(LOG_WARN), d->redis_error);
+    fprintf(stderr, "dbleased: configuration is valid\n");
     return 0;
 }
 
@@ -224,8 +283,10 @@ static int daemonize(const char *state_dir)
         buf[len] = '\0';
         if (strcmp(buf, "ok") == 0)
             _exit(0);
-        fprintf(stderr, "dbleased: %s\n", len ? buf : "exited during start-up; run it with "
-                                                      "--foreground to see why");
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR),
+                len ? buf
+                    : "exited during start-up; run it with "
+                      "--foreground to see why");
         _exit(1);
     }
     close(p[0]);
@@ -428,6 +489,7 @@ int main(int argc, char **argv)
         return rt_exec_child(argc, argv);
 
     args_t a = {0};
+    log_detect_journal(); /* under systemd, stderr is the journal */
     if (parse_args(argc, argv, &a) < 0)
         return EX_USAGE;
     static dbld_t d; /* large (paths); lives for the whole run */
@@ -435,52 +497,52 @@ int main(int argc, char **argv)
     d.lock_fd = -1;
     char err[3 * CFG_PATH];
     if (resolve_config(&d, &a, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
         return EX_CONFIG;
     }
     log_level_t level = LOG_INFO;
     log_level_parse(d.cfg.log_level, &level);
     log_set_level(level);
-    if (a.check_config) {
-        config_dump(&d.cfg, stdout);
-        /* What start-up reads besides the file: a template's sql_dir. */
-        if (config_check_paths(&d.cfg, err, sizeof err) < 0 ||
-            tpl_check_sql_dirs(&d.cfg, err, sizeof err) < 0) {
-            fprintf(stderr, "dbleased: %s\n", err);
-            return EX_CONFIG;
-        }
-        fprintf(stderr, "dbleased: configuration is valid\n");
-        return 0;
+    /* The state dir first: nothing is made in it (the servers' fallback
+     * root is picked below) before it is known ours. --check-config takes
+     * no lock: the daemon it checks for may be running. */
+    if (!a.check_config && lock_state_dir(&d, err, sizeof err) < 0) {
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
+        return 1;
     }
+    char bindir[CFG_PATH];
+    int major = 0;
+    if (startup_checks(&d, bindir, sizeof bindir, &major, err, sizeof err) < 0) {
+        fprintf(stderr, "%sdbleased: %s\n", log_journal_prefix(LOG_ERROR), err);
+        return EX_CONFIG;
+    }
+    if (a.check_config)
+        return check_config(&d, bindir);
     signal(SIGPIPE, SIG_IGN);
 
     ssize_t n = readlink("/proc/self/exe", d.self_exe, sizeof d.self_exe - 1);
     if (n <= 0) {
-        fprintf(stderr, "dbleased: cannot find our own executable: %s\n", strerror(errno));
+        fprintf(stderr, "%sdbleased: cannot find our own executable: %s\n",
+                log_journal_prefix(LOG_ERROR), strerror(errno));
         return 1;
     }
     d.self_exe[n] = '\0';
-    char bindir[CFG_PATH];
-    int major = 0;
-    /* The state dir first: nothing is made in it before it is known ours. */
-    if (runas_resolve(&d, err, sizeof err) < 0 || lock_state_dir(&d, err, sizeof err) < 0 ||
-        runas_pick_server_root(&d, err, sizeof err) < 0 ||
-        rt_pg_find_bins(d.cfg.postgres.bin_dir, bindir, sizeof bindir, &major, err,
-                        sizeof err) < 0 ||
-        find_redis(&d, err, sizeof err) < 0) {
-        fprintf(stderr, "dbleased: %s\n", err);
-        return 1;
-    }
     if (!a.foreground && daemonize(d.cfg.state_dir) < 0) {
-        fprintf(stderr, "dbleased: cannot daemonise: %s\n", strerror(errno));
+        fprintf(stderr, "%sdbleased: cannot daemonise: %s\n", log_journal_prefix(LOG_ERROR),
+                strerror(errno));
         return 1;
     }
+    log_detect_journal(); /* daemonising sent stderr to our log file */
     record_pid(&d);
-    log_info("daemon", "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
-             "from %s", DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
+    log_info("daemon",
+             "dbleased %s starting: socket %s, state %s, servers as %s, postgres %d "
+             "from %s",
+             DBL_VERSION, d.cfg.socket, d.cfg.state_dir, d.run_user, major, bindir);
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)
         log_info("daemon", "user %s cannot reach the state dir, so server data lives in %s",
                  d.run_user, d.server_root);
+    if (d.redis_error[0])
+        log_error("daemon", "redis leases fail until this is fixed: %s", d.redis_error);
     rt_pg_cleanup_leftovers(d.server_root, d.run_uid);
     int rc = run(&d, bindir, major, err, sizeof err);
     if (strcmp(d.server_root, d.cfg.state_dir) != 0)

@@ -12,6 +12,7 @@ packages=(
     postgresql redis-server                     # server binaries for the process runtime
     postgresql-client redis-tools socat jq curl util-linux procps systemd # what the tests drive
     gnuplot-nox                                 # bench/run.sh draws its plot
+    prometheus                                  # promtool checks /metrics (test_service)
     podman runc                                 # tests/containers: Docker-compatible API for the docker runtime
     python3-pytest python3-pytest-xdist python3-venv python3-pip python3-setuptools python3-wheel  # bindings/python, offline
     python3-psycopg2 python3-redis              # examples/python

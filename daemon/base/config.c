@@ -1,7 +1,9 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,9 +277,20 @@ static void inherit_template_keys(config_t *cfg)
     }
 }
 
+static void remember_where(config_t *cfg, const char *section, const char *key, int line)
+{
+    if (cfg->n_where == CFG_MAX_WHERE)
+        return; /* errors about the rest just lack a line */
+    cfg_where_t *w = &cfg->where[cfg->n_where++];
+    snprintf(w->section, sizeof w->section, "%s", section);
+    snprintf(w->key, sizeof w->key, "%s", key);
+    w->line = line;
+}
+
 static int on_ini(void *user, const char *section, const char *name, const char *value)
 {
     load_ctx_t *lc = user;
+    remember_where(lc->cfg, section, name, lc->line);
     lc->err_line = lc->line; /* cleared below if all is well */
     if (strncmp(section, "template.", 9) == 0) {
         if (!on_template_key(lc, section, name, value))
@@ -316,6 +329,7 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
     }
     char msg[512] = "";
     load_ctx_t lc = {.cfg = cfg, .f = f, .err = msg, .errlen = sizeof msg};
+    snprintf(cfg->file, sizeof cfg->file, "%s", path);
     int rc = ini_parse_stream(read_line, &lc, on_ini, &lc);
     fclose(f);
     int line = lc.err_line;
@@ -336,6 +350,67 @@ int config_load(config_t *cfg, const char *path, char *err, size_t errlen)
     return 0;
 }
 
+const char *config_where(const config_t *cfg, const char *section, const char *key, char *buf,
+                         size_t len)
+{
+    const cfg_where_t *found = NULL;
+    /* the last setting wins, as in loading; else any line of the section */
+    for (int i = 0; i < cfg->n_where; i++)
+        if (strcmp(cfg->where[i].section, section) == 0 &&
+            (strcmp(cfg->where[i].key, key) == 0 || !found || strcmp(found->key, key) != 0))
+            found = &cfg->where[i];
+    if (!found && strncmp(section, "template.", 9) == 0) /* inherited from [postgres] */
+        return config_where(cfg, "postgres", key, buf, len);
+    if (found)
+        snprintf(buf, len, "%s:%d: ", cfg->file, found->line);
+    else
+        snprintf(buf, len, "%s", "");
+    return buf;
+}
+
+/* A message about [section] key, after the FILE:LINE that set it. */
+static int fail_at(const config_t *cfg, const char *section, const char *key, char *err,
+                   size_t errlen, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static int fail_at(const config_t *cfg, const char *section, const char *key, char *err,
+                   size_t errlen, const char *fmt, ...)
+{
+    char where[CFG_PATH + 32], msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    snprintf(err, errlen, "%s%s", config_where(cfg, section, key, where, sizeof where), msg);
+    return -1;
+}
+
+int config_parse_listen(const char *spec, char *host, size_t hostlen, int *port, char *err,
+                        size_t errlen)
+{
+    const char *colon = strrchr(spec, ':');
+    char *end;
+    unsigned char addr[16];
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    size_t hlen = colon ? (size_t)(colon - spec) : 0;
+    if (hlen >= 2 && spec[0] == '[' && spec[hlen - 1] == ']') { /* [::1]:9187 */
+        spec++;
+        hlen -= 2;
+    }
+    bool ok = colon && colon[1] && !*end && p >= 0 && p <= 65535 && hlen > 0 && hlen < hostlen;
+    if (ok) {
+        snprintf(host, hostlen, "%.*s", (int)hlen, spec);
+        ok = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    }
+    if (!ok) {
+        snprintf(err, errlen,
+                 "[daemon] metrics_listen must be ADDRESS:PORT such as 127.0.0.1:9187 or "
+                 "[::1]:9187 (port 0: any free port), got '%s'",
+                 spec);
+        return -1;
+    }
+    *port = (int)p;
+    return 0;
+}
+
 static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *cfg, char *err,
                          size_t errlen)
 {
@@ -343,40 +418,40 @@ static int validate_kind(const char *name, const kind_cfg_t *k, const config_t *
     bool known = strcmp(k->runtime, "process") == 0 || strcmp(k->runtime, "docker") == 0 ||
                  (pg && strcmp(k->runtime, "external") == 0);
     if (!known) {
-        snprintf(err, errlen,
-                 "[%s] runtime = %s is not supported by this version; use runtime = process%s",
-                 name, k->runtime, pg ? ", external or docker" : " or docker");
-        return -1;
+        return fail_at(
+            cfg, name, "runtime", err, errlen,
+            "[%s] runtime = %s is not supported by this version; use runtime = process%s", name,
+            k->runtime, pg ? ", external or docker" : " or docker");
     }
     if (strcmp(k->runtime, "external") == 0 && !k->url[0]) {
-        snprintf(err, errlen,
-                 "[%s] runtime = external needs url = postgresql://USER:PASSWORD@HOST:PORT/DB "
-                 "(a role with CREATEDB and CREATEROLE)",
-                 name);
-        return -1;
+        return fail_at(
+            cfg, name, "url", err, errlen,
+            "[%s] runtime = external needs url = postgresql://USER:PASSWORD@HOST:PORT/DB "
+            "(a role with CREATEDB and CREATEROLE)",
+            name);
     }
     if (strcmp(k->reset, "auto") != 0 && strcmp(k->reset, "detect") != 0 &&
         strcmp(k->reset, "clone") != 0) {
-        snprintf(err, errlen, "[%s] reset must be auto, detect or clone, got '%s'", name, k->reset);
-        return -1;
+        return fail_at(cfg, name, "reset", err, errlen,
+                       "[%s] reset must be auto, detect or clone, got '%s'", name, k->reset);
     }
     size_t plen = strlen(k->name_prefix);
     if (plen == 0 || plen > 20 || !(k->name_prefix[0] >= 'a' && k->name_prefix[0] <= 'z') ||
         strspn(k->name_prefix, "abcdefghijklmnopqrstuvwxyz0123456789_") != plen) {
-        snprintf(err, errlen,
-                 "[%s] name_prefix must be 1 to 20 of a-z 0-9 _, starting with a letter; got '%s'",
-                 name, k->name_prefix);
-        return -1;
+        return fail_at(
+            cfg, name, "name_prefix", err, errlen,
+            "[%s] name_prefix must be 1 to 20 of a-z 0-9 _, starting with a letter; got '%s'", name,
+            k->name_prefix);
     }
     if (k->min_ready > k->max_total) {
-        snprintf(err, errlen, "[%s] min_ready (%d) must not exceed max_total (%d)", name,
-                 k->min_ready, k->max_total);
-        return -1;
+        return fail_at(cfg, name, "min_ready", err, errlen,
+                       "[%s] min_ready (%d) must not exceed max_total (%d)", name, k->min_ready,
+                       k->max_total);
     }
     if (k->min_ready > cfg->max_databases) {
-        snprintf(err, errlen, "[%s] min_ready (%d) must not exceed [daemon] max_databases (%d)",
-                 name, k->min_ready, cfg->max_databases);
-        return -1;
+        return fail_at(cfg, name, "min_ready", err, errlen,
+                       "[%s] min_ready (%d) must not exceed [daemon] max_databases (%d)", name,
+                       k->min_ready, cfg->max_databases);
     }
     return 0;
 }
@@ -388,26 +463,25 @@ static int validate_templates(const config_t *cfg, char *err, size_t errlen)
         char section[80];
         snprintf(section, sizeof section, "template.%s", t->name);
         if (strcmp(t->kind, "postgres") != 0) {
-            snprintf(err, errlen, "[%s] kind = %s: only postgres templates exist; use kind = "
-                                  "postgres",
-                     section, t->kind);
-            return -1;
+            return fail_at(cfg, section, "kind", err, errlen,
+                           "[%s] kind = %s: only postgres templates exist; use kind = "
+                           "postgres",
+                           section, t->kind);
         }
         if (strcmp(t->name, "default") == 0) {
-            snprintf(err, errlen, "[%s]: \"default\" names the built-in empty template; pick "
-                                  "another name",
-                     section);
-            return -1;
+            return fail_at(cfg, section, "", err, errlen,
+                           "[%s]: \"default\" names the built-in empty template; pick "
+                           "another name",
+                           section);
         }
         if (strcmp(t->k.isolation, "database") != 0 && strcmp(t->k.isolation, "schema") != 0) {
-            snprintf(err, errlen, "[%s] isolation must be database or schema, got '%s'", section,
-                     t->k.isolation);
-            return -1;
+            return fail_at(cfg, section, "isolation", err, errlen,
+                           "[%s] isolation must be database or schema, got '%s'", section,
+                           t->k.isolation);
         }
         if (t->sql_dir[0] && t->sql_dir[0] != '/') {
-            snprintf(err, errlen, "[%s] sql_dir must be an absolute path, got '%s'", section,
-                     t->sql_dir);
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[%s] sql_dir must be an absolute path, got '%s'", section, t->sql_dir);
         }
         if (validate_kind(section, &t->k, cfg, err, errlen) < 0)
             return -1;
@@ -419,37 +493,57 @@ int config_validate(const config_t *cfg, char *err, size_t errlen)
 {
     if (strcmp(cfg->postgres.clone_strategy, "file_copy") != 0 &&
         strcmp(cfg->postgres.clone_strategy, "wal_log") != 0) {
-        snprintf(err, errlen, "[postgres] clone_strategy must be file_copy or wal_log, got '%s'",
-                 cfg->postgres.clone_strategy);
-        return -1;
+        return fail_at(cfg, "postgres", "clone_strategy", err, errlen,
+                       "[postgres] clone_strategy must be file_copy or wal_log, got '%s'",
+                       cfg->postgres.clone_strategy);
     }
     if (strcmp(cfg->postgres.isolation, "database") != 0 &&
         strcmp(cfg->postgres.isolation, "schema") != 0) {
-        snprintf(err, errlen, "[postgres] isolation must be database or schema, got '%s'",
-                 cfg->postgres.isolation);
-        return -1;
+        return fail_at(cfg, "postgres", "isolation", err, errlen,
+                       "[postgres] isolation must be database or schema, got '%s'",
+                       cfg->postgres.isolation);
     }
     if (strcmp(cfg->redis.isolation, "instance") != 0 && strcmp(cfg->redis.isolation, "db") != 0) {
-        snprintf(err, errlen, "[redis] isolation must be instance or db, got '%s'",
-                 cfg->redis.isolation);
-        return -1;
+        return fail_at(cfg, "redis", "isolation", err, errlen,
+                       "[redis] isolation must be instance or db, got '%s'", cfg->redis.isolation);
     }
     if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
         strcmp(cfg->log_level, "warn") && strcmp(cfg->log_level, "error")) {
-        snprintf(err, errlen, "[daemon] log_level must be debug, info, warn or error, got '%s'",
-                 cfg->log_level);
-        return -1;
+        return fail_at(cfg, "daemon", "log_level", err, errlen,
+                       "[daemon] log_level must be debug, info, warn or error, got '%s'",
+                       cfg->log_level);
     }
     if (cfg->default_ttl_s > cfg->max_ttl_s) {
-        snprintf(err, errlen, "[daemon] default_ttl_s (%d) must not exceed max_ttl_s (%d)",
-                 cfg->default_ttl_s, cfg->max_ttl_s);
-        return -1;
+        return fail_at(cfg, "daemon", "default_ttl_s", err, errlen,
+                       "[daemon] default_ttl_s (%d) must not exceed max_ttl_s (%d)",
+                       cfg->default_ttl_s, cfg->max_ttl_s);
+    }
+    char host[64];
+    int port;
+    if (cfg->metrics_listen[0] &&
+        config_parse_listen(cfg->metrics_listen, host, sizeof host, &port, err, errlen) < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", err);
+        return fail_at(cfg, "daemon", "metrics_listen", err, errlen, "%s", msg);
     }
     /* [redis] is not served yet, but its limits must already make sense. */
     if (validate_kind("postgres", &cfg->postgres, cfg, err, errlen) < 0 ||
         validate_kind("redis", &cfg->redis, cfg, err, errlen) < 0)
         return -1;
     return validate_templates(cfg, err, errlen);
+}
+
+/* key = value, with a URL's password (scheme://user:PASSWORD@host) as ***:
+ * --check-config's output lands in terminals, CI logs and bug reports. */
+static void dump_str(FILE *f, const char *key, const char *value)
+{
+    const char *auth = strstr(value, "://");
+    const char *at = auth ? strchr(auth + 3, '@') : NULL;
+    const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - auth - 3)) : NULL;
+    if (colon)
+        fprintf(f, "%s = %.*s***%s\n", key, (int)(colon + 1 - value), value, at);
+    else
+        fprintf(f, "%s = %s\n", key, value);
 }
 
 void config_dump(const config_t *cfg, void *file)
@@ -464,7 +558,7 @@ void config_dump(const config_t *cfg, void *file)
                 continue;
             const void *p = field_ptr((config_t *)cfg, sections[s], k);
             if (k->type == T_STR)
-                fprintf(f, "%s = %s\n", k->key, (const char *)p);
+                dump_str(f, k->key, p);
             else if (k->type == T_MODE)
                 fprintf(f, "%s = %04o\n", k->key, *(const int *)p);
             else
@@ -480,7 +574,7 @@ void config_dump(const config_t *cfg, void *file)
                 continue;
             const void *p = (const char *)&tc->k + k->offset;
             if (k->type == T_STR)
-                fprintf(f, "%s = %s\n", k->key, (const char *)p);
+                dump_str(f, k->key, p);
             else
                 fprintf(f, "%s = %d\n", k->key, *(const int *)p);
         }
@@ -491,25 +585,26 @@ int config_check_paths(const config_t *cfg, char *err, size_t errlen)
 {
     for (int i = 0; i < cfg->n_templates; i++) {
         const tpl_cfg_t *t = &cfg->templates[i];
+        char section[80];
+        snprintf(section, sizeof section, "template.%s", t->name);
         struct stat st;
         if (!t->sql_dir[0])
             continue;
         if (stat(t->sql_dir, &st) < 0) {
-            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; create it or fix the path",
-                     t->name, t->sql_dir, strerror(errno));
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s: %s; create it or fix the path", t->name,
+                           t->sql_dir, strerror(errno));
         }
         if (!S_ISDIR(st.st_mode)) {
-            snprintf(err, errlen,
-                     "[template.%s] sql_dir %s is not a directory; point it at the directory "
-                     "holding the *.sql files",
-                     t->name, t->sql_dir);
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s is not a directory; point it at the directory "
+                           "holding the *.sql files",
+                           t->name, t->sql_dir);
         }
         if (access(t->sql_dir, R_OK | X_OK) < 0) {
-            snprintf(err, errlen, "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
-                     t->sql_dir, strerror(errno));
-            return -1;
+            return fail_at(cfg, section, "sql_dir", err, errlen,
+                           "[template.%s] sql_dir %s: %s; let dbleased read it", t->name,
+                           t->sql_dir, strerror(errno));
         }
     }
     return 0;

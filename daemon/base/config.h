@@ -57,6 +57,16 @@ typedef struct tpl_cfg {
 
 #define CFG_MAX_TEMPLATES 16
 
+/* Where the file set a key (or opened a section, key ""), so that an error
+ * found after loading still names FILE:LINE. */
+typedef struct cfg_where {
+    char section[72];
+    char key[32];
+    int line;
+} cfg_where_t;
+
+#define CFG_MAX_WHERE 256
+
 typedef struct config {
     char socket[108]; /* sun_path */
     char state_dir[CFG_PATH];
@@ -85,6 +95,9 @@ typedef struct config {
     kind_cfg_t redis;
     tpl_cfg_t templates[CFG_MAX_TEMPLATES];
     int n_templates;
+    char file[CFG_PATH]; /* the file loaded, "" for built-in defaults */
+    cfg_where_t where[CFG_MAX_WHERE];
+    int n_where;
 } config_t;
 
 /* Is name a valid template (or hash) name: 1–63 of [A-Za-z0-9_.-]? */
@@ -96,8 +109,17 @@ void config_defaults(config_t *cfg);
 int config_load(config_t *cfg, const char *path, char *err, size_t errlen);
 /* Check cross-key rules (limits, supported runtimes). 0 or -1 with message. */
 int config_validate(const config_t *cfg, char *err, size_t errlen);
-/* Print the effective configuration as INI (for --check-config). */
+/* Print the effective configuration as INI (for --check-config), with the
+ * password of a url key shown as ***. */
 void config_dump(const config_t *cfg, void *file);
+/* "FILE:LINE: " for where [section] key was set (else its section, else
+ * ""), to put before a message about it. */
+const char *config_where(const config_t *cfg, const char *section, const char *key, char *buf,
+                         size_t len);
+/* metrics_listen's HOST:PORT (an IPv4 or IPv6 address, port 0-65535); 0,
+ * or -1 with what to write instead in err. */
+int config_parse_listen(const char *spec, char *host, size_t hostlen, int *port, char *err,
+                        size_t errlen);
 /* --check-config: what start-up would fail on outside the file itself (a
  * template's sql_dir missing, not a directory, unreadable). 0, or -1 with
  * what to fix in err. */

@@ -165,7 +165,8 @@ char *metrics_render(dbld_t *d)
             (unsigned long long)counters[k].v);
     add(&b, "# HELP dblease_databases Databases in any state, against max_databases.\n"
             "# TYPE dblease_databases gauge\ndblease_databases %d\n"
-            "dblease_max_databases %d\n",
+            "# HELP dblease_max_databases The [daemon] max_databases limit.\n"
+            "# TYPE dblease_max_databases gauge\ndblease_max_databases %d\n",
         d->limits.total, d->limits.max);
     return b.p;
 }
@@ -273,15 +274,9 @@ int metrics_start(dbld_t *d, char *err, size_t errlen)
         return 0;
     char host[64];
     int port = 0;
-    const char *colon = strrchr(spec, ':');
-    if (!colon || (size_t)(colon - spec) >= sizeof host ||
-        sscanf(colon + 1, "%d", &port) != 1 || port < 0 || port > 65535) {
-        snprintf(err, errlen,
-                 "metrics_listen must be HOST:PORT such as 127.0.0.1:9187 (port 0: any), got '%s'",
-                 spec);
+    /* config_validate() checked it: the same parse cannot fail here */
+    if (config_parse_listen(spec, host, sizeof host, &port, err, errlen) < 0)
         return -1;
-    }
-    snprintf(host, sizeof host, "%.*s", (int)(colon - spec), spec);
     struct sockaddr_storage sa;
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&sa);
     if (rc < 0)

@@ -209,9 +209,9 @@ static void op_lease(sess_t *s, dbl_request_t *req)
     }
     if (redis && !d->redis_bin[0]) {
         sess_reply_error(s, req->id, DBL_E_BAD_REQUEST,
-                         "redis leases need redis-server where dbleased runs; install it "
-                         "(apt-get install redis-server) or set [redis] bin_dir, then restart "
-                         "dbleased");
+                         "redis leases need redis-server where dbleased runs: %s; then "
+                         "restart dbleased",
+                         d->redis_error);
         return;
     }
     if (dbld_refusing(d)) {

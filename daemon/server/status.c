@@ -61,6 +61,14 @@ void status_fill(dbld_t *d, json_object *obj)
     json_object_object_add(daemon, "state_dir", json_object_new_string(d->cfg.state_dir));
     if (d->metrics_on)
         json_object_object_add(daemon, "metrics", json_object_new_string(d->metrics_addr));
+    /* The Redis kind failed at start-up (no redis-server): say why here,
+     * where an operator looks, while PostgreSQL serves. */
+    json_object *redis = json_object_new_object();
+    json_object_object_add(redis, "state",
+                           json_object_new_string(d->redis_bin[0] ? "available" : "failed"));
+    if (!d->redis_bin[0])
+        json_object_object_add(redis, "error", json_object_new_string(d->redis_error));
+    json_object_object_add(daemon, "redis", redis);
     json_object_object_add(obj, "daemon", daemon);
 
     json_object *templates = json_object_new_array();

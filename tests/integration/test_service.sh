@@ -11,7 +11,8 @@ test_notify_socket_hears_ready_status_and_stopping() {
     listener=$!
     wait_until 5 test -S "$T/notify.sock"
     mkdir -p "$T/n"
-    NOTIFY_SOCKET="$T/notify.sock" "$DBLEASED" --foreground --socket "$T/n.sock" --state-dir "$T/n/state" \
+    : > "$T/n.log" # stands in for the journal's stream: priorities on each line
+    NOTIFY_SOCKET="$T/notify.sock" JOURNAL_STREAM=$(stat -c %d:%i "$T/n.log") "$DBLEASED" --foreground --socket "$T/n.sock" --state-dir "$T/n/state" \
         2> "$T/n.log" &
     daemon=$!
     wait_until 30 grep -q "READY=1" "$T/notify.out" || fail "no READY=1"
@@ -19,8 +20,11 @@ test_notify_socket_hears_ready_status_and_stopping() {
     wait_until 5 grep -q "STATUS=.*leased" "$T/notify.out" || fail "no STATUS= line"
     kill -TERM "$daemon"
     wait "$daemon" || fail "dbleased exited non-zero"
-    grep -q "STOPPING=1" "$T/notify.out" || fail "no STOPPING=1"
     kill "$listener" 2>/dev/null || true
+    grep -q "STOPPING=1" "$T/notify.out" || fail "no STOPPING=1"
+    grep -q '^<6>ts=.* level=info ' "$T/n.log" || fail "no <6> (SD_INFO) on the journal's lines: $(head -3 "$T/n.log")"
+    # Draining and then stopping is one stop to systemd.
+    [ "$(grep -c "STOPPING=1" "$T/notify.out")" = 1 ] || fail "STOPPING=1 sent more than once: $(cat "$T/notify.out")"
 }
 
 test_socket_activation_takes_the_passed_socket_and_leaves_it() {
@@ -134,6 +138,9 @@ test_metrics_are_scraped_and_parse() {
     # Every sample line is NAME{LABELS} VALUE with a number.
     bad=$(grep -v '^#' <<<"$m" | grep -Ev '^[a-z_]+(\{[^}]*\})? [0-9.e+-]+$' || true)
     [ -z "$bad" ] || fail "unparsable lines: $bad"
+    # Prometheus' own checker: every metric has HELP and TYPE, names follow its rules.
+    command -v promtool >/dev/null || fail "promtool is required (scripts/deps.sh installs prometheus)"
+    lint=$(promtool check metrics <<<"$m" 2>&1) || fail "promtool check metrics: $lint"
     curl -fsS "http://127.0.0.1:$port/nope" >/dev/null 2>&1 && fail "unknown path answered 200"
     stop_daemon
 }

@@ -545,6 +545,60 @@ static void test_dump_of_every_key_changed_reloads_to_the_same_config(void **sta
     assert_int_equal(fx->cfg.redis.min_ready, 0);
 }
 
+/* ---- Errors found after loading still name FILE:LINE (issue 14) --------- */
+
+static void test_bad_enum_value_names_file_and_line(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load(fx, "[daemon]\nmax_databases = 10\n[postgres]\nisolation = rows\n"), 0);
+    char want[160];
+    snprintf(want, sizeof want, "%s[postgres] isolation must be", at(fx, 4));
+    assert_invalid(&fx->cfg, want);
+}
+
+static void test_template_key_names_its_own_line(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load(fx, "[postgres]\nmax_total = 8\n[template.app]\nmin_ready = 9\n"), 0);
+    char want[160];
+    snprintf(want, sizeof want, "%s[template.app] min_ready (9) must not exceed", at(fx, 4));
+    assert_invalid(&fx->cfg, want);
+}
+
+static void test_metrics_listen_needs_an_address_and_a_port(void **state)
+{
+    fixture_t *fx = *state;
+    char host[64], err[256];
+    int port = -1;
+    assert_int_equal(config_parse_listen("127.0.0.1:9187", host, sizeof host, &port, err, sizeof err), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 9187);
+    assert_int_equal(config_parse_listen("[::1]:0", host, sizeof host, &port, err, sizeof err), 0);
+    assert_string_equal(host, "::1");
+    const char *bad[] = {"127.0.0.1", "127.0.0.1:", ":9187", "127.0.0.1:70000", "localhost:9187",
+                         "127.0.0.1:91x"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(config_parse_listen(bad[i], host, sizeof host, &port, err, sizeof err), -1);
+    assert_int_equal(load(fx, "[daemon]\n\nmetrics_listen = 127.0.0.1\n"), 0);
+    char want[160];
+    snprintf(want, sizeof want, "%s[daemon] metrics_listen must be ADDRESS:PORT", at(fx, 3));
+    assert_invalid(&fx->cfg, want);
+}
+
+static void test_dump_shows_no_url_password(void **state)
+{
+    fixture_t *fx = *state;
+    assert_int_equal(load(fx, "[postgres]\nurl = postgresql://admin:hunter2@db:5432/postgres\n"), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_dump(&fx->cfg, f);
+    fclose(f);
+    assert_null(strstr(text, "hunter2"));
+    assert_non_null(strstr(text, "url = postgresql://admin:***@db:5432/postgres\n"));
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -588,6 +642,10 @@ int main(void)
         T(test_redis_maxmemory_has_a_default_and_a_range),
         T(test_dump_of_defaults_reloads_to_the_same_config),
         T(test_dump_of_every_key_changed_reloads_to_the_same_config),
+        T(test_bad_enum_value_names_file_and_line),
+        T(test_template_key_names_its_own_line),
+        T(test_metrics_listen_needs_an_address_and_a_port),
+        T(test_dump_shows_no_url_password),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
