@@ -17,7 +17,7 @@
 # (2: each mix runs dblease and clone-on-demand this many times, in turn,
 # the order swapped every round, and the ratio is taken round by round).
 # PARTS picks sections on a loaded machine (default: all): any of lat
-# (warm lease latency and fill), suite, redis, template, server, cold;
+# (warm lease latency and fill), refill, suite, redis, template, server, cold;
 # LAT_CLIENTS the latency points ("1 8 64"), MIXES the template suites
 # ("mixed read ddl"); BENCH_RAW=FILE keeps the raw result lines.
 set -euo pipefail
@@ -84,6 +84,7 @@ pids_to_kill=()
 daemon_pid=""
 cleanup() {
     set +e
+    [ -z "${BENCH_RAW:-}" ] || cp "$results" "$BENCH_RAW" # the raw lines, even of a failed run
     for p in "${pids_to_kill[@]}"; do kill -INT "$p" 2>/dev/null; done
     for p in "${pids_to_kill[@]}"; do
         for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
@@ -168,6 +169,12 @@ phase_end pg_fill
 pg_cache=$(ls -d "$cache"/pg[0-9]* | grep -v '\.tmp\.' | head -1)
 major=${pg_cache##*/pg}
 pg_bin=/usr/lib/postgresql/$major/bin
+# The daemon's servers run as its server user (a dedicated one when the
+# system has it): ours run as whoever owns the data they copy.
+if [ "$(id -u)" -eq 0 ]; then
+    run_user=$(stat -c %U "$pg_cache")
+    as_server=(setpriv --reuid="$run_user" --regid="$(id -gn "$run_user")" --clear-groups)
+fi
 [ -x "$pg_bin/postgres" ] || pg_bin=$(pg_config --bindir)
 
 # 1. warm lease latency, PostgreSQL, raw protocol and libdblease
@@ -183,7 +190,7 @@ for c in $clients_list; do
 done
 
 # 3b. refill: drain the pool, release without clean, time until it is full
-if part lat; then
+if part refill; then
     echo "bench: postgres refill" >&2
     phase_start
     bench pg_refill "$lease_bench" refill -s "$sock" -k postgres
@@ -236,13 +243,14 @@ cport=$(( 20000 + RANDOM % 20000 ))
     -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=1GB \
     -c dynamic_shared_memory_type=mmap -c log_min_messages=warning >"$cdir/server.log" 2>&1 &
 pids_to_kill+=($!)
-for _ in $(seq 600); do
-    "$pg_bin/pg_isready" -q -h "$cdir/sock" -p "$cport" && break
-    sleep 0.05
+deadline=$((SECONDS + 180)) # a loaded machine starts servers slowly
+until "$pg_bin/pg_isready" -q -h "$cdir/sock" -p "$cport"; do
+    [ $SECONDS -lt $deadline ] || { echo "bench: the clone server did not start" >&2; cat "$cdir/server.log" >&2; exit 1; }
+    sleep 0.1
 done
 admin="host=$cdir/sock port=$cport user=dblease dbname=postgres"
 
-if part lat || part suite; then
+if part lat || part refill || part suite; then
     echo "bench: raw CREATE DATABASE rate" >&2
     bench rawclone "$suite_bench" rawclone -d "$admin" -n "$RAW_CLONES"
 fi
@@ -339,7 +347,6 @@ emit "$(jq -cn --argjson h "$daemon_hwm" --argjson c "$daemon_cpu_total" \
     '{bench:"daemon_total", rss_peak_kb:$h, cpu_s:$c}')"
 
 # ---- report ----------------------------------------------------------------
-[ -z "${BENCH_RAW:-}" ] || cp "$results" "$BENCH_RAW" # the raw lines, for a partial run
 json=$work/latest.json
 jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson suite_tests "$SUITE_TESTS" \
     --arg host "$(uname -n)" --argjson cores "$(nproc)" --arg pgbin "$pg_bin" '
