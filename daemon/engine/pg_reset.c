@@ -550,6 +550,8 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     /* The kept session (up, or still connecting: statements queue), else a
      * new one; the built-in template needs none. */
     if (!builtin(t)) {
+        if (base->kept && !pgc_is_up(base->kept)) /* broken, not reported yet */
+            pg_reset_close_session(s);
         j->conn = base->kept ? base->kept : conn_open(t, s->dbname, on_job_conn, j);
         base->kept = NULL;
         if (!j->conn) {
