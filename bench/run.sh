@@ -13,7 +13,13 @@
 # SUITE_WORKERS (8), SERVER_TESTS (20), LAT_ROUNDS (total samples per point,
 # 3000), RAW_CLONES (100), and for the suites on a migrated template (50
 # tables, bench/gen_template.sh): MIX_TESTS (200), MIX_WORKERS (4),
-# MIX_READY (the template pool's min_ready, 8), PREP_REPS (20).
+# MIX_READY (the template pool's min_ready, 8), PREP_REPS (20), MIX_ROUNDS
+# (2: each mix runs dblease and clone-on-demand this many times, in turn,
+# the order swapped every round, and the ratio is taken round by round).
+# PARTS picks sections on a loaded machine (default: all): any of lat
+# (warm lease latency and fill), refill, suite, redis, template, server, cold;
+# LAT_CLIENTS the latency points ("1 8 64"), MIXES the template suites
+# ("mixed read ddl"); BENCH_RAW=FILE keeps the raw result lines.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +42,12 @@ if [ $smoke -eq 1 ]; then
 else
     : "${SUITE_TESTS:=400}" "${SUITE_WORKERS:=8}" "${SERVER_TESTS:=20}" "${LAT_ROUNDS:=3000}"
     : "${RAW_CLONES:=100}" "${MIX_TESTS:=200}" "${MIX_WORKERS:=4}" "${MIX_READY:=8}" "${PREP_REPS:=20}"
-    clients_list="1 8 64"
+    clients_list="${LAT_CLIENTS:-1 8 64}"
     pg_ready=72; pg_total=96; rd_ready=68; rd_total=80
 fi
+
+: "${MIX_ROUNDS:=2}" "${PARTS:=all}"
+part() { [ "$PARTS" = all ] || [[ " $PARTS " == *" $1 "* ]]; }
 
 if [ -z "$build_dir" ]; then
     build_dir=$root/build-rel
@@ -60,7 +69,7 @@ shm=/dev/shm
 [ -d $shm ] && [ -w $shm ] || shm=${TMPDIR:-/tmp}
 work=$(mktemp -d "$shm/dblease-bench.XXXXXX")
 chmod 755 "$work"
-cache=$shm/dblease-bench-cache-$(id -u)
+cache=${BENCH_CACHE:-$shm/dblease-bench-cache-$(id -u)}
 mkdir -p "$cache"
 chmod 755 "$cache"
 results=$work/results.ndjson
@@ -75,6 +84,7 @@ pids_to_kill=()
 daemon_pid=""
 cleanup() {
     set +e
+    [ -z "${BENCH_RAW:-}" ] || cp "$results" "$BENCH_RAW" # the raw lines, even of a failed run
     for p in "${pids_to_kill[@]}"; do kill -INT "$p" 2>/dev/null; done
     for p in "${pids_to_kill[@]}"; do
         for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
@@ -159,9 +169,16 @@ phase_end pg_fill
 pg_cache=$(ls -d "$cache"/pg[0-9]* | grep -v '\.tmp\.' | head -1)
 major=${pg_cache##*/pg}
 pg_bin=/usr/lib/postgresql/$major/bin
+# The daemon's servers run as its server user (a dedicated one when the
+# system has it): ours run as whoever owns the data they copy.
+if [ "$(id -u)" -eq 0 ]; then
+    run_user=$(stat -c %U "$pg_cache")
+    as_server=(setpriv --reuid="$run_user" --regid="$(id -gn "$run_user")" --clear-groups)
+fi
 [ -x "$pg_bin/postgres" ] || pg_bin=$(pg_config --bindir)
 
 # 1. warm lease latency, PostgreSQL, raw protocol and libdblease
+part lat || clients_list=""
 for c in $clients_list; do
     for m in raw lib; do
         echo "bench: postgres lease latency, $m, $c clients" >&2
@@ -173,19 +190,23 @@ for c in $clients_list; do
 done
 
 # 3b. refill: drain the pool, release without clean, time until it is full
-echo "bench: postgres refill" >&2
-phase_start
-bench pg_refill "$lease_bench" refill -s "$sock" -k postgres
-phase_end pg_refill
+if part refill; then
+    echo "bench: postgres refill" >&2
+    phase_start
+    bench pg_refill "$lease_bench" refill -s "$sock" -k postgres
+    phase_end pg_refill
+fi
 
 # 2a. the suite through dblease
-echo "bench: suite via dblease ($SUITE_TESTS tests, $SUITE_WORKERS workers)" >&2
-phase_start
-bench suite_dblease "$suite_bench" dblease -s "$sock" -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
-phase_end suite_dblease
+if part suite; then
+    echo "bench: suite via dblease ($SUITE_TESTS tests, $SUITE_WORKERS workers)" >&2
+    phase_start
+    bench suite_dblease "$suite_bench" dblease -s "$sock" -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+    phase_end suite_dblease
+fi
 
 # 4. Redis: latency and suite (the pool starts cold: the first lease starts it)
-if command -v redis-server >/dev/null; then
+if part redis && command -v redis-server >/dev/null; then
     "$cli" --socket "$sock" lease --kind redis --wait 60000 --ttl 5 >/dev/null
     for c in $clients_list; do
         echo "bench: redis lease latency, raw, $c clients" >&2
@@ -222,22 +243,28 @@ cport=$(( 20000 + RANDOM % 20000 ))
     -c synchronous_commit=off -c full_page_writes=off -c max_wal_size=1GB \
     -c dynamic_shared_memory_type=mmap -c log_min_messages=warning >"$cdir/server.log" 2>&1 &
 pids_to_kill+=($!)
-for _ in $(seq 600); do
-    "$pg_bin/pg_isready" -q -h "$cdir/sock" -p "$cport" && break
-    sleep 0.05
+deadline=$((SECONDS + 180)) # a loaded machine starts servers slowly
+until "$pg_bin/pg_isready" -q -h "$cdir/sock" -p "$cport"; do
+    [ $SECONDS -lt $deadline ] || { echo "bench: the clone server did not start" >&2; cat "$cdir/server.log" >&2; exit 1; }
+    sleep 0.1
 done
 admin="host=$cdir/sock port=$cport user=dblease dbname=postgres"
 
-echo "bench: raw CREATE DATABASE rate" >&2
-bench rawclone "$suite_bench" rawclone -d "$admin" -n "$RAW_CLONES"
-echo "bench: suite, clone on demand" >&2
-bench suite_clone "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" \
-    -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+if part lat || part refill || part suite; then
+    echo "bench: raw CREATE DATABASE rate" >&2
+    bench rawclone "$suite_bench" rawclone -d "$admin" -n "$RAW_CLONES"
+fi
+if part suite; then
+    echo "bench: suite, clone on demand" >&2
+    bench suite_clone "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" \
+        -w "$SUITE_WORKERS" -n "$SUITE_TESTS"
+fi
 
 # ---- a migrated template: preparation, and suites that use its data ---------
 # The same SQL twice: as [template.app] of a daemon, and built by hand on the
 # clone server (objects owned by a role of their own, as the daemon does) for
 # workers that CREATE DATABASE … TEMPLATE and DROP themselves.
+if part template; then
 "$root/bench/gen_template.sh" "$work/sql"
 chmod 755 "$work/sql"
 psql "$admin" -XAtq -v ON_ERROR_STOP=1 >/dev/null <<SQL
@@ -267,38 +294,55 @@ daemon_pid=$(cat "$work/app/st/dbleased.lock")
 echo "bench: migrated template: pool refill" >&2
 "$lease_bench" fill -s "$sock" -t app >/dev/null # the template builds, the pool fills
 bench app_refill "$lease_bench" refill -s "$sock" -t app
-# Each mix through dblease, then by clone-on-demand, one after the other on a
-# settled pool (a refill left running would take the clone run's CPU).
-for mix in mixed read ddl; do
-    echo "bench: $mix suite on the migrated template, dblease vs clone-on-demand" >&2
+# Each mix through dblease and by clone-on-demand in turn, MIX_ROUNDS times,
+# the order swapped every round (the load drifts), each on a settled pool (a
+# refill left running would take the clone run's CPU).
+mix_dblease() {
     "$lease_bench" fill -s "$sock" -t app >/dev/null
-    bench "mix_${mix}_dblease" "$suite_bench" dblease -s "$sock" -t app -x "$mix" \
+    bench "mix_${1}_dblease_$2" "$suite_bench" dblease -s "$sock" -t app -x "$1" \
         -w "$MIX_WORKERS" -n "$MIX_TESTS"
+}
+mix_clone() {
     "$lease_bench" fill -s "$sock" -t app >/dev/null
-    bench "mix_${mix}_clone" "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" -t apptpl \
-        -x "$mix" -w "$MIX_WORKERS" -n "$MIX_TESTS"
+    bench "mix_${1}_clone_$2" "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" -t apptpl \
+        -x "$1" -w "$MIX_WORKERS" -n "$MIX_TESTS"
+}
+for mix in ${MIXES:-mixed read ddl}; do
+    echo "bench: $mix suite on the migrated template, dblease vs clone-on-demand" >&2
+    for r in $(seq "$MIX_ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then mix_dblease "$mix" "$r"; mix_clone "$mix" "$r"
+        else mix_clone "$mix" "$r"; mix_dblease "$mix" "$r"; fi
+    done
 done
+"$cli" --socket "$sock" status --json >"$work/app_status.json"
+emit "$(jq -c '{bench:"app_releases", pools:[.pools[] | select(.template == "app") |
+    {releases, unchecked}]}' "$work/app_status.json" 2>/dev/null || echo '{"bench":"app_releases"}')"
 stop_daemon app
 daemon_pid=""
+fi
 
 kill -INT "${pids_to_kill[0]}"
 wait "${pids_to_kill[0]}" || true
 pids_to_kill=()
 
-echo "bench: suite, server per test ($SERVER_TESTS tests)" >&2
-bench suite_server "$suite_bench" server -b "$pg_bin" -C "$pg_cache" -T "$work" \
-    -u "$run_user" -w "$SUITE_WORKERS" -n "$SERVER_TESTS"
+if part server; then
+    echo "bench: suite, server per test ($SERVER_TESTS tests)" >&2
+    bench suite_server "$suite_bench" server -b "$pg_bin" -C "$pg_cache" -T "$work" \
+        -u "$run_user" -w "$SUITE_WORKERS" -n "$SERVER_TESTS"
+fi
 
 # 5. cold start to first lease: a fresh state dir, the initdb cache warm
-echo "bench: cold start" >&2
-t0=$(now_ns)
-start_daemon cold "[daemon]
+if part cold; then
+    echo "bench: cold start" >&2
+    t0=$(now_ns)
+    start_daemon cold "[daemon]
 cache_dir = $cache
 log_level = warn"
-"$cli" --socket "$sock" lease --ttl 5 >/dev/null
-t1=$(now_ns)
-stop_daemon cold
-emit "$(jq -cn --argjson s "$(( (t1 - t0) / 1000000 ))" '{bench:"cold_start", ms:$s}')"
+    "$cli" --socket "$sock" lease --ttl 5 >/dev/null
+    t1=$(now_ns)
+    stop_daemon cold
+    emit "$(jq -cn --argjson s "$(( (t1 - t0) / 1000000 ))" '{bench:"cold_start", ms:$s}')"
+fi
 emit "$(jq -cn --argjson h "$daemon_hwm" --argjson c "$daemon_cpu_total" \
     '{bench:"daemon_total", rss_peak_kb:$h, cpu_s:$c}')"
 
@@ -311,14 +355,20 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
   def ratio($a; $b): if ($a == null or $b == null or $b == 0) then null else $a / $b end;
   (tag("suite_dblease").wall_s) as $d |
   (tag("suite_clone").wall_s) as $c |
-  (tag("suite_server").wall_s * $suite_tests / $server_tests) as $s |
+  (tag("suite_server").wall_s | if . == null then null else . * $suite_tests / $server_tests end) as $s |
   (tag("pg_refill")) as $refill |
   (tag("pg_fill")) as $fill |
   (map(select(.bench=="rawclone")) | first) as $raw |
-  (tag("pg_lat_raw_64") // tag("pg_lat_raw_4")) as $l64 |
-  def mixr($m): {dblease_tests_per_s: tag("mix_\($m)_dblease").tests_per_s,
-                 clone_tests_per_s: tag("mix_\($m)_clone").tests_per_s,
-                 ratio: ratio(tag("mix_\($m)_dblease").tests_per_s; tag("mix_\($m)_clone").tests_per_s)};
+  (tag("pg_lat_raw_64") // tag("pg_lat_raw_4") // {lease_release: {p50_us: 1e9, p99_us: 1e9}}) as $l64 |
+  # Rounds ran dblease and clone-on-demand in turn: the ratio is taken per
+  # round, and the mean of those is the one reported.
+  def mean: if length == 0 then null else add / length end;
+  def rounds($m; $a): [.[] | select(.tag != null and (.tag | startswith("mix_\($m)_\($a)_")))
+                             | {r: (.tag | split("_") | last), v: .tests_per_s}];
+  def mixr($m): rounds($m; "dblease") as $d | rounds($m; "clone") as $c |
+    [$d[] as $x | $c[] | select(.r == $x.r) | ratio($x.v; .v)] as $rs |
+    {dblease_tests_per_s: ($d | map(.v) | mean), clone_tests_per_s: ($c | map(.v) | mean),
+     ratios: $rs, ratio: ($rs | map(select(. != null)) | mean)};
   {
     smoke: ($smoke == 1), cores: $cores, postgres_bin: $pgbin,
     date: (now | todate),
@@ -374,8 +424,8 @@ jq -r --argjson server_tests "$SERVER_TESTS" '
    "  preparing one database, one session, median ms: bare clone \($m.prep_steps_ms.bare.total_ms); before issue 12 \($m.prep_steps_ms.reassign.total_ms) (clone \($m.prep_steps_ms.reassign.clone_ms), session \($m.prep_steps_ms.reassign.connect_ms), REASSIGN+DROP OWNED \($m.prep_steps_ms.reassign.take_over_ms)); now \($m.prep_steps_ms.member.total_ms) (clone \($m.prep_steps_ms.member.clone_ms))",
    "  pool refill (drop + clone) \($m.refill_per_s)/s; raw clone \($m.raw_clone_per_s)/s, raw clone + drop \($m.raw_clone_drop_per_s)/s (one session)",
    "  suite          dblease tests/s   clone-on-demand tests/s   ratio",
-   ($m.suites | to_entries[] | "  \(.key|.+"             "|.[0:13])  \(.value.dblease_tests_per_s|tostring|("               "+.)[-15:])   \(.value.clone_tests_per_s|tostring|("                       "+.)[-23:])   \(.value.ratio|r2)")),
-  "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|.rss_peak_kb/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
+   ($m.suites | to_entries[] | "  \(.key|.+"             "|.[0:13])  \(.value.dblease_tests_per_s|r1|tostring|("               "+.)[-15:])   \(.value.clone_tests_per_s|r1|tostring|("                       "+.)[-23:])   \(.value.ratio|r2) (rounds: \(.value.ratios|map(r2|tostring)|join(", ")))")),
+  "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|(.rss_peak_kb // 0)/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
   "",
   "targets: " + (.summary.targets | to_entries | map("\(.key)=\(if .value then "met" else "MISSED" end)") | join(", "))
 ' "$json"
@@ -389,7 +439,8 @@ plot() {
         "$json" >"$work/lat.dat"
     jq -r '.summary.suite_wall_s | "dblease \(.dblease)\nclone-on-demand \(.clone_on_demand)\nserver-per-test \(.server_per_test_scaled)"' \
         "$json" >"$work/suite.dat"
-    gnuplot <<EOF
+    # A partial run (PARTS) may have nothing to draw: no plot, no failure.
+    gnuplot <<EOF || echo "bench: nothing to plot" >&2
 set terminal pngcairo size 1400,560 font ",10" noenhanced
 set output "$png"
 set multiplot layout 1,2

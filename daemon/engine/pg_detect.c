@@ -59,7 +59,9 @@ void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
              "roleid, member) FROM pg_auth_members WHERE member IN (SELECT oid FROM r) OR roleid IN "
              "(SELECT oid FROM r WHERE lease)))), "
              "(SELECT count(*) FROM pg_stat_activity WHERE (datname = '%1$s' AND usename <> "
-             "current_user) OR usename = '%1$s')::text, NULL",
+             "current_user) OR usename = '%1$s')::text, "
+             "(SELECT concat_ws(':', tup_inserted, tup_updated, tup_deleted) FROM pg_stat_database "
+             "WHERE datname = '%1$s')",
              name, owner);
 }
 
@@ -111,6 +113,7 @@ int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb)
             copy(shared->epoch, sizeof shared->epoch, key);
             copy(shared->digest, sizeof shared->digest, a);
             shared->sessions = strtol(b, NULL, 10);
+            copy(shared->dbtup, sizeof shared->dbtup, target);
             seen_x = true;
         } else if (kind == 'c' && indb) {
             copy(indb->catalogs, sizeof indb->catalogs, a);
@@ -130,10 +133,11 @@ int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb)
     return (shared && !seen_x) || (indb && !seen_c) ? -1 : 0;
 }
 
-bool pgd_shared_equal(const pgd_shared_t *base, const pgd_shared_t *now)
+bool pgd_shared_equal(const pgd_shared_t *base, const pgd_shared_t *now, bool db_counters)
 {
     return now->sessions == 0 && strcmp(base->epoch, now->epoch) == 0 &&
-           strcmp(base->digest, now->digest) == 0;
+           strcmp(base->digest, now->digest) == 0 &&
+           (!db_counters || (now->dbtup[0] && strcmp(base->dbtup, now->dbtup) == 0));
 }
 
 static const pgd_rel_t *find_rel(const pgd_state_t *s, unsigned relid)

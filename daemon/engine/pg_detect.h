@@ -47,12 +47,15 @@ typedef struct pgd_shared {
     char epoch[64];
     char digest[33];
     long sessions;
+    char dbtup[80]; /* pg_stat_database tup_inserted:updated:deleted of the database */
 } pgd_shared_t;
 
-/* A slot's baseline (slot->engine). */
+/* A slot's baseline (slot->engine), and the superuser session pg_reset.c
+ * keeps in the database between leases (NULL: none). */
 typedef struct pgd_base {
     pgd_shared_t shared;
     pgd_state_t indb;
+    struct pgc *kept;
 } pgd_base_t;
 
 /* Every row: kind, key, a, b, target. */
@@ -68,7 +71,10 @@ int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb);
 void pgd_state_free(pgd_state_t *s);
 int pgd_state_copy(pgd_state_t *dst, const pgd_state_t *src);
 
-bool pgd_shared_equal(const pgd_shared_t *base, const pgd_shared_t *now);
+/* db_counters: also the database's tuple counters, which on the built-in
+ * template (no tables, no sequences) move with anything a lease creates,
+ * writes or deletes, catalogs included: checked from outside the database. */
+bool pgd_shared_equal(const pgd_shared_t *base, const pgd_shared_t *now, bool db_counters);
 /* Verdict of the in-database part. For ROWS, *changed (malloc'd, *nchanged)
  * lists the tables to reload, *seqs whether any sequence moved. */
 reset_verdict_t pgd_compare(const pgd_state_t *base, const pgd_state_t *now, unsigned **changed,

@@ -18,34 +18,44 @@
  * release gives up (and the pool drops the database). */
 #define END_TIMEOUT_MS 5000
 
-/* A database release runs on a superuser connection of its own into the
- * lease database (opened first): the grace can take release_grace_ms, and
- * the admin connections, which the pool's clones and drops queue on, must
- * not wait behind it. */
+/* A release of a database from a migrated template runs on a superuser
+ * session in the lease database: the one kept there since the last release
+ * (or opened after the clone), else a new one. Opening one costs as much as
+ * a clone of a small template on a loaded server (BENCHMARKS.md, section 7),
+ * so it is kept between leases (not opened before the first release:
+ * preparing a database opens no session in it), up to a budget of the server's connections
+ * (KEPT_SHARE of max_connections, all pools together): past it, releases
+ * open their own and close it after. It is a session of the daemon's
+ * superuser, which the release never counts or ends as the holder's; a drop
+ * closes it first (and DROP … WITH (FORCE) would end it anyway).
+ *
+ * A database of the built-in template has no tables or sequences: anything
+ * a lease does there moves the database's tuple counters, which the admin
+ * connection reads from outside (pg_stat_database), so its release runs
+ * wholly on an admin connection, with no session in the database. */
+#define KEPT_SHARE 4
+
 typedef enum rj_state {
-    RJ_CONNECTING, /* into the lease database, as superuser */
-    RJ_ENDING,     /* logins blocked, the holder's sessions closing or being ended */
-    RJ_CHECKING,   /* epoch, sessions, shared catalogs */
-    RJ_DETECTING,  /* per-relation counters and sequences */
-    RJ_CLEARING,   /* rows reset: DELETE + VACUUM the changed tables */
-    RJ_LOADING,    /* rows reset: seed rows, setval, new baseline */
-    RJ_REOPENING,  /* new password, login allowed again */
-    RJ_RECLONING,  /* unusable: IS_TEMPLATE off so the drop works */
+    RJ_STARTING,  /* policy, session */
+    RJ_ENDING,    /* logins blocked, sessions closing or ended, then the check */
+    RJ_DECIDING,  /* the verdict */
+    RJ_CLEARING,  /* rows reset: DELETE + VACUUM the changed tables */
+    RJ_LOADING,   /* rows reset: seed rows, setval, new baseline */
+    RJ_REOPENING, /* new password, login allowed again */
+    RJ_RECLONING, /* unusable: the pool drops it */
     RJ__COUNT
 } rj_state_t;
 
 static const char *const rj_names[RJ__COUNT] = {
-    [RJ_ENDING] = "ending",       [RJ_CHECKING] = "checking", [RJ_CONNECTING] = "connecting",
-    [RJ_DETECTING] = "detecting", [RJ_CLEARING] = "clearing", [RJ_LOADING] = "loading",
-    [RJ_REOPENING] = "reopening", [RJ_RECLONING] = "recloning",
+    [RJ_STARTING] = "starting", [RJ_ENDING] = "ending", [RJ_DECIDING] = "deciding",   [RJ_CLEARING] = "clearing",
+    [RJ_LOADING] = "loading",     [RJ_REOPENING] = "reopening", [RJ_RECLONING] = "recloning",
 };
 
 static const unsigned rj_allowed[RJ__COUNT] = {
-    [RJ_CONNECTING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_RECLONING),
-    [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
-    [RJ_CHECKING] = FSM_TO(RJ_DETECTING) | FSM_TO(RJ_RECLONING),
-    [RJ_DETECTING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
-                     FSM_TO(RJ_RECLONING),
+    [RJ_STARTING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_RECLONING),
+    [RJ_ENDING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+    [RJ_DECIDING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
+                    FSM_TO(RJ_RECLONING),
     [RJ_CLEARING] = FSM_TO(RJ_LOADING) | FSM_TO(RJ_RECLONING),
     [RJ_LOADING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
     [RJ_REOPENING] = 0,
@@ -57,18 +67,20 @@ static const fsm_def_t rj_fsm = {"release", RJ__COUNT, rj_names, rj_allowed};
 typedef struct rjob {
     slot_t *s;
     tpl_t *t;
-    pgc_t *conn; /* into the lease database while detecting and reloading */
+    pgc_t *conn; /* into the lease database (NULL: on an admin connection) */
     rj_state_t state;
     bool detect; /* database isolation: run the detector */
-    uint64_t t0;
+    uint64_t t0, t_check; /* release, sessions gone */
     reset_action_t action;
-    int err; /* the failure a reclone reports */
-    char msg[256];
+    reset_verdict_t verdict; /* VERDICT__COUNT until the check answered */
     pgd_state_t now;
     unsigned *changed; /* tables to reload */
     int nchanged;
     char password[33];
 } rjob_t;
+
+/* Sessions of ours in lease databases, kept or in use (one server). */
+static int open_conns;
 
 static void set_state(rjob_t *j, rj_state_t to)
 {
@@ -84,6 +96,11 @@ static const kind_cfg_t *kind_cfg(const tpl_t *t)
     return &cfg->postgres;
 }
 
+static bool builtin(const tpl_t *t)
+{
+    return t->source == TPL_BUILTIN;
+}
+
 /* The template version's cache; made by the entry points (release,
  * baseline), which fail with -ENOMEM when they cannot, so every step after
  * them finds it. */
@@ -96,18 +113,86 @@ static pgd_seed_t *seed_of(pool_t *p)
     return p->engine_data;
 }
 
+/* ---- sessions of ours in lease databases ------------------------------ */
+
+static void conn_close(pgc_t *c)
+{
+    if (!c)
+        return;
+    open_conns--;
+    pgc_close(c);
+}
+
+static pgc_t *conn_open(tpl_t *t, const char *dbname, pgc_status_cb cb, void *ud)
+{
+    pgc_t *c = pg_connect_db(t->d->pg, dbname, cb, ud);
+    if (c)
+        open_conns++;
+    return c;
+}
+
+/* A kept session broke (server restart, a crash-restart): forget it; the
+ * next release opens a new one. */
+static void on_kept_status(pgc_t *c, int err, const char *msg, void *ud)
+{
+    (void)msg;
+    slot_t *s = ud;
+    pgd_base_t *base = s->engine;
+    if (err == 0 || !base || base->kept != c)
+        return;
+    base->kept = NULL;
+    conn_close(c);
+}
+
+/* While a release uses it, its steps' callbacks report breakage. */
+static void on_job_conn(pgc_t *c, int err, const char *msg, void *ud)
+{
+    (void)c, (void)err, (void)msg, (void)ud;
+}
+
+static int budget(const tpl_t *t)
+{
+    return t->d->cfg.postgres.server_max_connections / KEPT_SHARE;
+}
+
+/* After a release that reused or reloaded the database: keep its session
+ * for the next one, within the budget (c is counted already). */
+static void keep(slot_t *s, tpl_t *t, pgc_t *c)
+{
+    pgd_base_t *base = s->engine;
+    if (!base || base->kept || !pgc_is_up(c) || open_conns > budget(t)) {
+        conn_close(c);
+        return;
+    }
+    base->kept = c;
+    pgc_set_status_cb(c, on_kept_status, s);
+}
+
+/* ---- the end of a release ------------------------------------------------ */
+
+static reset_verdict_t verdict_of(reset_action_t a)
+{
+    return a == RESET_REUSE ? VERDICT_CLEAN : a == RESET_RELOAD ? VERDICT_ROWS : VERDICT_DIRTY;
+}
+
 static void finish(rjob_t *j, int err, const char *msg)
 {
     slot_t *s = j->s;
     uint64_t now = util_now_ms();
     char why[256]; /* msg may live in j */
     snprintf(why, sizeof why, "%s", msg ? msg : "");
-    if (j->detect && (err == 0 || err == POOL_ERR_RECLONE))
+    if (j->detect && (err == 0 || err == POOL_ERR_RECLONE)) {
         pool_note_reset(s->pool, j->action, now - j->t0);
+        if (j->verdict != VERDICT__COUNT)
+            reset_policy_record(&s->pool->reset_policy, verdict_of(j->action),
+                                (double)(now - j->t_check));
+    }
     if (err == 0)
         memcpy(s->password, j->password, sizeof s->password);
-    if (j->conn)
-        pgc_close(j->conn);
+    if (j->conn && err == 0)
+        keep(s, j->t, j->conn);
+    else
+        conn_close(j->conn);
     pgd_state_free(&j->now);
     free(j->changed);
     free(j);
@@ -119,30 +204,19 @@ static int admin(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
     return pg_admin_exec(j->t->d->pg, sql, n, cb, j);
 }
 
-static void on_recloned(void *ud, int err, const char *msg, const PGresult *res)
+/* On the release's session in the database, else on an admin connection. */
+static int run(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
 {
-    (void)err, (void)msg, (void)res;
-    rjob_t *j = ud;
-    finish(j, j->err, j->msg);
+    return j->conn ? pgc_exec(j->conn, sql, n, cb, j) : admin(j, sql, n, cb);
 }
 
-/* Not reusable: hand it to the pool to drop. A lease may have made its
- * database a template, which DROP DATABASE refuses. */
+/* Not reusable: hand it to the pool to drop and clone anew (the drop undoes
+ * IS_TEMPLATE first, which a lease may have set). */
 static void reclone(rjob_t *j, int err, const char *why)
 {
     set_state(j, RJ_RECLONING);
     j->action = RESET_RECLONE;
-    j->err = err ? err : POOL_ERR_RECLONE;
-    snprintf(j->msg, sizeof j->msg, "%s", why ? why : "");
-    if (!j->detect) {
-        finish(j, j->err, j->msg);
-        return;
-    }
-    char sql[160];
-    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" IS_TEMPLATE false", j->s->dbname);
-    const char *stmts[] = {sql};
-    if (admin(j, stmts, 1, on_recloned) < 0)
-        finish(j, j->err, j->msg);
+    finish(j, err ? err : POOL_ERR_RECLONE, why);
 }
 
 static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
@@ -163,8 +237,8 @@ static void reopen(rjob_t *j)
     }
     snprintf(sql, sizeof sql, "ALTER ROLE \"%s\" LOGIN PASSWORD '%s'", j->s->dbname, verifier);
     const char *stmts[] = {sql};
-    if (admin(j, stmts, 1, on_reopened) < 0)
-        finish(j, -ENOTCONN, "lost the admin connection");
+    if (run(j, stmts, 1, on_reopened) < 0)
+        finish(j, -ENOTCONN, "lost the connection to the server");
 }
 
 /* ---- rows reset --------------------------------------------------------- */
@@ -303,21 +377,15 @@ static void clear(rjob_t *j)
 
 /* ---- detection ---------------------------------------------------------- */
 
-static void on_detected(void *ud, int err, const char *msg, const PGresult *res)
+/* The in-database verdict (migrated templates): clean, rows or dirty. */
+static void decide_in_database(rjob_t *j, const PGresult *res)
 {
-    rjob_t *j = ud;
     pgd_base_t *base = j->s->engine;
     pool_t *p = j->s->pool;
-    if (err) { /* a template sequence dropped, say */
-        reset_policy_record(&p->reset_policy, VERDICT_DIRTY);
-        reclone(j, POOL_ERR_RECLONE, msg);
-        return;
-    }
     bool seqs = false;
     reset_verdict_t v = pgd_parse(res, NULL, &j->now) < 0
                             ? VERDICT_DIRTY
                             : pgd_compare(&base->indb, &j->now, &j->changed, &j->nchanged, &seqs);
-    reset_policy_record(&p->reset_policy, v);
     pgd_seed_t *seed = seed_of(p);
     if (v == VERDICT_ROWS && seed->state == SEED_UNKNOWN)
         seed->state = SEED_WANTED; /* the next clone takes it */
@@ -337,36 +405,55 @@ static void on_detected(void *ud, int err, const char *msg, const PGresult *res)
         load(j);
 }
 
-/* On the release's own connection, else on an admin one (schemas). */
-static int run(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
-{
-    return j->conn ? pgc_exec(j->conn, sql, n, cb, j) : admin(j, sql, n, cb);
-}
-
 static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
 {
     rjob_t *j = ud;
     pgd_base_t *base = j->s->engine;
     pgd_shared_t now = {0};
-    if (err) {
-        reclone(j, err, msg);
+    j->verdict = VERDICT_DIRTY; /* until shown otherwise */
+    if (err) { /* a template sequence dropped */
+        set_state(j, RJ_DECIDING);
+        reclone(j, err == -ECONNRESET || err == -ETIMEDOUT ? err : POOL_ERR_RECLONE, msg);
         return;
     }
-    if (pgd_parse(res, &now, NULL) < 0 || !pgd_shared_equal(&base->shared, &now)) {
-        reset_policy_record(&j->s->pool->reset_policy, VERDICT_DIRTY);
-        reclone(j, POOL_ERR_RECLONE, "shared catalogs, sessions or stats epoch changed");
+    set_state(j, RJ_DECIDING);
+    bool db_counters = builtin(j->t);
+    if (pgd_parse(res, &now, NULL) < 0 || !pgd_shared_equal(&base->shared, &now, db_counters)) {
+        reclone(j, POOL_ERR_RECLONE, "shared catalogs, sessions or stats changed");
         return;
     }
-    set_state(j, RJ_DETECTING);
-    const char *sql[] = {PGD_INDB_SQL};
-    if (run(j, sql, 1, on_detected) < 0)
-        reclone(j, -ENOTCONN, "lost the connection to the database");
+    if (db_counters) { /* the built-in template: nothing in it to look at */
+        j->action = RESET_REUSE;
+        reopen(j);
+        return;
+    }
+    decide_in_database(j, res);
+}
+
+/* The check: one statement, the shared row (epoch, sessions, shared
+ * catalogs, the database's counters) and, from inside the database, its
+ * relations' counters and sequences. */
+static int check(rjob_t *j)
+{
+    char shared[4096], *sql = NULL;
+    pgd_shared_sql(shared, sizeof shared, j->s->dbname, j->t->owner);
+    if (builtin(j->t))
+        sql = strdup(shared);
+    else if (asprintf(&sql, "%s UNION ALL %s", shared, PGD_INDB_SQL) < 0)
+        sql = NULL;
+    if (!sql)
+        return -ENOMEM;
+    const char *stmts[] = {sql};
+    int rc = run(j, stmts, 1, on_checked);
+    free(sql);
+    return rc;
 }
 
 static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
 {
     (void)res;
     rjob_t *j = ud;
+    int rc;
     if (err) {
         reclone(j, err, msg);
         return;
@@ -375,18 +462,17 @@ static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
         reopen(j);
         return;
     }
-    set_state(j, RJ_CHECKING);
-    char sql[4096];
-    pgd_shared_sql(sql, sizeof sql, j->s->dbname, j->t->owner);
-    const char *stmts[] = {sql};
-    if (run(j, stmts, 1, on_checked) < 0)
-        reclone(j, -ENOTCONN, "lost the connection to the database");
+    /* What the policy weighs starts here: the grace is the holder's time. */
+    j->t_check = util_now_ms();
+    if ((rc = check(j)) < 0)
+        reclone(j, rc, "lost the connection to the server");
 }
 
 /* Wait up to grace_ms for the holder's sessions to close on their own,
  * then end them (pg_terminate_backend without a timeout: with one it polls
- * in 100 ms steps) and poll until pg_stat_activity lists none: a backend
- * has flushed its statistics by the time its row is gone. */
+ * in 100 ms steps; a false return is checked) and poll until
+ * pg_stat_activity lists none: a backend has flushed its statistics by the
+ * time its row is gone. With no session left it returns at once. */
 static void end_sessions_sql(char *buf, size_t len, const char *cond, const char *name,
                              int grace_ms)
 {
@@ -426,32 +512,27 @@ static int end_sessions(rjob_t *j)
     return run(j, sql, 2, on_ended);
 }
 
-static void on_conn(pgc_t *c, int err, const char *msg, void *ud)
+static rjob_t *job_new(slot_t *s, tpl_t *t, bool detect)
 {
-    (void)c;
-    rjob_t *j = ud;
-    if (j->state != RJ_CONNECTING) /* broken later: the running step reports it */
-        return;
-    if (err) {
-        reclone(j, err, msg);
-        return;
+    rjob_t *j = calloc(1, sizeof *j);
+    if (j) {
+        j->s = s;
+        j->t = t;
+        j->detect = detect;
+        j->t0 = util_now_ms();
+        j->state = RJ_STARTING;
+        j->verdict = VERDICT__COUNT;
     }
-    if (end_sessions(j) < 0)
-        reclone(j, -ENOTCONN, "lost the connection to the database");
+    return j;
 }
 
 static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
 {
     if (detect && !seed_of(s->pool))
         return -ENOMEM;
-    rjob_t *j = calloc(1, sizeof *j);
+    rjob_t *j = job_new(s, t, detect);
     if (!j)
         return -ENOMEM;
-    j->s = s;
-    j->t = t;
-    j->detect = detect;
-    j->t0 = util_now_ms();
-    j->state = RJ_CONNECTING;
     if (!detect) {
         int rc = end_sessions(j);
         if (rc < 0)
@@ -460,14 +541,28 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     }
     reset_mode_t mode = RESET_AUTO;
     reset_mode_parse(kind_cfg(t)->reset, &mode);
-    if (!s->engine || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
+    pgd_base_t *base = s->engine;
+    if (!base || !reset_policy_should_check(&s->pool->reset_policy, mode, clean_hint)) {
         s->pool->counters.unchecked++;
-        reclone(j, POOL_ERR_RECLONE, s->engine ? "policy: clone" : "no baseline");
+        reclone(j, POOL_ERR_RECLONE, base ? "policy: clone" : "no baseline");
         return 0;
     }
-    j->conn = pg_connect_db(t->d->pg, s->dbname, on_conn, j);
-    if (!j->conn)
-        reclone(j, -ENOTCONN, "cannot connect to the database");
+    /* The kept session (up, or still connecting: statements queue), else a
+     * new one; the built-in template needs none. */
+    if (!builtin(t)) {
+        if (base->kept && !pgc_is_up(base->kept)) /* broken, not reported yet */
+            pg_reset_close_session(s);
+        j->conn = base->kept ? base->kept : conn_open(t, s->dbname, on_job_conn, j);
+        base->kept = NULL;
+        if (!j->conn) {
+            reclone(j, -ENOTCONN, "cannot connect to the database");
+            return 0;
+        }
+        pgc_set_status_cb(j->conn, on_job_conn, j);
+    }
+    int rc = end_sessions(j);
+    if (rc < 0)
+        reclone(j, rc, "lost the connection to the server");
     return 0;
 }
 
@@ -487,9 +582,19 @@ void pg_reset_forget(slot_t *s, void *ud)
     pgd_base_t *base = s->engine;
     if (!base)
         return;
+    conn_close(base->kept);
     pgd_state_free(&base->indb);
     free(base);
     s->engine = NULL;
+}
+
+void pg_reset_close_session(slot_t *s)
+{
+    pgd_base_t *base = s->engine;
+    if (base && base->kept) {
+        conn_close(base->kept);
+        base->kept = NULL;
+    }
 }
 
 /* ---- the baseline of a fresh clone ------------------------------------ */

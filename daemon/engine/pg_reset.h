@@ -9,7 +9,10 @@
  *    setval the sequences, dirty -> drop + clone (reported to the pool as
  *    POOL_ERR_RECLONE). The pool's adaptive policy may skip the check.
  * 3. Only then a new password is set and login re-enabled, so nothing the
- *    old holder did before its sessions ended outlives them. */
+ *    old holder did before its sessions ended outlives them.
+ * Migrated templates: all of it on a superuser session kept in the
+ * database between leases; the built-in one: on an admin connection, the
+ * database's counters read from outside (pg_reset.c says why). */
 #ifndef DBL_PG_RESET_H
 #define DBL_PG_RESET_H
 
@@ -31,7 +34,9 @@ int pg_release_schema(slot_t *s, struct tpl *t);
 typedef void (*pg_baseline_cb)(void *ud, int err, const char *msg);
 int pg_take_baseline(slot_t *s, struct tpl *t, pgc_t *conn, pg_baseline_cb cb, void *ud);
 
-/* slot_ops forget: free the slot's baseline. */
+/* slot_ops forget: free the slot's baseline (and close its session). */
 void pg_reset_forget(slot_t *s, void *ud);
+/* Before a drop: close the session kept in the database between leases. */
+void pg_reset_close_session(slot_t *s);
 
 #endif

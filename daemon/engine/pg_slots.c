@@ -119,9 +119,27 @@ static void conn_limit_sql(char *out, size_t len, const slot_t *s, const tpl_t *
 
 /* ---- a database per lease --------------------------------------------- */
 
+static double ms_since(const slot_job_t *j)
+{
+    return (double)(uv_hrtime() - j->t_start) / 1e6;
+}
+
+/* The adaptive release policy weighs a check against a clone's cost. */
 static void on_baseline(void *ud, int err, const char *msg)
 {
-    done(ud, err, msg);
+    slot_job_t *j = ud;
+    if (err == 0)
+        reset_policy_note_create(&j->slot->pool->reset_policy, ms_since(j));
+    done(j, err, msg);
+}
+
+static void on_db_dropped(void *ud, int err, const char *msg, const PGresult *res)
+{
+    (void)res;
+    slot_job_t *j = ud;
+    if (err == 0)
+        reset_policy_note_drop(&j->slot->pool->reset_policy, ms_since(j));
+    done(j, err, msg);
 }
 
 /* The clone is ready: read its baseline for the release path's detector
@@ -134,8 +152,7 @@ static void on_db_created(void *ud, int err, const char *msg, const PGresult *re
         done(j, err, msg);
         return;
     }
-    log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname,
-              (double)(uv_hrtime() - j->t_start) / 1e6);
+    log_debug("engine", "prepared %s in %.1f ms", j->slot->dbname, ms_since(j));
     if (pg_take_baseline(j->slot, j->t, NULL, on_baseline, j) < 0)
         done(j, -ENOTCONN, "cannot read the new database's baseline");
 }
@@ -191,6 +208,7 @@ static int db_drop(slot_t *s, void *ud)
     slot_job_t *j = job_new(s, ud);
     if (!j)
         return -ENOMEM;
+    pg_reset_close_session(s);
     char untemplate[384], db[256], role[768];
     /* The lease owned its database and may have made it a template, which
      * DROP DATABASE refuses: undo that first (IF EXISTS, as the drop). */
@@ -217,7 +235,7 @@ static int db_drop(slot_t *s, void *ud)
                  o, o);
     snprintf(role, sizeof role, "DROP ROLE IF EXISTS \"%s\"%s", s->dbname, owner);
     const char *sql[] = {untemplate, db, role};
-    return start(j, sql, 3, on_simple);
+    return start(j, sql, 3, on_db_dropped);
 }
 
 /* Every release goes through the detector; clean is a hint (pg_reset.h). */

@@ -1,11 +1,11 @@
 #include "reset_policy.h"
 
+#include <limits.h>
 #include <string.h>
 
 void reset_policy_init(reset_policy_t *p)
 {
     memset(p, 0, sizeof *p);
-    p->dirty_limit = RESET_DIRTY_LIMIT;
     p->probe_every = RESET_PROBE_EVERY;
 }
 
@@ -30,12 +30,47 @@ const char *reset_action_name(reset_action_t a)
     return a < RESET__COUNT ? names[a] : "?";
 }
 
+/* The first sample is the average; later ones move it by the weight. */
+static void ewma(double *avg, int *n, double sample)
+{
+    if (sample < 0)
+        sample = 0;
+    *avg = *n ? *avg + RESET_EWMA_WEIGHT * (sample - *avg) : sample;
+    if (*n < INT_MAX)
+        ++*n;
+}
+
+double reset_policy_clone_cost(const reset_policy_t *p)
+{
+    return p->creates ? p->create_ms + (p->drops ? p->drop_ms : 0) : -1;
+}
+
+double reset_policy_check_cost(const reset_policy_t *p, bool clean_hint)
+{
+    double clone = reset_policy_clone_cost(p);
+    if (clone < 0 || p->checks < RESET_LEARN_CHECKS)
+        return -1;
+    if (clean_hint && p->seen[VERDICT_CLEAN])
+        return p->check_ms[VERDICT_CLEAN];
+    double sum = 0, cost = 0;
+    for (int v = 0; v < VERDICT__COUNT; v++) {
+        if (!p->seen[v])
+            continue;
+        sum += p->share[v];
+        cost += p->share[v] * (p->check_ms[v] + (v == VERDICT_DIRTY ? clone : 0));
+    }
+    return sum > 0 ? cost / sum : -1;
+}
+
 bool reset_policy_should_check(reset_policy_t *p, reset_mode_t mode, bool clean_hint)
 {
     if (mode == RESET_CLONE)
         return false;
-    if (mode == RESET_DETECT || clean_hint || p->dirty_run < p->dirty_limit)
+    double check = reset_policy_check_cost(p, clean_hint);
+    if (mode == RESET_DETECT || check < 0 || check <= reset_policy_clone_cost(p)) {
+        p->skipped = 0;
         return true;
+    }
     if (++p->skipped >= p->probe_every) {
         p->skipped = 0;
         return true;
@@ -43,14 +78,25 @@ bool reset_policy_should_check(reset_policy_t *p, reset_mode_t mode, bool clean_
     return false;
 }
 
-void reset_policy_record(reset_policy_t *p, reset_verdict_t v)
+void reset_policy_record(reset_policy_t *p, reset_verdict_t v, double ms)
 {
-    if (v == VERDICT_DIRTY) {
-        p->dirty_run++;
-    } else {
-        p->dirty_run = 0;
-        p->skipped = 0;
-    }
+    if (v >= VERDICT__COUNT)
+        return;
+    for (int k = 0; k < VERDICT__COUNT; k++)
+        p->share[k] += RESET_EWMA_WEIGHT * ((k == (int)v ? 1.0 : 0.0) - p->share[k]);
+    ewma(&p->check_ms[v], &p->seen[v], ms);
+    if (p->checks < INT_MAX)
+        p->checks++;
+}
+
+void reset_policy_note_create(reset_policy_t *p, double ms)
+{
+    ewma(&p->create_ms, &p->creates, ms);
+}
+
+void reset_policy_note_drop(reset_policy_t *p, double ms)
+{
+    ewma(&p->drop_ms, &p->drops, ms);
 }
 
 reset_action_t reset_action_for(reset_verdict_t v, bool can_reload)

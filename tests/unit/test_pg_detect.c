@@ -135,16 +135,55 @@ static void moved_sequences_are_rows(void **state)
 static void shared_state_must_match_with_no_sessions(void **state)
 {
     (void)state;
-    pgd_shared_t a = {"2026-11-29 10:00", "d1", 0}, b = a;
-    assert_true(pgd_shared_equal(&a, &b));
+    pgd_shared_t a = {"2026-11-29 10:00", "d1", 0, "0:0:0"}, b = a;
+    assert_true(pgd_shared_equal(&a, &b, false));
+    assert_true(pgd_shared_equal(&a, &b, true));
     b.sessions = 1;
-    assert_false(pgd_shared_equal(&a, &b));
+    assert_false(pgd_shared_equal(&a, &b, false));
     b = a;
     strcpy(b.epoch, "2026-11-29 11:00"); /* a crash-restart threw the counters away */
-    assert_false(pgd_shared_equal(&a, &b));
+    assert_false(pgd_shared_equal(&a, &b, false));
     b = a;
     strcpy(b.digest, "d2");
-    assert_false(pgd_shared_equal(&a, &b));
+    assert_false(pgd_shared_equal(&a, &b, false));
+}
+
+/* The built-in template is checked from outside the database: any tuple a
+ * lease inserted, updated or deleted there (catalogs too: a table, a temp
+ * table, a large object) moves the database's counters. */
+static void database_counters_count_only_when_asked(void **state)
+{
+    (void)state;
+    pgd_shared_t a = {"2026-11-29 10:00", "d1", 0, "0:0:0"}, b = a;
+    strcpy(b.dbtup, "14:3:0");
+    assert_true(pgd_shared_equal(&a, &b, false)); /* rows: the in-database part decides */
+    assert_false(pgd_shared_equal(&a, &b, true));
+    b.dbtup[0] = '\0'; /* the database is gone from pg_stat_database */
+    assert_false(pgd_shared_equal(&a, &b, true));
+}
+
+/* The shared row carries the database's counters in its last column. */
+static void the_shared_row_parses_the_database_counters(void **state)
+{
+    (void)state;
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc att[5] = {{0}};
+    const char *names[5] = {"k", "key", "a", "b", "target"};
+    for (int i = 0; i < 5; i++) {
+        att[i].name = (char *)names[i];
+        att[i].typid = 25;
+        att[i].typlen = -1;
+        att[i].atttypmod = -1;
+    }
+    assert_true(PQsetResultAttrs(res, 5, att));
+    const char *row[5] = {"x", "epoch1", "abc", "0", "7:1:2"};
+    for (int c = 0; c < 5; c++)
+        assert_true(PQsetvalue(res, 0, c, (char *)row[c], (int)strlen(row[c])));
+    pgd_shared_t sh = {0};
+    assert_int_equal(pgd_parse(res, &sh, NULL), 0);
+    assert_string_equal(sh.epoch, "epoch1");
+    assert_string_equal(sh.dbtup, "7:1:2");
+    PQclear(res);
 }
 
 int main(void)
@@ -155,6 +194,8 @@ int main(void)
         cmocka_unit_test(written_rows_are_reloaded_table_by_table),
         cmocka_unit_test(moved_sequences_are_rows),
         cmocka_unit_test(shared_state_must_match_with_no_sessions),
+        cmocka_unit_test(database_counters_count_only_when_asked),
+        cmocka_unit_test(the_shared_row_parses_the_database_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
