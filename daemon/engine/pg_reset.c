@@ -214,6 +214,7 @@ static int run(rjob_t *j, const char *const *sql, int n, pgc_done_cb cb)
  * IS_TEMPLATE first, which a lease may have set). */
 static void reclone(rjob_t *j, int err, const char *why)
 {
+    log_debug("engine", "%s: reclone: %s", j->s->dbname, why ? why : "");
     set_state(j, RJ_RECLONING);
     j->action = RESET_RECLONE;
     finish(j, err ? err : POOL_ERR_RECLONE, why);
@@ -262,37 +263,80 @@ static void on_loaded(void *ud, int err, const char *msg, const PGresult *res)
     reopen(j);
 }
 
+/* The seed rows of the changed tables as INSERT statements, one after the
+ * other; NULL when memory runs out. */
+static char *seed_inserts(rjob_t *j)
+{
+    const pgd_seed_t *seed = seed_of(j->s->pool);
+    char *body = strdup("");
+    for (int i = 0; body && i < j->nchanged; i++) {
+        const pgd_table_t *t = pgd_seed_find(seed, j->changed[i]);
+        if (!t->rows)
+            continue;
+        char *lit = PQescapeLiteral(pgc_raw(j->conn), t->rows, strlen(t->rows));
+        char *next = NULL;
+        if (!lit ||
+            asprintf(&next,
+                     "%sINSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT r::%s "
+                     "AS x FROM unnest(%s::text[]) r OFFSET 0) s;\n",
+                     body, t->name, t->cols, t->fields, t->name, lit) < 0)
+            next = NULL;
+        PQfreemem(lit);
+        free(body);
+        body = next;
+    }
+    return body;
+}
+
+/* Putting the rows back runs the template's own code: CHECK constraints,
+ * domain checks, generated columns, index expressions. Its author may be
+ * any local user, so it runs as the template's owner, never as our
+ * superuser: the INSERTs are the body of a SECURITY DEFINER function that
+ * role owns, inside which PostgreSQL refuses SET ROLE and SET SESSION
+ * AUTHORIZATION (the way back to the session's superuser). The dollar
+ * quote is random, and a body that contains it (seed rows are the
+ * author's data) is not run. The session's search_path stays, as the
+ * template's code expects: whatever it finds there runs as the owner.
+ * Three statements into *sql, or -1. */
+static int as_owner_sql(rjob_t *j, const char *body, char **sql)
+{
+    char tag[17] = "";
+    if (!j->t->owner[0] || util_random_password(tag, 16) < 0 || strstr(body, tag))
+        return -1;
+    if (asprintf(&sql[0],
+                 "CREATE FUNCTION pg_temp.dbl_reload() RETURNS void LANGUAGE plpgsql "
+                 "SECURITY DEFINER AS $dbl%s$BEGIN\n%s\nEND$dbl%s$",
+                 tag, body, tag) < 0)
+        return -1;
+    if (asprintf(&sql[1], "ALTER FUNCTION pg_temp.dbl_reload() OWNER TO \"%s\"", j->t->owner) < 0) {
+        free(sql[0]);
+        return -1;
+    }
+    if (asprintf(&sql[2], "SELECT pg_temp.dbl_reload(); DROP FUNCTION pg_temp.dbl_reload()") < 0) {
+        free(sql[0]), free(sql[1]);
+        return -1;
+    }
+    return 0;
+}
+
 /* Seed rows of the changed tables, the template's sequence values back,
  * and the new baseline read in this same session after a forced flush. */
 static void load(rjob_t *j)
 {
     set_state(j, RJ_LOADING);
-    const pgd_seed_t *seed = seed_of(j->s->pool);
     const pgd_base_t *base = j->s->engine;
-    int max = j->nchanged + base->indb.nseqs + 6, n = 0;
+    int max = base->indb.nseqs + 9, n = 0;
     char **sql = calloc((size_t)max, sizeof *sql);
-    if (!sql) {
-        reclone(j, -ENOMEM, "out of memory");
-        return;
-    }
+    char *body = seed_inserts(j);
     /* Any statement missing would hand out a table without its rows: every
-     * allocation is checked, and a miss reclones instead. */
-    bool ok = (sql[n++] = strdup("BEGIN")) &&
+     * allocation is checked, and a miss reclones instead. session_
+     * replication_role (superuser-only to set) stays in force in the
+     * owner's function: no foreign-key or ordinary trigger fires. */
+    bool ok = sql && body && (sql[n++] = strdup("BEGIN")) &&
               (sql[n++] = strdup("SET LOCAL session_replication_role = replica"));
-    for (int i = 0; ok && i < j->nchanged; i++) {
-        const pgd_table_t *t = pgd_seed_find(seed, j->changed[i]);
-        if (!t->rows)
-            continue;
-        char *lit = PQescapeLiteral(pgc_raw(j->conn), t->rows, strlen(t->rows));
-        size_t len = (lit ? strlen(lit) : 0) + strlen(t->cols) + strlen(t->fields) +
-                     2 * strlen(t->name) + 160;
-        ok = lit && (sql[n] = malloc(len));
-        if (ok)
-            snprintf(sql[n++], len,
-                     "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT r::%s AS x "
-                     "FROM unnest(%s::text[]) r OFFSET 0) s",
-                     t->name, t->cols, t->fields, t->name, lit);
-        PQfreemem(lit);
+    if (ok && body[0]) {
+        ok = as_owner_sql(j, body, sql + n) == 0;
+        n += ok ? 3 : 0;
     }
     for (int i = 0; ok && i < base->indb.nseqs; i++) {
         const pgd_seq_t *q = &base->indb.seqs[i];
@@ -309,9 +353,10 @@ static void load(rjob_t *j)
          (sql[n++] = strdup(PGD_INDB_SQL));
     if (!ok || pgc_exec(j->conn, (const char *const *)sql, n, on_loaded, j) < 0)
         reclone(j, 0, "could not queue the reload");
-    for (int i = 0; i < n; i++)
+    for (int i = 0; sql && i < n; i++)
         free(sql[i]);
     free(sql);
+    free(body);
 }
 
 static void on_cleared(void *ud, int err, const char *msg, const PGresult *res)
