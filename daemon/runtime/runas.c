@@ -28,7 +28,7 @@ int runas_resolve(dbld_t *d, char *err, size_t errlen)
     if (!pw) {
         snprintf(err, errlen,
                  "started as root, dbleased runs its database servers as the dedicated user "
-                 "'%s', which does not exist; create it (systemd-sysusers, with "
+                 "'%s' (run_as), which does not exist; create it (systemd-sysusers, with "
                  "systemd/dblease.sysusers installed as /usr/lib/sysusers.d/dblease.conf; or "
                  "useradd --system --user-group --no-create-home --shell /usr/sbin/nologin %s)%s",
                  name, name,
