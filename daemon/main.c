@@ -429,12 +429,6 @@ static int run(dbld_t *d, const char *bindir, int major, char *err, size_t errle
                                 &why) == 0)
             d->dk = dk_new(&loop, &ep, &why);
         snprintf(d->docker_host, sizeof d->docker_host, "%s", ep.host);
-        if (d->dk && rd_dk && (strncmp(ep.host, "tcp://", 6) == 0 || d->cfg.redis.advertise_host[0])) {
-            why = "[redis] runtime = docker uses the host network and cannot publish ports yet: "
-                  "use [redis] runtime = process with a remote engine or advertise_host";
-            dk_free(d->dk);
-            d->dk = NULL;
-        }
         if (!d->dk) {
             snprintf(err, errlen, "docker_host %s: %s", d->docker_host, why);
             server_close(d);

@@ -161,6 +161,7 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
     if (ev == RSRV_UP) {
         if (s->state == SLOT_CREATING) {
             s->port = r->port;
+            snprintf(s->host, sizeof s->host, "%s", r->host);
             pool_slot_done(s, 0, NULL, util_now_ms());
         }
         return;
@@ -330,6 +331,7 @@ static int db_create(slot_t *s, void *ud)
         e->used[n] = 1;
         s->db = n;
         s->port = e->srv->port;
+        snprintf(s->host, sizeof s->host, "%s", e->srv->host);
         memcpy(s->password, e->password, sizeof s->password);
     }
     return rc;
@@ -441,7 +443,7 @@ static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *
     rd_engine_t *e = ud;
     tpl_t *t = e->t;
     if (ev == RSRV_UP) {
-        log_info("redis", "shared server %s ready on 127.0.0.1:%d", r->name, r->port);
+        log_info("redis", "shared server %s ready on %s:%d", r->name, r->host, r->port);
         set_state(e, RD_READY);
         tpl_set_state(t, TPL_READY);
         return;

@@ -36,6 +36,7 @@ struct slot {
     char dbname[64]; /* also the role name: pg_hba "sameuser" pins one to the other */
     char password[33];
     int port;        /* where the engine serves it (redis: per slot) */
+    char host[64];   /* redis: the server's host ("" : 127.0.0.1) */
     int db;          /* redis database number */
     void *lease;     /* owner while LEASED */
     void *engine;    /* engine's per-slot data, if any */

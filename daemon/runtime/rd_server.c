@@ -14,6 +14,7 @@
 #include "fs_bg.h"
 #include "log.h"
 #include "proc.h"
+#include "rt_docker.h"
 #include "safefs.h"
 #include "util.h"
 
@@ -21,6 +22,7 @@
 #define CONNECT_RETRY_MAX_MS 50
 #define START_TIMEOUT_MS 15000
 #define STOP_TIMEOUT_MS 5000
+#define RD_PORT 6379 /* inside a container whose port is published */
 
 static const char *const rsrv_state_names[] = {"starting", "running", "killing", "stopping",
                                                "exited"};
@@ -110,12 +112,44 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
     exited(r, status, sig);
 }
 
+static void kill_lost(rsrv_t *r);
+
+/* Published on a bridge network: where the engine put the port. */
+static void on_inspected(void *ud, long status, json_object *body, const char *err)
+{
+    rsrv_t *r = ud;
+    /* Gone meanwhile (its removal reported), or the engine went away. */
+    if (status != -ECANCELED && r->state == RSRV_STARTING && r->container) {
+        char why[512];
+        int port = rt_dk_published_port(status, body, err, RD_PORT, why, sizeof why);
+        if (port < 0) {
+            log_error("redis", "%s: %s", r->name, why);
+            kill_lost(r);
+        } else {
+            rt_dk_reach_host(r->d, &r->d->cfg.redis, r->host, sizeof r->host);
+            r->port = port; /* try_connect goes on from here */
+        }
+    }
+    handle_closed(r); /* the request held r */
+}
+
 static void on_container_started(void *ud, int err, const char *msg)
 {
     rsrv_t *r = ud;
-    if (err)
+    if (err) {
         log_error("redis", "%s: container from %s: %s", r->name, r->d->cfg.redis.image, msg);
-    /* started: try_connect notices when it accepts; failed: gone follows */
+        return; /* gone follows */
+    }
+    if (r->port != 0)
+        return; /* host network: try_connect notices when it accepts */
+    char p[300];
+    snprintf(p, sizeof p, "%s/containers/%s/json", dk_api(r->d->dk), dkc_id(r->container));
+    r->handles++; /* r outlives the request, whatever ends first */
+    if (dk_request(r->d->dk, "GET", p, NULL, 60000, on_inspected, r) < 0) {
+        r->handles--;
+        log_error("redis", "%s: cannot reach the container engine", r->name);
+        kill_lost(r);
+    }
 }
 
 static void on_container_gone(void *ud, int64_t code)
@@ -227,7 +261,11 @@ static void try_connect(uv_timer_t *t)
                     .connect_timeout_ms = deadline,
                     .command_timeout_ms = deadline};
     if (r->container) {
-        o.host = "127.0.0.1";
+        if (r->port == 0) { /* published: the engine has not said where yet */
+            retry_connect(r);
+            return;
+        }
+        o.host = r->host;
         o.port = r->port;
     } else {
         o.path = r->sock;
@@ -312,12 +350,17 @@ static int start_container(rsrv_t *r, const rsrv_conf_t *c)
 {
     dbld_t *d = r->d;
     char port[16], dbs[16], maxmem[24], deflt[64], admin[64], daemon_id[32], name[96];
-    snprintf(port, sizeof port, "%d", r->port);
+    /* Published: the fixed port inside, on every address of the container
+     * (its own network); the engine picks the host port. */
+    bool publish = rt_dk_publishing(d, &d->cfg.redis);
+    snprintf(port, sizeof port, "%d", publish ? RD_PORT : r->port);
+    if (publish)
+        r->port = 0;
     snprintf(dbs, sizeof dbs, "%d", c->databases);
     snprintf(maxmem, sizeof maxmem, "%lld", c->maxmemory);
     snprintf(deflt, sizeof deflt, ">%s", c->password);
     snprintf(admin, sizeof admin, ">%s", r->admin_password);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+    const char *argv[] = {"redis-server", "--port", port, "--bind", publish ? "0.0.0.0" : "127.0.0.1",
                           "--protected-mode", "no", "--save", "", "--appendonly", "no",
                           "--databases", dbs, "--maxmemory", maxmem,
                           "--maxmemory-policy", "noeviction",
@@ -330,10 +373,9 @@ static int start_container(rsrv_t *r, const rsrv_conf_t *c)
         json_object_array_add(cmd, json_object_new_string(lease_denied[k]));
     for (size_t k = 0; c->shared && k < sizeof shared_denied / sizeof shared_denied[0]; k++)
         json_object_array_add(cmd, json_object_new_string(shared_denied[k]));
-    json_object *host = json_object_new_object();
-    json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
     snprintf(daemon_id, sizeof daemon_id, "%s", dk_self(d->dk)->id);
     json_object *body = json_object_new_object();
+    json_object *host = rt_dk_network(d, &d->cfg.redis, body, RD_PORT);
     json_object_object_add(body, "Image", json_object_new_string(d->cfg.redis.image));
     json_object_object_add(body, "Cmd", cmd);
     json_object_object_add(body, "Labels", dkc_labels(d->dk, "redis"));
@@ -367,6 +409,7 @@ rsrv_t *rsrv_start(dbld_t *d, const char *binary, const rsrv_conf_t *conf, rsrv_
     r->d = d;
     r->id = next_id++;
     snprintf(r->name, sizeof r->name, "rd-%d", r->id);
+    snprintf(r->host, sizeof r->host, "127.0.0.1");
     if (strcmp(d->cfg.redis.runtime, "docker") == 0) {
         r->port = util_free_port();
         if (!d->dk || r->port < 0 || util_random_password(r->admin_password, 32) < 0 ||
@@ -455,7 +498,7 @@ json_object *rsrv_status_json(const rsrv_t *r)
                         : r->state == RSRV_RUNNING ? "running"
                                                    : "stopping";
     json_object_object_add(o, "state", json_object_new_string(state));
-    json_object_object_add(o, "host", json_object_new_string("127.0.0.1"));
+    json_object_object_add(o, "host", json_object_new_string(r->host));
     json_object_object_add(o, "port", json_object_new_int(r->port));
     json_object_object_add(o, "pid", json_object_new_int(r->pid));
     return o;

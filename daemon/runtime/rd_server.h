@@ -40,7 +40,9 @@ struct rsrv {
     char name[32];
     char dir[CFG_PATH];
     char sock[CFG_PATH];
-    int port;
+    char host[64]; /* where it listens for us and for leases: 127.0.0.1, or a
+                    * published port's host (runtime = docker, remote engine) */
+    int port;           /* 0 until a published port is read back from the engine */
     int pid;
     rsrv_state_t state;
     char admin_password[33];

@@ -20,16 +20,21 @@ void rt_dk_daemon_id(const dbld_t *d, char *out, size_t len)
 /* Publish the server's port on a bridge network rather than share the
  * host's: a remote engine's host network is not ours, and job containers
  * reach published ports (advertise_host: the bridge gateway, say). */
+bool rt_dk_publishing(const dbld_t *d, const kind_cfg_t *k)
+{
+    return strncmp(dk_ep(d->dk)->host, "tcp://", 6) == 0 || k->advertise_host[0];
+}
+
 static bool publishing(const dbld_t *d)
 {
-    return strncmp(dk_ep(d->dk)->host, "tcp://", 6) == 0 || d->cfg.postgres.advertise_host[0];
+    return rt_dk_publishing(d, &d->cfg.postgres);
 }
 
 /* Where clients reach it: advertise_host, the remote engine's host, or here. */
-static void reach_host(const dbld_t *d, char *out, size_t len)
+void rt_dk_reach_host(const dbld_t *d, const kind_cfg_t *k, char *out, size_t len)
 {
-    if (d->cfg.postgres.advertise_host[0])
-        snprintf(out, len, "%s", d->cfg.postgres.advertise_host);
+    if (k->advertise_host[0])
+        snprintf(out, len, "%s", k->advertise_host);
     else
         dk_endpoint_hostname(dk_ep(d->dk), out, len);
     if (!out[0])
@@ -50,16 +55,12 @@ static void serving_at(inst_t *i, const char *host, int port)
         inst_spawned(i); /* the engine connects once postgres accepts */
 }
 
-/* The engine chose the published port: read it back. */
-static void on_inspected(void *ud, long status, json_object *body, const char *err)
+int rt_dk_published_port(long status, json_object *body, const char *err, int inner, char *why,
+                         size_t len)
 {
-    inst_t *i = ud;
-    if (status == -ECANCELED || i->state != INST_STARTING || !i->container ||
-        strcmp(dkc_id(i->container), i->container_id) != 0)
-        return; /* gone meanwhile: its removal reports */
     json_object *ns, *ports, *bind, *hp;
     char key[16];
-    snprintf(key, sizeof key, "%d/tcp", PG_PORT);
+    snprintf(key, sizeof key, "%d/tcp", inner);
     int port = 0;
     if (status == 200 && json_object_object_get_ex(body, "NetworkSettings", &ns) &&
         json_object_object_get_ex(ns, "Ports", &ports) &&
@@ -67,14 +68,29 @@ static void on_inspected(void *ud, long status, json_object *body, const char *e
         json_object_is_type(bind, json_type_array) && json_object_array_length(bind) > 0 &&
         json_object_object_get_ex(json_object_array_get_idx(bind, 0), "HostPort", &hp))
         port = atoi(json_object_get_string(hp));
-    if (port <= 0 || port > 65535) {
-        char why[512];
-        dk_error_text(status, body, err, why, sizeof why);
-        inst_start_failed(i, "the engine published no port for %s: %s", key, why);
+    if (port > 0 && port <= 65535)
+        return port;
+    char text[400];
+    dk_error_text(status, body, err, text, sizeof text);
+    snprintf(why, len, "the engine published no port for %s: %s", key, text);
+    return -1;
+}
+
+/* The engine chose the published port: read it back. */
+static void on_inspected(void *ud, long status, json_object *body, const char *err)
+{
+    inst_t *i = ud;
+    if (status == -ECANCELED || i->state != INST_STARTING || !i->container ||
+        strcmp(dkc_id(i->container), i->container_id) != 0)
+        return; /* gone meanwhile: its removal reports */
+    char why[512];
+    int port = rt_dk_published_port(status, body, err, PG_PORT, why, sizeof why);
+    if (port < 0) {
+        inst_start_failed(i, "%s", why);
         return;
     }
     char host[CFG_STR];
-    reach_host(i->d, host, sizeof host);
+    rt_dk_reach_host(i->d, &i->d->cfg.postgres, host, sizeof host);
     serving_at(i, host, port);
 }
 
@@ -136,15 +152,15 @@ static json_object *command(inst_t *i)
 }
 
 /* HostConfig's network part (and the body's ExposedPorts when publishing). */
-static json_object *network(const dbld_t *d, json_object *body)
+json_object *rt_dk_network(const dbld_t *d, const kind_cfg_t *k, json_object *body, int inner)
 {
     json_object *host = json_object_new_object();
-    if (!publishing(d)) {
+    if (!rt_dk_publishing(d, k)) {
         json_object_object_add(host, "NetworkMode", json_object_new_string("host"));
         return host;
     }
     char key[16];
-    snprintf(key, sizeof key, "%d/tcp", PG_PORT);
+    snprintf(key, sizeof key, "%d/tcp", inner);
     json_object *exposed = json_object_new_object(), *bindings = json_object_new_object();
     json_object_object_add(exposed, key, json_object_new_object());
     json_object *one = json_object_new_object(), *list = json_object_new_array();
@@ -179,7 +195,7 @@ static void create(inst_t *i)
     json_object_array_add(env, json_object_new_string("POSTGRES_INITDB_ARGS=--auth-host=scram-sha-256 "
                                                       "--auth-local=scram-sha-256"));
     json_object *body = json_object_new_object();
-    json_object *host = network(i->d, body);
+    json_object *host = rt_dk_network(i->d, &i->d->cfg.postgres, body, PG_PORT);
     json_object_object_add(body, "Image", json_object_new_string(i->d->cfg.postgres.image));
     json_object_object_add(body, "Env", env);
     json_object_object_add(body, "Cmd", command(i));

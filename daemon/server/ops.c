@@ -85,7 +85,8 @@ static void grant(sess_t *s, json_object *id, slot_t *slot, bool detach, int ttl
         return;
     }
     bool redis = strcmp(slot->pool->kind, "redis") == 0;
-    snprintf(l->host, sizeof l->host, "%s", redis ? "127.0.0.1" : s->d->pg->host);
+    snprintf(l->host, sizeof l->host, "%s",
+             !redis ? s->d->pg->host : slot->host[0] ? slot->host : "127.0.0.1");
     l->port = redis ? slot->port : s->d->pg->port;
     sess_hold_lease(s, l);
     json_object *r = dbl_reply_ok(id);

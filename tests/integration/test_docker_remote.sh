@@ -38,7 +38,8 @@ tls_up() { curl -fsS --cacert "$C/good/ca.pem" --cert "$C/good/cert.pem" --key "
 wait_until 10 tls_up || fail "the TLS terminator did not come up: $(cat "$T/socat.log")"
 
 CONFIG=("[postgres]" "runtime = docker" "image = localhost/dblease-postgres:15"
-        "min_ready = 1" "start_timeout_s = 60")
+        "min_ready = 1" "start_timeout_s = 60"
+        "[redis]" "runtime = docker" "image = localhost/dblease-redis:7" "min_ready = 1")
 
 test_leases_through_a_remote_engine_over_tls_with_published_ports() {
     # The docker CLI's variables, as a CI job would have them.
@@ -56,6 +57,22 @@ test_leases_through_a_remote_engine_over_tls_with_published_ports() {
     [ "$(jq -r .port <<<"$j")" = "$published" ] || fail "lease port $(jq -r .port <<<"$j"), published $published"
     bad="postgresql://$(jq -r .user <<<"$j"):wrong@127.0.0.1:$published/$(jq -r .dbname <<<"$j")"
     if psql "$bad" -XAtqc 'SELECT 1' >/dev/null 2>&1; then fail "a wrong password got in"; fi
+    # Redis servers too: published on the bridge, the URL built from what
+    # the engine says (before, the daemon refused [redis] runtime = docker
+    # with a remote engine).
+    j=$("$DBLEASE" lease --kind redis --json --wait 30000)
+    u=$(jq -r .url <<<"$j")
+    [ "$(redis-cli --no-auth-warning -u "$u" SET k v)" = OK ] || fail "redis lease unusable: $u"
+    id=$(our_containers '.Labels["dblease.kind"] == "redis"' | head -n1)
+    [ "$(api "http://d/v1.41/containers/$id/json" | jq -r .HostConfig.NetworkMode)" = bridge ] \
+        || fail "redis not on a bridge network"
+    ports=$(api "http://d/v1.41/containers/json" |
+        jq -r '[.[] | select(.Labels["dblease.kind"] == "redis") | .Ports[]?.PublicPort] | map(tostring) | join(" ")')
+    grep -qw "$(jq -r .port <<<"$j")" <<<"$ports" || fail "redis lease port $(jq -r .port <<<"$j") is none of the published $ports"
+    bad="redis://default:wrong@127.0.0.1:$(jq -r .port <<<"$j")/0"
+    if redis-cli --no-auth-warning -u "$bad" GET k 2>/dev/null | grep -q v; then
+        fail "a wrong redis password got in"
+    fi
     stop_daemon
     [ -z "$(our_containers)" ] || fail "containers left after stop: $(our_containers)"
 }
