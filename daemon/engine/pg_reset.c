@@ -264,26 +264,31 @@ static void on_loaded(void *ud, int err, const char *msg, const PGresult *res)
 }
 
 /* The seed rows of the changed tables as INSERT statements, one after the
- * other; NULL when memory runs out. */
+ * other (written once into one growing buffer: the seed rows can be
+ * megabytes); NULL when memory runs out. */
 static char *seed_inserts(rjob_t *j)
 {
     const pgd_seed_t *seed = seed_of(j->s->pool);
-    char *body = strdup("");
-    for (int i = 0; body && i < j->nchanged; i++) {
+    char *body = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&body, &len);
+    bool ok = f != NULL;
+    for (int i = 0; ok && i < j->nchanged; i++) {
         const pgd_table_t *t = pgd_seed_find(seed, j->changed[i]);
         if (!t->rows)
             continue;
         char *lit = PQescapeLiteral(pgc_raw(j->conn), t->rows, strlen(t->rows));
-        char *next = NULL;
-        if (!lit ||
-            asprintf(&next,
-                     "%sINSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT r::%s "
-                     "AS x FROM unnest(%s::text[]) r OFFSET 0) s;\n",
-                     body, t->name, t->cols, t->fields, t->name, lit) < 0)
-            next = NULL;
+        ok = lit && fprintf(f,
+                            "INSERT INTO %s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM (SELECT "
+                            "r::%s AS x FROM unnest(%s::text[]) r OFFSET 0) s;\n",
+                            t->name, t->cols, t->fields, t->name, lit) >= 0;
         PQfreemem(lit);
+    }
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok) {
         free(body);
-        body = next;
+        return NULL;
     }
     return body;
 }

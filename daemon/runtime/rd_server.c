@@ -142,10 +142,8 @@ static void on_container_started(void *ud, int err, const char *msg)
     }
     if (r->port != 0)
         return; /* host network: try_connect notices when it accepts */
-    char p[300];
-    snprintf(p, sizeof p, "%s/containers/%s/json", dk_api(r->d->dk), dkc_id(r->container));
     r->handles++; /* r outlives the request, whatever ends first */
-    if (dk_request(r->d->dk, "GET", p, NULL, 60000, on_inspected, r) < 0) {
+    if (rt_dk_inspect(r->d, dkc_id(r->container), on_inspected, r) < 0) {
         r->handles--;
         log_error("redis", "%s: cannot reach the container engine", r->name);
         kill_lost(r);

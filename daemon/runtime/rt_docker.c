@@ -55,6 +55,13 @@ static void serving_at(inst_t *i, const char *host, int port)
         inst_spawned(i); /* the engine connects once postgres accepts */
 }
 
+int rt_dk_inspect(const dbld_t *d, const char *id, dk_cb cb, void *ud)
+{
+    char p[300];
+    snprintf(p, sizeof p, "%s/containers/%s/json", dk_api(d->dk), id);
+    return dk_request(d->dk, "GET", p, NULL, 60000, cb, ud);
+}
+
 int rt_dk_published_port(long status, json_object *body, const char *err, int inner, char *why,
                          size_t len)
 {
@@ -109,9 +116,7 @@ static void on_started(void *ud, int err, const char *msg)
         serving_at(i, "127.0.0.1", i->port);
         return;
     }
-    char p[300];
-    snprintf(p, sizeof p, "%s/containers/%s/json", dk_api(i->d->dk), i->container_id);
-    if (dk_request(i->d->dk, "GET", p, NULL, 60000, on_inspected, i) < 0)
+    if (rt_dk_inspect(i->d, i->container_id, on_inspected, i) < 0)
         inst_start_failed(i, "cannot reach the container engine");
 }
 

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 #include <stdbool.h>
 
+#include "dk_client.h"
 #include "inst.h"
 
 /* The label value naming this daemon run (dk_owner.h): random, so daemons
@@ -26,6 +27,7 @@ void rt_dk_start(inst_t *i);
 bool rt_dk_publishing(const dbld_t *d, const kind_cfg_t *k);
 void rt_dk_reach_host(const dbld_t *d, const kind_cfg_t *k, char *out, size_t len);
 json_object *rt_dk_network(const dbld_t *d, const kind_cfg_t *k, json_object *body, int inner);
+int rt_dk_inspect(const dbld_t *d, const char *id, dk_cb cb, void *ud); /* GET its json */
 int rt_dk_published_port(long status, json_object *body, const char *err, int inner, char *why,
                          size_t len);
 /* Remove the container (force: it is killed); its exit follows. */
