@@ -300,7 +300,7 @@ static PGconn *start_libpq(const pgc_opts_t *o)
 {
     /* The first dbname is expanded as a connection string (or URL); what
      * follows overrides what it says. */
-    const char *keys[4] = {"dbname"}, *vals[4] = {o->conninfo};
+    const char *keys[5] = {"dbname"}, *vals[5] = {o->conninfo};
     int n = 1;
     if (o->dbname) {
         keys[n] = "dbname";
@@ -309,6 +309,10 @@ static PGconn *start_libpq(const pgc_opts_t *o)
     if (o->application_name) {
         keys[n] = "application_name";
         vals[n++] = o->application_name;
+    }
+    if (o->options) {
+        keys[n] = "options";
+        vals[n++] = o->options;
     }
     return PQconnectStartParams(keys, vals, 1);
 }
@@ -399,13 +403,6 @@ pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void
                    const char **err)
 {
     pgc_opts_t o = {.conninfo = conninfo};
-    return pgc_open(loop, &o, cb, ud, err);
-}
-
-pgc_t *pgc_connect_db(uv_loop_t *loop, const char *conninfo, const char *dbname,
-                      pgc_status_cb cb, void *ud, const char **err)
-{
-    pgc_opts_t o = {.conninfo = conninfo, .dbname = dbname};
     return pgc_open(loop, &o, cb, ud, err);
 }
 

@@ -28,6 +28,7 @@ typedef struct pgc_opts {
     const char *conninfo; /* key=value string or postgresql:// URL */
     const char *dbname;   /* NULL, or the database instead of conninfo's */
     const char *application_name; /* NULL, or instead of conninfo's */
+    const char *options;          /* NULL, or the server options instead of conninfo's */
     int connect_timeout_ms;   /* 0: PGC_CONNECT_TIMEOUT_MS */
     int statement_timeout_ms; /* each statement's own; 0: PGC_STATEMENT_TIMEOUT_MS */
 } pgc_opts_t;
@@ -39,8 +40,6 @@ pgc_t *pgc_open(uv_loop_t *loop, const pgc_opts_t *o, pgc_status_cb cb, void *ud
 /* pgc_open with the default deadlines. */
 pgc_t *pgc_connect(uv_loop_t *loop, const char *conninfo, pgc_status_cb cb, void *ud,
                    const char **err);
-pgc_t *pgc_connect_db(uv_loop_t *loop, const char *conninfo, const char *dbname,
-                      pgc_status_cb cb, void *ud, const char **err);
 /* Queue statements to run in order, each on its own (so CREATE DATABASE,
  * which refuses multi-statement strings, works); stops at the first error.
  * The strings are copied. 0, or -ENOTCONN/-ENOMEM (callback not called). */

@@ -197,7 +197,11 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
     char ci[CFG_PATH + 256];
     const char *e;
     pg_admin_conninfo(i, ci, sizeof ci);
-    return pgc_connect_db(i->d->loop, ci, dbname, cb, ud, &e);
+    /* A database tenants write in: only pg_catalog on the search path, so
+     * no function or operator a lease created (an overload that matches a
+     * call better than pg_catalog's) runs as the superuser. */
+    pgc_opts_t o = {.conninfo = ci, .dbname = dbname, .options = "-c search_path=pg_catalog,pg_temp"};
+    return pgc_open(i->d->loop, &o, cb, ud, &e);
 }
 
 pgc_t *pg_connect_as(inst_t *i, const char *dbname, const char *user, const char *password,

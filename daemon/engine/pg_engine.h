@@ -26,7 +26,8 @@ void pg_health_close(inst_t *i);
 pgc_t *pg_pick_admin(inst_t *i);
 /* Run statements on an admin connection. 0, or -ENOTCONN (cb not called). */
 int pg_admin_exec(inst_t *i, const char *const *sql, int n, pgc_done_cb cb, void *ud);
-/* A superuser connection to another database, over the private socket. */
+/* A superuser connection to another database, over the private socket,
+ * with search_path = pg_catalog, pg_temp: tenants may write there. */
 pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud);
 /* A connection as a role of ours (a template's owner, a lease's role) with
  * its own password, the way clients reach the server: what runs on it on

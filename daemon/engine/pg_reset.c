@@ -300,9 +300,10 @@ static char *seed_inserts(rjob_t *j)
  * role owns, inside which PostgreSQL refuses SET ROLE and SET SESSION
  * AUTHORIZATION (the way back to the session's superuser). The dollar
  * quote is random, and a body that contains it (seed rows are the
- * author's data) is not run. The session's search_path stays, as the
- * template's code expects: whatever it finds there runs as the owner.
- * Three statements into *sql, or -1. */
+ * author's data) is not run. Our session's search_path is pg_catalog's
+ * alone; the function's is the one the template's migrations ran with
+ * ("$user", public: $user is the owner here), as its code expects: what it
+ * finds there runs as the owner. Three statements into *sql, or -1. */
 static int as_owner_sql(rjob_t *j, const char *body, char **sql)
 {
     char tag[17] = "";
@@ -310,7 +311,8 @@ static int as_owner_sql(rjob_t *j, const char *body, char **sql)
         return -1;
     if (asprintf(&sql[0],
                  "CREATE FUNCTION pg_temp.dbl_reload() RETURNS void LANGUAGE plpgsql "
-                 "SECURITY DEFINER AS $dbl%s$BEGIN\n%s\nEND$dbl%s$",
+                 "SECURITY DEFINER SET search_path = \"$user\", public "
+                 "AS $dbl%s$BEGIN\n%s\nEND$dbl%s$",
                  tag, body, tag) < 0)
         return -1;
     if (asprintf(&sql[1], "ALTER FUNCTION pg_temp.dbl_reload() OWNER TO \"%s\"", j->t->owner) < 0) {

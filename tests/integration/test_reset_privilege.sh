@@ -6,6 +6,13 @@
 # owner, never as the superuser (issue 13: nothing the daemon runs on behalf
 # of a template runs as superuser). Found by the pg-privilege review: a
 # CHECK function that ran COPY ... TO PROGRAM during the reload.
+#
+# The release check itself runs as the superuser inside the lease's
+# database, after the holder could create what it liked there: a function in
+# public whose argument types match a call of the check better than
+# pg_catalog's own (concat_ws(text, VARIADIC "any")) would be chosen by
+# PostgreSQL's overload resolution and run as the superuser. Found while
+# profiling the check (issue 12).
 source "$(dirname "$0")/lib.sh"
 
 PWNED="/tmp/dblease-reset-pwned-$$"
@@ -67,6 +74,39 @@ test_a_rows_reset_runs_no_template_code_as_the_superuser() {
     url=$("$DBLEASE" lease --template evil --wait 60000)
     [ "$(sql "$url" "SELECT string_agg(id::text, ',' ORDER BY id) FROM t")" = "1,2" ] \
         || fail "after the reset the rows are $(sql "$url" "SELECT string_agg(id::text, ',' ORDER BY id) FROM t")"
+    "$DBLEASE" release "$url"
+}
+
+test_b_the_release_check_runs_no_function_a_lease_planted() {
+    local url before
+    before=$(total)
+    url=$("$DBLEASE" lease --template evil --wait 60000)
+    # Overloads of concat_ws for every argument list the check passes it:
+    # exact matches beat pg_catalog's variadic one wherever public is on
+    # the search_path.
+    local sigs="text, oid, bigint, bigint, bigint, bigint, bigint|text, bigint, bigint, bigint|text, bigint, bigint|text, text, text|text, text, bigint"
+    local IFS='|' sig k=0
+    for sig in $sigs; do
+        k=$((k + 1))
+        sql "$url" "CREATE FUNCTION public.concat_ws($sig) RETURNS text LANGUAGE plpgsql AS \$\$
+          BEGIN
+            IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+              EXECUTE 'COPY (SELECT 1) TO PROGRAM ''touch $PWNED-check-$k''';
+            END IF;
+            RETURN 'x';
+          END \$\$" >/dev/null
+    done
+    unset IFS
+    "$DBLEASE" release "$url"
+    wait_until 30 grew_total "$before" || fail "the release did not finish"
+    for f in "$PWNED"-check-*; do
+        [ ! -e "$f" ] || fail "the release check ran a lease's function as the superuser: $f"
+    done
+    # What the lease did is gone: the next holder gets a fresh clone.
+    url=$("$DBLEASE" lease --template evil --wait 60000)
+    [ "$(sql "$url" "SELECT count(*) FROM pg_proc WHERE proname = 'concat_ws' AND pronamespace = 'public'::regnamespace")" = 0 ] \
+        || fail "the lease's functions reached the next holder"
+    "$DBLEASE" release "$url"
 }
 
 run_tests
