@@ -9,39 +9,77 @@
  * database sees their counters move when any role or database changes;
  * the shared digest covers them). Only relations whose counters moved at
  * all are listed: a fresh clone has none, and a relation created or
- * dropped shows as catalog changes. Sequences are read from the sequence
- * itself: pg_sequences shows NULL for is_called = false. */
+ * dropped shows as catalog changes. The counters are pg_stat_all_tables'
+ * (same relkinds, same functions) read straight from pg_class: the view
+ * groups by every relation to count index scans, which costs more than
+ * the rest of the check. */
+#define RELS_STATS(cond)                                                                          \
+    "(SELECT c.oid, pg_stat_get_tuples_inserted(c.oid) i, pg_stat_get_tuples_updated(c.oid) u, "  \
+    "pg_stat_get_tuples_deleted(c.oid) d, pg_stat_get_vacuum_count(c.oid) v, "                    \
+    "pg_stat_get_analyze_count(c.oid) a FROM pg_class c WHERE c.relkind IN ('r', 't', 'm', 'p') " \
+    "AND " cond " OFFSET 0) s"
+#define MOVED " WHERE s.i + s.u + s.d + s.v + s.a > 0"
+
+#define RELS_SQL                                                                                  \
+    "SELECT 'c', '', md5(coalesce(string_agg(concat_ws(':', s.oid, s.i, s.u, s.d, s.v, s.a), ',' " \
+    "ORDER BY s.oid), '')), NULL, NULL FROM " RELS_STATS(                                         \
+        "c.oid < 16384 AND NOT c.relisshared AND c.oid <> 'pg_catalog.pg_statistic'::regclass")   \
+    MOVED " UNION ALL SELECT 'u', s.oid::text, concat_ws(':', s.i, s.u, s.d), concat_ws(':', s.v, s.a), " \
+    "coalesce(p.oid, s.oid)::text FROM " RELS_STATS("c.oid >= 16384")                             \
+    " LEFT JOIN pg_class p ON p.reltoastrelid = s.oid" MOVED
+
+/* Sequences are read from the sequence itself (pg_sequences shows NULL for
+ * is_called = false), with their names (our sessions search pg_catalog
+ * only, so regclass prints them schema-qualified and quoted): a check
+ * names them in its own text (pgd_indb_sql), where this query, for a
+ * database whose sequences are not known yet, writes a query per sequence
+ * and plans each. */
 const char PGD_INDB_SQL[] =
-    "SELECT 'c', '', md5(coalesce(string_agg(concat_ws(':', s.relid, s.n_tup_ins, s.n_tup_upd, "
-    "s.n_tup_del, s.vacuum_count, s.analyze_count), ',' ORDER BY s.relid), '')), NULL, NULL "
-    "FROM pg_stat_all_tables s JOIN pg_class c ON c.oid = s.relid "
-    "WHERE s.relid < 16384 AND NOT c.relisshared AND s.relid <> 'pg_catalog.pg_statistic'::regclass "
-    "AND s.n_tup_ins + s.n_tup_upd + s.n_tup_del + s.vacuum_count + s.analyze_count > 0 "
-    "UNION ALL "
-    "SELECT 'u', s.relid::text, concat_ws(':', s.n_tup_ins, s.n_tup_upd, s.n_tup_del), "
-    "concat_ws(':', s.vacuum_count, s.analyze_count), coalesce(p.oid, s.relid)::text "
-    "FROM pg_stat_all_tables s LEFT JOIN pg_class p ON p.reltoastrelid = s.relid "
-    "WHERE s.relid >= 16384 "
-    "AND s.n_tup_ins + s.n_tup_upd + s.n_tup_del + s.vacuum_count + s.analyze_count > 0 "
-    "UNION ALL "
+    RELS_SQL " UNION ALL "
     "SELECT 's', c.oid::text, concat_ws(':', substring(x FROM '<last_value>(.*)</last_value>'), "
-    "substring(x FROM '<is_called>(.*)</is_called>')), NULL, NULL "
+    "substring(x FROM '<is_called>(.*)</is_called>')), NULL, c.oid::regclass::text "
     "FROM pg_class c, LATERAL (SELECT query_to_xml(format('SELECT last_value, is_called FROM %s', "
     "c.oid::regclass), false, true, '')::text) q(x) WHERE c.relkind = 'S'";
+
+char *pgd_indb_sql(const pgd_state_t *base)
+{
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (!f)
+        return NULL;
+    fputs(RELS_SQL, f);
+    /* A sequence dropped since makes the statement fail (dirty); one
+     * created or renamed moves the catalogs' counters (dirty too). */
+    for (int i = 0; i < base->nseqs; i++)
+        fprintf(f,
+                " UNION ALL SELECT 's', '%u', concat_ws(':', last_value, is_called::text), NULL, "
+                "'%u'::regclass::text FROM %s",
+                base->seqs[i].oid, base->seqs[i].oid, base->seqs[i].name);
+    if (fclose(f) != 0) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
 
 /* The lease role and the template's owner role (a lease may act as the
  * owner: its settings, password and comment would reach the next holders):
  * pg_authid without the lease's password and LOGIN (the release sets both),
  * but whether the owner has a password at all. The owner's members are
  * every lease of the template: only the memberships of these two roles
- * count, and grants of the lease role. */
+ * count, and grants of the lease role. The statistics come from their
+ * functions, not the pg_stat_* views: a view expands to every column's
+ * function, which a fresh session must look up and plan. */
 void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
 {
+    char sessions[512];
+    pgd_sessions_sql(sessions, sizeof sessions, name, true, "count(*)");
     snprintf(buf, len,
              "WITH d AS (SELECT oid FROM pg_database WHERE datname = '%1$s'), "
              "r AS (SELECT oid, rolname = '%1$s' AS lease FROM pg_authid "
              "WHERE rolname IN ('%1$s', '%2$s')) "
-             "SELECT 'x', (SELECT stats_reset FROM pg_stat_bgwriter)::text, md5(concat_ws('|', "
+             "SELECT 'x', pg_stat_get_bgwriter_stat_reset_time()::text, md5(concat_ws('|', "
              "(SELECT row(oid, datdba, encoding, datcollate, datctype, datistemplate, datallowconn, "
              "datconnlimit, dattablespace, datacl)::text FROM pg_database WHERE oid = (SELECT oid "
              "FROM d)), "
@@ -58,11 +96,28 @@ void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
              "(SELECT string_agg(row(roleid, member, grantor, admin_option)::text, ',' ORDER BY "
              "roleid, member) FROM pg_auth_members WHERE member IN (SELECT oid FROM r) OR roleid IN "
              "(SELECT oid FROM r WHERE lease)))), "
-             "(SELECT count(*) FROM pg_stat_activity WHERE (datname = '%1$s' AND usename <> "
-             "current_user) OR usename = '%1$s')::text, "
-             "(SELECT concat_ws(':', tup_inserted, tup_updated, tup_deleted) FROM pg_stat_database "
-             "WHERE datname = '%1$s')",
-             name, owner);
+             "(%3$s)::text, "
+             "(SELECT concat_ws(':', pg_stat_get_db_tuples_inserted(oid), "
+             "pg_stat_get_db_tuples_updated(oid), pg_stat_get_db_tuples_deleted(oid)) FROM d)",
+             name, owner, sessions);
+}
+
+void pgd_sessions_sql(char *buf, size_t len, const char *name, bool in_database, const char *what)
+{
+    /* pg_stat_activity's rows, without its joins: a session's database and
+     * role by oid (none for background processes, which never match). */
+    if (in_database)
+        snprintf(buf, len,
+                 "SELECT %3$s FROM pg_stat_get_activity(NULL) a WHERE (a.datid = (SELECT oid FROM "
+                 "pg_database WHERE datname = '%1$s') AND a.usesysid <> (SELECT oid FROM pg_authid "
+                 "WHERE rolname = current_user)) OR a.usesysid = (SELECT oid FROM pg_authid WHERE "
+                 "rolname = '%2$s')",
+                 name, name, what);
+    else
+        snprintf(buf, len,
+                 "SELECT %2$s FROM pg_stat_get_activity(NULL) a WHERE a.usesysid = (SELECT oid FROM "
+                 "pg_authid WHERE rolname = '%1$s')",
+                 name, what);
 }
 
 static void copy(char *dst, size_t len, const char *src)
@@ -128,6 +183,7 @@ int pgd_parse(const PGresult *res, pgd_shared_t *shared, pgd_state_t *indb)
             pgd_seq_t *q = &indb->seqs[indb->nseqs++];
             q->oid = (unsigned)strtoul(key, NULL, 10);
             copy(q->value, sizeof q->value, a);
+            copy(q->name, sizeof q->name, target);
         }
     }
     return (shared && !seen_x) || (indb && !seen_c) ? -1 : 0;

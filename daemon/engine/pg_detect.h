@@ -31,6 +31,7 @@ typedef struct pgd_rel {
 typedef struct pgd_seq {
     unsigned oid;
     char value[48]; /* last_value:is_called */
+    char name[272]; /* schema-qualified, quoted (two quoted NAMEDATALEN names) */
 } pgd_seq_t;
 
 /* In-database state (from PGD_INDB_SQL). */
@@ -58,12 +59,23 @@ typedef struct pgd_base {
     struct pgc *kept;
 } pgd_base_t;
 
-/* Every row: kind, key, a, b, target. */
+/* Every row: kind, key, a, b, target. For a database whose sequences are
+ * not known yet (the first clone of a template version). */
 extern const char PGD_INDB_SQL[];
+/* The same rows, for a database with base's sequences, read by name: no
+ * statement planned per sequence, so the whole can be prepared once per
+ * session. malloc'd, or NULL. Names come from PGD_INDB_SQL's own rows
+ * (regclass text), never from a lease. */
+char *pgd_indb_sql(const pgd_state_t *base);
 
 /* The shared-state query for database/role name and the template's owner
  * role ("" if none); prefix-named identifiers, never user input. */
 void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner);
+
+/* The holder's sessions, as pg_stat_activity lists them: any of the lease
+ * role, and with in_database anyone's in its database but our own user's
+ * (the kept session, a check's). what: the select list, e.g. "count(*)". */
+void pgd_sessions_sql(char *buf, size_t len, const char *name, bool in_database, const char *what);
 
 /* Parse rows of either query (a result may hold both). 0, or -1 on a
  * malformed result (treat as dirty). */

@@ -17,6 +17,9 @@
 /* How long ended sessions may take to leave pg_stat_activity before the
  * release gives up (and the pool drops the database). */
 #define END_TIMEOUT_MS 5000
+/* How often a release looks again for its holder's sessions while they
+ * close (within the grace) or end (after pg_terminate_backend). */
+#define POLL_MS 2
 
 /* A release of a database from a migrated template runs on a superuser
  * session in the lease database: the one kept there since the last release
@@ -37,7 +40,10 @@
 
 typedef enum rj_state {
     RJ_STARTING,  /* policy, session */
-    RJ_ENDING,    /* logins blocked, sessions closing or ended, then the check */
+    RJ_LOOKING,   /* logins blocked; the check (without detection: a count of sessions) */
+    RJ_WAITING,   /* the holder's sessions are open: release_grace_ms to close them */
+    RJ_ENDING,    /* past the grace: ended, polled until none is left */
+    RJ_CHECKING,  /* sessions gone: the check again */
     RJ_DECIDING,  /* the verdict */
     RJ_CLEARING,  /* rows reset: DELETE + VACUUM the changed tables */
     RJ_LOADING,   /* rows reset: seed rows, setval, new baseline */
@@ -47,13 +53,20 @@ typedef enum rj_state {
 } rj_state_t;
 
 static const char *const rj_names[RJ__COUNT] = {
-    [RJ_STARTING] = "starting", [RJ_ENDING] = "ending", [RJ_DECIDING] = "deciding",   [RJ_CLEARING] = "clearing",
-    [RJ_LOADING] = "loading",     [RJ_REOPENING] = "reopening", [RJ_RECLONING] = "recloning",
+    [RJ_STARTING] = "starting",   [RJ_LOOKING] = "looking",     [RJ_WAITING] = "waiting",
+    [RJ_ENDING] = "ending",       [RJ_CHECKING] = "checking",   [RJ_DECIDING] = "deciding",
+    [RJ_CLEARING] = "clearing",   [RJ_LOADING] = "loading",     [RJ_REOPENING] = "reopening",
+    [RJ_RECLONING] = "recloning",
 };
 
 static const unsigned rj_allowed[RJ__COUNT] = {
-    [RJ_STARTING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_RECLONING),
-    [RJ_ENDING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+    [RJ_STARTING] = FSM_TO(RJ_LOOKING) | FSM_TO(RJ_RECLONING),
+    [RJ_LOOKING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_WAITING) | FSM_TO(RJ_REOPENING) |
+                   FSM_TO(RJ_RECLONING),
+    [RJ_WAITING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) |
+                   FSM_TO(RJ_RECLONING),
+    [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+    [RJ_CHECKING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_RECLONING),
     [RJ_DECIDING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
                     FSM_TO(RJ_RECLONING),
     [RJ_CLEARING] = FSM_TO(RJ_LOADING) | FSM_TO(RJ_RECLONING),
@@ -68,9 +81,11 @@ typedef struct rjob {
     slot_t *s;
     tpl_t *t;
     pgc_t *conn; /* into the lease database (NULL: on an admin connection) */
+    bool prepare; /* conn is new: the check is not prepared there yet */
     rj_state_t state;
+    uv_timer_t poll; /* the next look at the holder's sessions; closed by finish */
     bool detect; /* database isolation: run the detector */
-    uint64_t t0, t_check; /* release, sessions gone */
+    uint64_t t0, t_check; /* release, check started */
     reset_action_t action;
     reset_verdict_t verdict; /* VERDICT__COUNT until the check answered */
     pgd_state_t now;
@@ -170,6 +185,17 @@ static void keep(slot_t *s, tpl_t *t, pgc_t *c)
 
 /* ---- the end of a release ------------------------------------------------ */
 
+static void on_job_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* The job's memory goes once its timer has closed (after this callback). */
+static void job_discard(rjob_t *j)
+{
+    uv_close((uv_handle_t *)&j->poll, on_job_closed);
+}
+
 static reset_verdict_t verdict_of(reset_action_t a)
 {
     return a == RESET_REUSE ? VERDICT_CLEAN : a == RESET_RELOAD ? VERDICT_ROWS : VERDICT_DIRTY;
@@ -195,7 +221,7 @@ static void finish(rjob_t *j, int err, const char *msg)
         conn_close(j->conn);
     pgd_state_free(&j->now);
     free(j->changed);
-    free(j);
+    job_discard(j);
     pool_slot_done(s, err, why, now);
 }
 
@@ -327,7 +353,8 @@ static int as_owner_sql(rjob_t *j, const char *body, char **sql)
 }
 
 /* Seed rows of the changed tables, the template's sequence values back,
- * and the new baseline read in this same session after a forced flush. */
+ * and the new baseline read in this same session after a forced flush
+ * (by the check, prepared here: its in-database rows). */
 static void load(rjob_t *j)
 {
     set_state(j, RJ_LOADING);
@@ -357,7 +384,7 @@ static void load(rjob_t *j)
     }
     ok = ok && (sql[n++] = strdup("COMMIT")) &&
          (sql[n++] = strdup("SELECT pg_stat_force_next_flush()")) &&
-         (sql[n++] = strdup(PGD_INDB_SQL));
+         (sql[n++] = strdup("EXECUTE dbl_check"));
     if (!ok || pgc_exec(j->conn, (const char *const *)sql, n, on_loaded, j) < 0)
         reclone(j, 0, "could not queue the reload");
     for (int i = 0; sql && i < n; i++)
@@ -457,6 +484,9 @@ static void decide_in_database(rjob_t *j, const PGresult *res)
         load(j);
 }
 
+static void wait_for_sessions(rjob_t *j);
+static void on_poll_due(uv_timer_t *h);
+
 static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
 {
     rjob_t *j = ud;
@@ -468,9 +498,18 @@ static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
         reclone(j, err == -ECONNRESET || err == -ETIMEDOUT ? err : POOL_ERR_RECLONE, msg);
         return;
     }
+    bool parsed = pgd_parse(res, &now, NULL) == 0;
+    /* The holder's sessions are still open (closing, or not): what the
+     * check read may not hold their last counters yet. It is read again
+     * once they are gone (and the sessions count came first in it: no
+     * counter read after a zero count can be missing a session's). */
+    if (parsed && now.sessions > 0 && j->state == RJ_LOOKING) {
+        wait_for_sessions(j);
+        return;
+    }
     set_state(j, RJ_DECIDING);
     bool db_counters = builtin(j->t);
-    if (pgd_parse(res, &now, NULL) < 0 || !pgd_shared_equal(&base->shared, &now, db_counters)) {
+    if (!parsed || !pgd_shared_equal(&base->shared, &now, db_counters)) {
         reclone(j, POOL_ERR_RECLONE, "shared catalogs, sessions or stats changed");
         return;
     }
@@ -483,85 +522,128 @@ static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
 }
 
 /* The check: one statement, the shared row (epoch, sessions, shared
- * catalogs, the database's counters) and, from inside the database, its
- * relations' counters and sequences. */
-static int check(rjob_t *j)
+ * catalogs, the database's counters) first and then, from inside the
+ * database, its relations' counters and sequences. In a lease database it
+ * is prepared once per session (planning it cost more than running it).
+ * With block, logins are blocked first, in the same round trip. */
+static int check(rjob_t *j, bool block)
 {
-    char shared[4096], *sql = NULL;
+    char shared[4096], blk[160], *prep = NULL, *indb = NULL;
+    const char *stmts[3];
+    int n = 0, rc;
+    snprintf(blk, sizeof blk, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
+    if (block)
+        stmts[n++] = blk;
     pgd_shared_sql(shared, sizeof shared, j->s->dbname, j->t->owner);
-    if (builtin(j->t))
-        sql = strdup(shared);
-    else if (asprintf(&sql, "%s UNION ALL %s", shared, PGD_INDB_SQL) < 0)
-        sql = NULL;
-    if (!sql)
-        return -ENOMEM;
-    const char *stmts[] = {sql};
-    int rc = run(j, stmts, 1, on_checked);
-    free(sql);
+    if (builtin(j->t)) {
+        stmts[n++] = shared;
+    } else {
+        if (j->prepare) {
+            const pgd_base_t *base = j->s->engine;
+            if (!(indb = pgd_indb_sql(&base->indb)) ||
+                asprintf(&prep, "PREPARE dbl_check AS %s UNION ALL %s", shared, indb) < 0) {
+                free(indb);
+                return -ENOMEM;
+            }
+            stmts[n++] = prep;
+            j->prepare = false;
+        }
+        stmts[n++] = "EXECUTE dbl_check";
+    }
+    j->t_check = util_now_ms();
+    rc = run(j, stmts, n, on_checked);
+    free(prep);
+    free(indb);
     return rc;
 }
 
-static void on_ended(void *ud, int err, const char *msg, const PGresult *res)
+/* The holder's sessions are gone: check (again), or without detection
+ * give the database its new password. */
+static void sessions_gone(rjob_t *j)
 {
-    (void)res;
-    rjob_t *j = ud;
     int rc;
-    if (err) {
-        reclone(j, err, msg);
-        return;
-    }
     if (!j->detect) {
         reopen(j);
         return;
     }
-    /* What the policy weighs starts here: the grace is the holder's time. */
-    j->t_check = util_now_ms();
-    if ((rc = check(j)) < 0)
+    set_state(j, RJ_CHECKING);
+    if ((rc = check(j, false)) < 0)
         reclone(j, rc, "lost the connection to the server");
 }
 
-/* Wait up to grace_ms for the holder's sessions to close on their own,
- * then end them (pg_terminate_backend without a timeout: with one it polls
- * in 100 ms steps; a false return is checked) and poll until
- * pg_stat_activity lists none: a backend has flushed its statistics by the
- * time its row is gone. With no session left it returns at once. */
-static void end_sessions_sql(char *buf, size_t len, const char *cond, const char *name,
-                             int grace_ms)
+static void on_polled(void *ud, int err, const char *msg, const PGresult *res)
 {
-    snprintf(buf, len,
-             "DO $$DECLARE t0 timestamptz := clock_timestamp(); p int; BEGIN "
-             "LOOP PERFORM pg_stat_clear_snapshot(); "
-             "EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE %1$s) "
-             "OR clock_timestamp() - t0 >= interval '%3$d ms'; "
-             "PERFORM pg_sleep(0.005); END LOOP; "
-             "LOOP PERFORM pg_stat_clear_snapshot(); "
-             "FOR p IN SELECT pid FROM pg_stat_activity WHERE %1$s LOOP "
-             "IF NOT pg_terminate_backend(p) THEN PERFORM pg_stat_clear_snapshot(); "
-             "IF EXISTS (SELECT FROM pg_stat_activity WHERE pid = p) THEN "
-             "RAISE EXCEPTION 'cannot end session %% of %2$s', p; END IF; END IF; END LOOP; "
-             "PERFORM pg_stat_clear_snapshot(); "
-             "EXIT WHEN NOT EXISTS (SELECT FROM pg_stat_activity WHERE %1$s); "
-             "IF clock_timestamp() - t0 > interval '%4$d ms' THEN "
-             "RAISE EXCEPTION 'sessions of %2$s still open after %4$d ms'; END IF; "
-             "PERFORM pg_sleep(0.002); END LOOP; END$$",
-             cond, name, grace_ms, grace_ms + END_TIMEOUT_MS);
+    rjob_t *j = ud;
+    if (err) {
+        reclone(j, err, msg);
+        return;
+    }
+    if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+        sessions_gone(j);
+    else
+        uv_timer_start(&j->poll, on_poll_due, POLL_MS, 0);
 }
 
-/* Block logins, then end the holder's sessions. */
-static int end_sessions(rjob_t *j)
+/* Within the grace, count the holder's sessions; past it, end them
+ * (pg_terminate_backend without a timeout, which would poll in 100 ms
+ * steps) and count what was still listed: the release goes on only once
+ * pg_stat_activity lists none, so a signal that went nowhere (a false
+ * return) is noticed by the next look. */
+static void on_poll_due(uv_timer_t *h)
 {
-    set_state(j, RJ_ENDING);
-    char cond[256], block[160], end[2048];
-    const char *n = j->s->dbname;
-    if (j->detect)
-        snprintf(cond, sizeof cond,
-                 "(datname = '%s' AND usename <> current_user) OR usename = '%s'", n, n);
+    rjob_t *j = h->data;
+    uint64_t now = util_now_ms();
+    int grace = kind_cfg(j->t)->release_grace_ms;
+    if (j->state == RJ_WAITING && now >= j->t0 + (uint64_t)grace)
+        set_state(j, RJ_ENDING);
+    if (j->state == RJ_ENDING && now >= j->t0 + (uint64_t)grace + END_TIMEOUT_MS) {
+        char why[320];
+        snprintf(why, sizeof why, "sessions of %s still open %d ms after they were ended",
+                 j->s->dbname, END_TIMEOUT_MS);
+        reclone(j, -ETIMEDOUT, why);
+        return;
+    }
+    char sql[512];
+    pgd_sessions_sql(sql, sizeof sql, j->s->dbname, j->detect,
+                     j->state == RJ_ENDING ? "count(pg_terminate_backend(a.pid))::text"
+                                           : "count(*)::text");
+    const char *stmts[] = {sql};
+    if (run(j, stmts, 1, on_polled) < 0)
+        reclone(j, -ENOTCONN, "lost the connection to the server");
+}
+
+/* Sessions of the holder are still listed (closing as the release came,
+ * or left open): look again every POLL_MS, from the loop, with no
+ * connection held in between. */
+static void wait_for_sessions(rjob_t *j)
+{
+    set_state(j, RJ_WAITING);
+    uv_timer_start(&j->poll, on_poll_due, POLL_MS, 0);
+}
+
+static void on_counted(void *ud, int err, const char *msg, const PGresult *res)
+{
+    rjob_t *j = ud;
+    if (err)
+        reclone(j, err, msg);
+    else if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+        sessions_gone(j);
     else
-        snprintf(cond, sizeof cond, "usename = '%s'", n);
-    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", n);
-    end_sessions_sql(end, sizeof end, cond, n, kind_cfg(j->t)->release_grace_ms);
-    const char *sql[] = {block, end};
-    return run(j, sql, 2, on_ended);
+        wait_for_sessions(j);
+}
+
+/* Block logins and look: with detection the check itself (it counts the
+ * sessions too: none left, and its verdict stands), else a count. */
+static int look(rjob_t *j)
+{
+    set_state(j, RJ_LOOKING);
+    if (j->detect)
+        return check(j, true);
+    char block[160], count[512];
+    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
+    pgd_sessions_sql(count, sizeof count, j->s->dbname, false, "count(*)::text");
+    const char *sql[] = {block, count};
+    return run(j, sql, 2, on_counted);
 }
 
 static rjob_t *job_new(slot_t *s, tpl_t *t, bool detect)
@@ -574,6 +656,8 @@ static rjob_t *job_new(slot_t *s, tpl_t *t, bool detect)
         j->t0 = util_now_ms();
         j->state = RJ_STARTING;
         j->verdict = VERDICT__COUNT;
+        uv_timer_init(t->d->loop, &j->poll);
+        j->poll.data = j;
     }
     return j;
 }
@@ -586,9 +670,9 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     if (!j)
         return -ENOMEM;
     if (!detect) {
-        int rc = end_sessions(j);
+        int rc = look(j);
         if (rc < 0)
-            free(j);
+            job_discard(j);
         return rc;
     }
     reset_mode_t mode = RESET_AUTO;
@@ -604,6 +688,7 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
     if (!builtin(t)) {
         if (base->kept && !pgc_is_up(base->kept)) /* broken, not reported yet */
             pg_reset_close_session(s);
+        j->prepare = !base->kept;
         j->conn = base->kept ? base->kept : conn_open(t, s->dbname, on_job_conn, j);
         base->kept = NULL;
         if (!j->conn) {
@@ -612,7 +697,7 @@ static int release(slot_t *s, tpl_t *t, bool detect, bool clean_hint)
         }
         pgc_set_status_cb(j->conn, on_job_conn, j);
     }
-    int rc = end_sessions(j);
+    int rc = look(j);
     if (rc < 0)
         reclone(j, rc, "lost the connection to the server");
     return 0;

@@ -1,8 +1,12 @@
 /* The release path of PostgreSQL leases (study: reset-study.md, section 5).
  *
- * 1. Logins of the lease role are blocked (NOLOGIN); its sessions get
+ * 1. Logins of the lease role are blocked (NOLOGIN) and, in the same round
+ *    trip, the check runs (it counts the holder's sessions first). With a
+ *    session still listed its reading is thrown away: the sessions get
  *    release_grace_ms to close by themselves, then are ended with
- *    pg_terminate_backend(pid) and polled until pg_stat_activity has none.
+ *    pg_terminate_backend(pid), looked at every few ms from a loop timer
+ *    (no connection held while waiting) until pg_stat_activity has none,
+ *    and the check runs again.
  * 2. Database isolation: the detector (pg_detect.h) compares with the
  *    baseline taken when the database was last pristine; clean -> reuse,
  *    rows -> delete the changed tables, vacuum, reload their seed rows and

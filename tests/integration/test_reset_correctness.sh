@@ -107,4 +107,41 @@ test_every_default_database_handed_out_equals_a_fresh_clone() {
     run_suite "$HERE/workloads_default.txt" 5 0 12
 }
 
+# The holder's session is still open when its release comes, its last write
+# running or not yet flushed: the release must wait for the session to go
+# and only then read the counters (the first look at release counts the
+# sessions too, and throws its reading away if any is left). Each round
+# writes in a session that closes ~50 ms after the release was sent.
+test_a_write_racing_the_release_is_seen() {
+    TPL=app
+    CHECKED=0
+    take
+    snapshot "$T/ref.sql"
+    "$DBLEASE" release --clean "$ID"
+    local i pfd pid
+    for i in $(seq 12); do
+        take
+        check || return 1
+        rm -f "$T/race.in" && mkfifo "$T/race.in"
+        psql "$URL" -XAtq <"$T/race.in" >"$T/race.out" 2>&1 &
+        pid=$!
+        exec {pfd}>"$T/race.in"
+        echo "SELECT 'connected';" >&"$pfd"
+        wait_until 10 grep -q connected "$T/race.out" || fail "the writer never connected"
+        echo "INSERT INTO empty_t (v) SELECT 'racing' FROM generate_series(1, 50); SELECT pg_sleep(0.05);" >&"$pfd"
+        exec {pfd}>&-
+        "$DBLEASE" release "$ID"
+        wait "$pid" || true
+        LAST[$DB]="a write racing its release (round $i)"
+    done
+    local held=()
+    for _ in 1 2 3 4; do
+        take
+        check || return 1
+        held+=("$ID")
+    done
+    for ID in "${held[@]}"; do "$DBLEASE" release --clean "$ID"; done
+    [ "$CHECKED" -ge 16 ] || fail "only $CHECKED databases checked"
+}
+
 run_tests

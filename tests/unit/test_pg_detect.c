@@ -28,7 +28,8 @@ static pgd_seq_t seq(unsigned oid, const char *value)
 
 /* The baseline: two tables with counters, two sequences. */
 static pgd_rel_t base_rels[] = {{16400, 16400, "200:0:1", "0:0"}, {16410, 16410, "1000:0:5", "0:0"}};
-static pgd_seq_t base_seqs[] = {{16390, "200:true"}, {16395, "1:false"}};
+static pgd_seq_t base_seqs[] = {{16390, "200:true", "public.t01_id_seq"},
+                                 {16395, "1:false", "app.\"Odd seq\""}};
 static const pgd_state_t base = {"cafe", base_rels, 2, base_seqs, 2};
 
 /* The state at release, and what the comparison said about it. */
@@ -186,6 +187,46 @@ static void the_shared_row_parses_the_database_counters(void **state)
     PQclear(res);
 }
 
+/* A sequence row carries the sequence's name (regclass text), and the
+ * check of a database with known sequences reads each by that name: no
+ * per-sequence statement to plan, so it can be prepared. */
+static void sequences_are_read_by_the_names_the_baseline_saw(void **state)
+{
+    (void)state;
+    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc att[5] = {{0}};
+    const char *names[5] = {"k", "key", "a", "b", "target"};
+    for (int i = 0; i < 5; i++) {
+        att[i].name = (char *)names[i];
+        att[i].typid = 25;
+        att[i].typlen = -1;
+        att[i].atttypmod = -1;
+    }
+    assert_true(PQsetResultAttrs(res, 5, att));
+    const char *rows[2][5] = {{"c", "", "d41d8", "", ""}, {"s", "16390", "200:true", "", "public.t01_id_seq"}};
+    for (int r = 0; r < 2; r++)
+        for (int c = 0; c < 5; c++)
+            assert_true(PQsetvalue(res, r, c, (char *)rows[r][c], (int)strlen(rows[r][c])));
+    pgd_state_t st = {0};
+    assert_int_equal(pgd_parse(res, NULL, &st), 0);
+    assert_int_equal(st.nseqs, 1);
+    assert_string_equal(st.seqs[0].name, "public.t01_id_seq");
+    pgd_state_free(&st);
+    PQclear(res);
+
+    char *sql = pgd_indb_sql(&base);
+    assert_non_null(sql);
+    assert_non_null(strstr(sql, "FROM public.t01_id_seq"));
+    assert_non_null(strstr(sql, "FROM app.\"Odd seq\""));
+    assert_null(strstr(sql, "query_to_xml"));
+    free(sql);
+    pgd_state_t none = {"cafe", base_rels, 2, NULL, 0};
+    sql = pgd_indb_sql(&none);
+    assert_non_null(sql);
+    assert_null(strstr(sql, "'s'"));
+    free(sql);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -196,6 +237,7 @@ int main(void)
         cmocka_unit_test(shared_state_must_match_with_no_sessions),
         cmocka_unit_test(database_counters_count_only_when_asked),
         cmocka_unit_test(the_shared_row_parses_the_database_counters),
+        cmocka_unit_test(sequences_are_read_by_the_names_the_baseline_saw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
