@@ -163,10 +163,9 @@ static void database_counters_count_only_when_asked(void **state)
     assert_false(pgd_shared_equal(&a, &b, true));
 }
 
-/* The shared row carries the database's counters in its last column. */
-static void the_shared_row_parses_the_database_counters(void **state)
+/* A result as the detector's queries return it: kind, key, a, b, target. */
+static PGresult *result_of(const char *rows[][5], int n)
 {
-    (void)state;
     PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
     PGresAttDesc att[5] = {{0}};
     const char *names[5] = {"k", "key", "a", "b", "target"};
@@ -177,9 +176,18 @@ static void the_shared_row_parses_the_database_counters(void **state)
         att[i].atttypmod = -1;
     }
     assert_true(PQsetResultAttrs(res, 5, att));
-    const char *row[5] = {"x", "epoch1", "abc", "0", "7:1:2"};
-    for (int c = 0; c < 5; c++)
-        assert_true(PQsetvalue(res, 0, c, (char *)row[c], (int)strlen(row[c])));
+    for (int r = 0; r < n; r++)
+        for (int c = 0; c < 5; c++)
+            assert_true(PQsetvalue(res, r, c, (char *)rows[r][c], (int)strlen(rows[r][c])));
+    return res;
+}
+
+/* The shared row carries the database's counters in its last column. */
+static void the_shared_row_parses_the_database_counters(void **state)
+{
+    (void)state;
+    const char *rows[1][5] = {{"x", "epoch1", "abc", "0", "7:1:2"}};
+    PGresult *res = result_of(rows, 1);
     pgd_shared_t sh = {0};
     assert_int_equal(pgd_parse(res, &sh, NULL), 0);
     assert_string_equal(sh.epoch, "epoch1");
@@ -193,20 +201,9 @@ static void the_shared_row_parses_the_database_counters(void **state)
 static void sequences_are_read_by_the_names_the_baseline_saw(void **state)
 {
     (void)state;
-    PGresult *res = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
-    PGresAttDesc att[5] = {{0}};
-    const char *names[5] = {"k", "key", "a", "b", "target"};
-    for (int i = 0; i < 5; i++) {
-        att[i].name = (char *)names[i];
-        att[i].typid = 25;
-        att[i].typlen = -1;
-        att[i].atttypmod = -1;
-    }
-    assert_true(PQsetResultAttrs(res, 5, att));
-    const char *rows[2][5] = {{"c", "", "d41d8", "", ""}, {"s", "16390", "200:true", "", "public.t01_id_seq"}};
-    for (int r = 0; r < 2; r++)
-        for (int c = 0; c < 5; c++)
-            assert_true(PQsetvalue(res, r, c, (char *)rows[r][c], (int)strlen(rows[r][c])));
+    const char *rows[2][5] = {{"c", "", "d41d8", "", ""},
+                              {"s", "16390", "200:true", "", "public.t01_id_seq"}};
+    PGresult *res = result_of(rows, 2);
     pgd_state_t st = {0};
     assert_int_equal(pgd_parse(res, NULL, &st), 0);
     assert_int_equal(st.nseqs, 1);
