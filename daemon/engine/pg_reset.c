@@ -253,18 +253,44 @@ static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
     finish(j, err, msg);
 }
 
+/* The end of a release: a new password while logins are still blocked,
+ * then logins of the role still under way are ended, then login is
+ * allowed again. A login reads the role's verifier once, when its SCRAM
+ * exchange starts, and PostgreSQL checks nothing of the password after
+ * the proof: the old holder could start one before its release and send
+ * the proof once the database is handed out again. Logins that start after
+ * the new password read it; those already under way are server children
+ * not yet in pg_stat_activity, whose process title names the role
+ * ("postgres: ROLE DB HOST authentication"): the second statement ends
+ * them (test_release.sh, a stalled login). It reads /proc through the
+ * server, so it runs where we run the server (process and docker
+ * runtimes, update_process_title on); an external server is its owner's,
+ * and README says what that leaves open. The password is set last, not
+ * with NOLOGIN: a holder's session may set one of its own until its end. */
 static void reopen(rjob_t *j)
 {
     set_state(j, RJ_REOPENING);
-    char verifier[160], sql[512];
+    char verifier[160], password[320], stale[1024], login[160];
     if (util_random_password(j->password, 32) < 0 ||
         pg_scram_verifier(j->password, verifier, sizeof verifier) < 0) {
         finish(j, -EIO, "cannot make a password");
         return;
     }
-    snprintf(sql, sizeof sql, "ALTER ROLE \"%s\" LOGIN PASSWORD '%s'", j->s->dbname, verifier);
-    const char *stmts[] = {sql};
-    if (run(j, stmts, 1, on_reopened) < 0)
+    const char *n = j->s->dbname;
+    snprintf(password, sizeof password, "ALTER ROLE \"%s\" PASSWORD '%s'", n, verifier);
+    snprintf(stale, sizeof stale,
+             "SELECT count(pg_terminate_backend(k.pid))::text FROM "
+             "(SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 4) AS pm) p, "
+             "LATERAL regexp_split_to_table(btrim(pg_read_file('/proc/' || p.pm || '/task/' || "
+             "p.pm || '/children')), ' ') c, LATERAL (SELECT c::int AS pid) k "
+             "WHERE c <> '' AND NOT EXISTS (SELECT FROM pg_stat_get_activity(NULL) a "
+             "WHERE a.pid = k.pid) AND strpos(encode(pg_read_binary_file('/proc/' || k.pid || "
+             "'/cmdline', 0, 256, true), 'escape'), ' %s ') > 0",
+             n);
+    snprintf(login, sizeof login, "ALTER ROLE \"%s\" LOGIN", n);
+    const char *with_stale[] = {password, stale, login}, *without[] = {password, login};
+    bool external = j->t->d->pg->external;
+    if (run(j, external ? without : with_stale, external ? 2 : 3, on_reopened) < 0)
         finish(j, -ENOTCONN, "lost the connection to the server");
 }
 

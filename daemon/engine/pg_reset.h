@@ -12,8 +12,10 @@
  *    rows -> delete the changed tables, vacuum, reload their seed rows and
  *    setval the sequences, dirty -> drop + clone (reported to the pool as
  *    POOL_ERR_RECLONE). The pool's adaptive policy may skip the check.
- * 3. Only then a new password is set and login re-enabled, so nothing the
- *    old holder did before its sessions ended outlives them.
+ * 3. Only then a new password is set, logins of the role still under way
+ *    (started with the old password) are ended, and login is re-enabled,
+ *    so nothing the old holder did or started before its sessions ended
+ *    outlives them.
  * Migrated templates: all of it on a superuser session kept in the
  * database between leases; the built-in one: on an admin connection, the
  * database's counters read from outside (pg_reset.c says why). */

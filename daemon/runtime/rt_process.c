@@ -491,8 +491,8 @@ static void start_server(inst_t *i)
                     "-c", "dynamic_shared_memory_type=mmap",
                     /* statements carry lease passwords: never log them */
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
-                    /* see PG_AUTH_TIMEOUT */
-                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT,
+                    /* see PG_AUTH_TIMEOUT; PG_TITLES */
+                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, "-c", PG_TITLES,
                     /* a lease's sorts and hashes cannot fill the disk every
                      * other lease shares (superuser-only: leases cannot lift it) */
                     tfl[0] ? "-c" : NULL, tfl, NULL};

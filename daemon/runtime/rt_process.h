@@ -13,6 +13,11 @@
  * ProcSignalBarrier until it times out, so a few seconds, not a minute. */
 #define PG_AUTH_TIMEOUT "5s"
 
+/* A release finds logins of its role still under way by their process
+ * titles (pg_reset.c, block_sql): on for the servers we run, whatever a
+ * platform's default. */
+#define PG_TITLES "update_process_title=on"
+
 /* Find initdb and postgres: the configured dir, then `pg_config --bindir`,
  * then the newest /usr/lib/postgresql/N/bin, then PATH. */
 int rt_pg_find_bins(const char *configured, char *out, size_t outlen, int *major, char *err,

@@ -11,6 +11,13 @@ CONFIG=("[postgres]" "runtime = docker" "docker_host = $DOCKER_HOST"
 field() { jq -r ".$2" <<<"$1"; }
 dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
 
+# The release ends logins of the role still under way by their process
+# titles, read through the server: inside the container, too.
+test_a_login_stalled_across_the_release_does_not_get_in() {
+    start_daemon "${CONFIG[@]}"
+    stalled_login_across_release --clean
+}
+
 test_leases_come_from_a_container_and_are_isolated_and_reset() {
     start_daemon "${CONFIG[@]}"
     [ "$("$DBLEASE" status --json | jq -r '.instances[0].runtime')" = docker ]

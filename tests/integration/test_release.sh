@@ -68,6 +68,17 @@ test_a_holder_resetting_its_password_cannot_log_in_after_release() {
     fi
 }
 
+# A login reads the role's password verifier once, when its SCRAM exchange
+# starts, and PostgreSQL checks nothing of the password after the proof: a
+# holder that starts a login before its release and sends the proof only
+# after its database was reused and handed out again would be in the next
+# holder's database (it was, before the release ended such logins). Plain
+# and --clean releases both reuse an untouched database.
+test_a_login_stalled_across_the_release_does_not_get_in() {
+    stalled_login_across_release ""
+    stalled_login_across_release --clean
+}
+
 outcome() { # name -> releases of the built-in pool with that outcome
     "$DBLEASE" status --json |
         jq --arg o "$1" '[.pools[] | select(.kind == "postgres" and .template == "default") | .releases[$o]] | add'
