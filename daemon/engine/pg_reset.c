@@ -270,14 +270,15 @@ static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
 static void reopen(rjob_t *j)
 {
     set_state(j, RJ_REOPENING);
-    char verifier[160], password[320], stale[1024], login[160];
-    if (util_random_password(j->password, 32) < 0 ||
-        pg_scram_verifier(j->password, verifier, sizeof verifier) < 0) {
+    char password[320], stale[1024], login[160];
+    pg_cred_t cred;
+    if (pg_cred_take(j->t->d->loop, &cred) < 0) {
         finish(j, -EIO, "cannot make a password");
         return;
     }
+    memcpy(j->password, cred.password, sizeof j->password);
     const char *n = j->s->dbname;
-    snprintf(password, sizeof password, "ALTER ROLE \"%s\" PASSWORD '%s'", n, verifier);
+    snprintf(password, sizeof password, "ALTER ROLE \"%s\" PASSWORD '%s'", n, cred.verifier);
     snprintf(stale, sizeof stale,
              "SELECT count(pg_terminate_backend(k.pid))::text FROM "
              "(SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 4) AS pm) p, "

@@ -37,6 +37,15 @@ static slot_job_t *job_new(slot_t *s, void *ud)
     return j;
 }
 
+/* The slot's new password (its verifier goes into CREATE ROLE). */
+static int take_cred(slot_job_t *j, pg_cred_t *cred)
+{
+    if (pg_cred_take(j->t->d->loop, cred) < 0)
+        return -1;
+    memcpy(j->slot->password, cred->password, sizeof j->slot->password);
+    return 0;
+}
+
 static void done(slot_job_t *j, int err, const char *msg)
 {
     slot_t *s = j->slot;
@@ -169,17 +178,16 @@ static void on_db_created(void *ud, int err, const char *msg, const PGresult *re
 static int db_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
-    if (!j || util_random_password(s->password, 32) < 0) {
-        free(j);
+    if (!j)
         return -ENOMEM;
-    }
     char full[512]; /* below the disk reserve: no clone (leases hear disk_full) */
     if (rt_disk_check(j->t->d, full, sizeof full) < 0) {
         free(j);
         return -ENOSPC;
     }
-    char role[1536], grant[192] = "", db[320], grants[384], verifier[160], limit[640];
-    if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
+    char role[1536], grant[192] = "", db[320], grants[384], limit[640];
+    pg_cred_t cred;
+    if (take_cred(j, &cred) < 0) {
         free(j);
         return -EIO;
     }
@@ -191,7 +199,7 @@ static int db_create(slot_t *s, void *ud)
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' NOSUPERUSER NOCREATEDB NOCREATEROLE "
              "NOREPLICATION NOBYPASSRLS%s%s",
-             s->dbname, verifier, grant, limit);
+             s->dbname, cred.verifier, grant, limit);
     snprintf(db, sizeof db,
              "CREATE DATABASE \"%s\" OWNER \"%s\" TEMPLATE \"%s\"%s ALLOW_CONNECTIONS false",
              s->dbname, s->dbname, j->t->dbname, strategy(j->t));
@@ -336,12 +344,11 @@ static void on_schema_role(void *ud, int err, const char *msg, const PGresult *r
 static int schema_create(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
-    if (!j || util_random_password(s->password, 32) < 0) {
-        free(j);
+    if (!j)
         return -ENOMEM;
-    }
-    char role[1280], grant[256], verifier[160], limit[640];
-    if (pg_scram_verifier(s->password, verifier, sizeof verifier) < 0) {
+    char role[1280], grant[256], limit[640];
+    pg_cred_t cred;
+    if (take_cred(j, &cred) < 0) {
         free(j);
         return -EIO;
     }
@@ -349,7 +356,7 @@ static int schema_create(slot_t *s, void *ud)
     snprintf(role, sizeof role,
              "CREATE ROLE \"%s\" LOGIN PASSWORD '%s' IN ROLE \"%sschema_users\", \"%s\" "
              "NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS%s",
-             s->dbname, verifier, j->t->d->cfg.postgres.name_prefix, j->t->shared_db, limit);
+             s->dbname, cred.verifier, j->t->d->cfg.postgres.name_prefix, j->t->shared_db, limit);
     snprintf(grant, sizeof grant, "GRANT CONNECT, TEMPORARY ON DATABASE \"%s\" TO \"%s\"",
              j->t->shared_db, s->dbname);
     const char *sql[] = {role, grant};
