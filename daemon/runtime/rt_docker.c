@@ -148,7 +148,8 @@ static json_object *command(inst_t *i)
                               maxconn, "fsync=off",
                               "synchronous_commit=off", "full_page_writes=off",
                               "log_min_error_statement=panic",
-                              "authentication_timeout=" PG_AUTH_TIMEOUT, PG_TITLES};
+                              "authentication_timeout=" PG_AUTH_TIMEOUT, PG_TITLES,
+                              PG_NO_CLUSTER_NAME};
     for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
         json_object_array_add(cmd, json_object_new_string("-c"));
         json_object_array_add(cmd, json_object_new_string(settings[k]));

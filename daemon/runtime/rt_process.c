@@ -493,6 +493,7 @@ static void start_server(inst_t *i)
                     "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
                     /* see PG_AUTH_TIMEOUT; PG_TITLES */
                     "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, "-c", PG_TITLES,
+                    "-c", PG_NO_CLUSTER_NAME,
                     /* a lease's sorts and hashes cannot fill the disk every
                      * other lease shares (superuser-only: leases cannot lift it) */
                     tfl[0] ? "-c" : NULL, tfl, NULL};

@@ -14,9 +14,11 @@
 #define PG_AUTH_TIMEOUT "5s"
 
 /* A release finds logins of its role still under way by their process
- * titles (pg_reset.c, block_sql): on for the servers we run, whatever a
- * platform's default. */
+ * titles, "postgres: ROLE DB HOST state" (pg_reset.c, reopen): titles on
+ * and no cluster name before the role, for the servers we run, whatever a
+ * platform's or an image's defaults. */
 #define PG_TITLES "update_process_title=on"
+#define PG_NO_CLUSTER_NAME "cluster_name="
 
 /* Find initdb and postgres: the configured dir, then `pg_config --bindir`,
  * then the newest /usr/lib/postgresql/N/bin, then PATH. */
