@@ -548,6 +548,13 @@ static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
     decide_in_database(j, res);
 }
 
+/* A release's first statement: the lease role's logins blocked. */
+static const char *block_sql(const rjob_t *j, char *buf, size_t len)
+{
+    snprintf(buf, len, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
+    return buf;
+}
+
 /* The check: one statement, the shared row (epoch, sessions, shared
  * catalogs, the database's counters) first and then, from inside the
  * database, its relations' counters and sequences. In a lease database it
@@ -558,9 +565,8 @@ static int check(rjob_t *j, bool block)
     char shared[4096], blk[160], *prep = NULL, *indb = NULL;
     const char *stmts[3];
     int n = 0, rc;
-    snprintf(blk, sizeof blk, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
     if (block)
-        stmts[n++] = blk;
+        stmts[n++] = block_sql(j, blk, sizeof blk);
     pgd_shared_sql(shared, sizeof shared, j->s->dbname, j->t->owner);
     if (builtin(j->t)) {
         stmts[n++] = shared;
@@ -598,6 +604,12 @@ static void sessions_gone(rjob_t *j)
         reclone(j, rc, "lost the connection to the server");
 }
 
+/* A count of the holder's sessions said none. */
+static bool none_left(const PGresult *res)
+{
+    return res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+}
+
 static void on_polled(void *ud, int err, const char *msg, const PGresult *res)
 {
     rjob_t *j = ud;
@@ -605,7 +617,7 @@ static void on_polled(void *ud, int err, const char *msg, const PGresult *res)
         reclone(j, err, msg);
         return;
     }
-    if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+    if (none_left(res))
         sessions_gone(j);
     else
         uv_timer_start(&j->poll, on_poll_due, POLL_MS, 0);
@@ -653,7 +665,7 @@ static void on_counted(void *ud, int err, const char *msg, const PGresult *res)
     rjob_t *j = ud;
     if (err)
         reclone(j, err, msg);
-    else if (res && PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "0") == 0)
+    else if (none_left(res))
         sessions_gone(j);
     else
         wait_for_sessions(j);
@@ -667,9 +679,8 @@ static int look(rjob_t *j)
     if (j->detect)
         return check(j, true);
     char block[160], count[512];
-    snprintf(block, sizeof block, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
     pgd_sessions_sql(count, sizeof count, j->s->dbname, false, "count(*)::text");
-    const char *sql[] = {block, count};
+    const char *sql[] = {block_sql(j, block, sizeof block), count};
     return run(j, sql, 2, on_counted);
 }
 
