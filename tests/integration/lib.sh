@@ -238,35 +238,40 @@ del_test_user() { # name
 # One round of the stalled-login attack (test_release.sh, test_docker.sh):
 # lease, start a SCRAM login and stop it after the server's salt, release
 # ($1: "" or --clean), lease until the same database comes back (the pool
-# holds at least two), then send the proof: it must not get in.
-stalled_login_across_release() { # release flag
-    local j db id out held=() pid
-    j=$("$DBLEASE" lease --json)
+# holds at least two), then send the proof: it must not get in. Further
+# arguments go to every lease (--template NAME). A schema lease's role
+# logs in to its template's shared database: the role is what comes back.
+stalled_login_across_release() { # release flag, lease arguments
+    local how=$1 j db id out held=() pid
+    shift
+    j=$("$DBLEASE" lease --json "$@")
     db=$(jq -r .dbname <<<"$j")
+    local user
+    user=$(jq -r .user <<<"$j")
     rm -f "$T/stall".*
     "$(dirname "${BASH_SOURCE[0]}")/stall_login.py" "$(jq -r .host <<<"$j")" "$(jq -r .port <<<"$j")" \
-        "$(jq -r .user <<<"$j")" "$db" "$(jq -r .password <<<"$j")" "$T/stall" >"$T/stall.out" 2>&1 &
+        "$user" "$db" "$(jq -r .password <<<"$j")" "$T/stall" >"$T/stall.out" 2>&1 &
     pid=$!
     wait_until 10 test -e "$T/stall.stalled" || fail "the login never got the server's salt"
-    "$DBLEASE" release $1 "$(jq -r .id <<<"$j")"
+    "$DBLEASE" release $how "$(jq -r .id <<<"$j")"
     id=""
     for _ in 1 2 3 4 5 6; do
-        j=$("$DBLEASE" lease --json --wait 60000)
-        if [ "$(jq -r .dbname <<<"$j")" = "$db" ]; then
+        j=$("$DBLEASE" lease --json --wait 60000 "$@")
+        if [ "$(jq -r .user <<<"$j")" = "$user" ]; then
             id=$(jq -r .id <<<"$j")
             break
         fi
         held+=("$(jq -r .id <<<"$j")")
     done
     for h in "${held[@]}"; do "$DBLEASE" release --clean "$h"; done
-    [ -n "$id" ] || fail "$db was not handed out again"
+    [ -n "$id" ] || fail "$user was not handed out again"
     touch "$T/stall.go"
     wait "$pid" || true
     out=$(cat "$T/stall.out")
     "$DBLEASE" release --clean "$id"
     case "$out" in
-    "LOGGED IN"*) fail "release $1: a login started before it got into the next holder's database" ;;
+    "LOGGED IN"*) fail "release $how: a login started before it got into the next holder's database" ;;
     REJECTED* | CLOSED*) ;;
-    *) fail "release $1: the stalled login ended oddly: $out" ;;
+    *) fail "release $how: the stalled login ended oddly: $out" ;;
     esac
 }

@@ -101,6 +101,13 @@ test_schema_leases_are_isolated() {
     fi
 }
 
+# A schema lease's role is handed out again after a clean release: a login
+# its old holder left half-done must not finish into the next holder's
+# schema (test_release.sh has the database-lease version).
+test_a_login_stalled_across_a_schema_release_does_not_get_in() {
+    stalled_login_across_release --clean --template shared
+}
+
 test_released_schema_lease_comes_back_fresh_with_new_credentials() {
     a=$("$DBLEASE" lease --template shared --json)
     sql "$(field "$a" url)" "CREATE TABLE leftover (x int)"
