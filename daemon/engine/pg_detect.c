@@ -105,18 +105,20 @@ void pgd_shared_sql(char *buf, size_t len, const char *name, const char *owner)
 void pgd_sessions_sql(char *buf, size_t len, const char *name, bool in_database, const char *what)
 {
     /* pg_stat_activity's rows, without its joins: a session's database and
-     * role by oid (none for background processes, which never match). */
+     * role by oid (none for background processes, which never match).
+     * pg_roles, not pg_authid: an external server's admin may not be a
+     * superuser. */
     if (in_database)
         snprintf(buf, len,
                  "SELECT %3$s FROM pg_stat_get_activity(NULL) a WHERE (a.datid = (SELECT oid FROM "
-                 "pg_database WHERE datname = '%1$s') AND a.usesysid <> (SELECT oid FROM pg_authid "
-                 "WHERE rolname = current_user)) OR a.usesysid = (SELECT oid FROM pg_authid WHERE "
+                 "pg_database WHERE datname = '%1$s') AND a.usesysid <> (SELECT oid FROM pg_roles "
+                 "WHERE rolname = current_user)) OR a.usesysid = (SELECT oid FROM pg_roles WHERE "
                  "rolname = '%2$s')",
                  name, name, what);
     else
         snprintf(buf, len,
                  "SELECT %2$s FROM pg_stat_get_activity(NULL) a WHERE a.usesysid = (SELECT oid FROM "
-                 "pg_authid WHERE rolname = '%1$s')",
+                 "pg_roles WHERE rolname = '%1$s')",
                  name, what);
 }
 
