@@ -260,9 +260,8 @@ static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
  * the proof: the old holder could start one before its release and send
  * the proof once the database is handed out again. Logins that start after
  * the new password read it; those already under way are server children
- * whose process title starts with the role ("postgres: ROLE DB HOST
- * authentication"; no session of the role is left by now, and ours are the
- * superuser's): the second statement ends them (test_release.sh, a stalled
+ * not yet in pg_stat_activity whose process title starts with the role
+ * ("postgres: ROLE DB HOST authentication"): the second statement ends them (test_release.sh, a stalled
  * login). It reads /proc through the server, so it runs where we run the
  * server (process and docker runtimes: titles on, no cluster_name before
  * the role); an external server is its owner's, and README says what that
@@ -280,13 +279,16 @@ static void reopen(rjob_t *j)
     memcpy(j->password, cred.password, sizeof j->password);
     const char *n = j->s->dbname;
     snprintf(password, sizeof password, "ALTER ROLE \"%s\" PASSWORD '%s'", n, cred.verifier);
+    /* Only children not in pg_stat_activity are read: a server with many
+     * sessions has many children, and a title costs a file read. */
     snprintf(stale, sizeof stale,
-             "SELECT count(pg_terminate_backend(c::int))::text FROM "
+             "SELECT count(pg_terminate_backend(k.pid))::text FROM "
              "(SELECT split_part(pg_read_file('/proc/self/stat'), ' ', 4) AS pm) p, "
              "LATERAL regexp_split_to_table(btrim(pg_read_file('/proc/' || p.pm || '/task/' || "
-             "p.pm || '/children')), ' ') c WHERE c <> '' AND starts_with(encode("
-             "pg_read_binary_file('/proc/' || c || '/cmdline', 0, 256, true), 'escape'), "
-             "'postgres: %s ')",
+             "p.pm || '/children')), ' ') c, LATERAL (SELECT c::int AS pid) k "
+             "WHERE c <> '' AND k.pid NOT IN (SELECT a.pid FROM pg_stat_get_activity(NULL) a "
+             "WHERE a.pid IS NOT NULL) AND starts_with(encode(pg_read_binary_file('/proc/' || "
+             "k.pid || '/cmdline', 0, 256, true), 'escape'), 'postgres: %s ')",
              n);
     snprintf(login, sizeof login, "ALTER ROLE \"%s\" LOGIN", n);
     const char *with_stale[] = {password, stale, login}, *without[] = {password, login};
