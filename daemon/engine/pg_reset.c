@@ -256,17 +256,18 @@ static void on_reopened(void *ud, int err, const char *msg, const PGresult *res)
 /* The end of a release: a new password while logins are still blocked,
  * then logins of the role still under way are ended, then login is
  * allowed again. A login reads the role's verifier once, when its SCRAM
- * exchange starts, and PostgreSQL checks nothing of the password after
- * the proof: the old holder could start one before its release and send
- * the proof once the database is handed out again. Logins that start after
- * the new password read it; those already under way are server children
- * not yet in pg_stat_activity whose process title starts with the role
- * ("postgres: ROLE DB HOST authentication"): the second statement ends them (test_release.sh, a stalled
- * login). It reads /proc through the server, so it runs where we run the
- * server (process and docker runtimes: titles on, no cluster_name before
- * the role); an external server is its owner's, and README says what that
- * leaves open. The password is set last, not
- * with NOLOGIN: a holder's session may set one of its own until its end. */
+ * exchange starts, and PostgreSQL checks nothing of the password after the
+ * proof: the old holder could start one before its release and send the
+ * proof once the database is handed out again. Logins that start after the
+ * new password read it; those already under way are server children not
+ * yet in pg_stat_activity whose process title starts with the role
+ * ("postgres: ROLE DB HOST authentication"): the second statement ends
+ * them (test_release.sh, a stalled login). It reads /proc through the
+ * server, so it runs where we run the server (process and docker runtimes:
+ * titles on, no cluster_name before the role); an external server is its
+ * owner's, and README says what that leaves open. The password is set
+ * last, not with NOLOGIN: a holder's session may set one of its own until
+ * its end. */
 static void reopen(rjob_t *j)
 {
     set_state(j, RJ_REOPENING);
