@@ -200,7 +200,9 @@ pgc_t *pg_connect_db(inst_t *i, const char *dbname, pgc_status_cb cb, void *ud)
     /* A database tenants write in: only pg_catalog on the search path, so
      * no function or operator a lease created (an overload that matches a
      * call better than pg_catalog's) runs as the superuser. */
-    pgc_opts_t o = {.conninfo = ci, .dbname = dbname, .options = "-c search_path=pg_catalog,pg_temp"};
+    pgc_opts_t o = {.conninfo = ci,
+                    .dbname = dbname,
+                    .options = "-c search_path=pg_catalog,pg_temp"};
     return pgc_open(i->d->loop, &o, cb, ud, &e);
 }
 

@@ -21,8 +21,8 @@ int pg_scram_verifier(const char *password, char *out, size_t len)
     unsigned char salt[16], salted[32], client_key[32], stored_key[32], server_key[32];
     unsigned int n = 32;
     if (RAND_bytes(salt, sizeof salt) != 1 ||
-        PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof salt,
-                          PG_SCRAM_ITERATIONS, EVP_sha256(), sizeof salted, salted) != 1 ||
+        PKCS5_PBKDF2_HMAC(password, (int)strlen(password), salt, sizeof salt, PG_SCRAM_ITERATIONS,
+                          EVP_sha256(), sizeof salted, salted) != 1 ||
         hmac(salted, "Client Key", client_key) < 0 ||
         EVP_Digest(client_key, sizeof client_key, stored_key, &n, EVP_sha256(), NULL) != 1 ||
         hmac(salted, "Server Key", server_key) < 0)

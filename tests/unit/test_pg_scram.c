@@ -22,18 +22,20 @@ static void assert_pair(const pg_cred_t *c)
     assert_int_equal(strlen(c->password), 32);
     char salt64[64], stored64[64];
     int iter;
-    assert_int_equal(sscanf(c->verifier, "SCRAM-SHA-256$%d:%63[^$]$%63[^:]:", &iter, salt64, stored64),
-                     3);
+    assert_int_equal(
+        sscanf(c->verifier, "SCRAM-SHA-256$%d:%63[^$]$%63[^:]:", &iter, salt64, stored64), 3);
     assert_int_equal(iter, PG_SCRAM_ITERATIONS);
     unsigned char salt[48], salted[32], client_key[32], stored[32], want[48];
     int slen = EVP_DecodeBlock(salt, (const unsigned char *)salt64, (int)strlen(salt64));
     assert_true(slen >= 16);
     unsigned int n = 32;
-    assert_int_equal(PKCS5_PBKDF2_HMAC(c->password, 32, salt, 16, iter, EVP_sha256(), 32, salted), 1);
-    assert_non_null(HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10,
-                         client_key, &n));
+    assert_int_equal(PKCS5_PBKDF2_HMAC(c->password, 32, salt, 16, iter, EVP_sha256(), 32, salted),
+                     1);
+    assert_non_null(
+        HMAC(EVP_sha256(), salted, 32, (const unsigned char *)"Client Key", 10, client_key, &n));
     assert_int_equal(EVP_Digest(client_key, 32, stored, &n, EVP_sha256(), NULL), 1);
-    assert_true(EVP_DecodeBlock(want, (const unsigned char *)stored64, (int)strlen(stored64)) >= 32);
+    assert_true(EVP_DecodeBlock(want, (const unsigned char *)stored64, (int)strlen(stored64)) >=
+                32);
     assert_memory_equal(stored, want, 32);
 }
 
