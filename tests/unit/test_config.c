@@ -84,6 +84,14 @@ static const char *at(const fixture_t *fx, int line)
     return buf;
 }
 
+/* Validation fails with an error that starts "path:line: " and says what. */
+static void assert_invalid_at(const fixture_t *fx, int line, const char *what)
+{
+    char want[256];
+    snprintf(want, sizeof want, "%s%s", at(fx, line), what);
+    assert_invalid(&fx->cfg, want);
+}
+
 /* ---- Defaults ------------------------------------------------------------ */
 
 static void test_daemon_defaults(void **state)
@@ -551,18 +559,14 @@ static void test_bad_enum_value_names_file_and_line(void **state)
 {
     fixture_t *fx = *state;
     assert_int_equal(load(fx, "[daemon]\nmax_databases = 10\n[postgres]\nisolation = rows\n"), 0);
-    char want[160];
-    snprintf(want, sizeof want, "%s[postgres] isolation must be", at(fx, 4));
-    assert_invalid(&fx->cfg, want);
+    assert_invalid_at(fx, 4, "[postgres] isolation must be");
 }
 
 static void test_template_key_names_its_own_line(void **state)
 {
     fixture_t *fx = *state;
     assert_int_equal(load(fx, "[postgres]\nmax_total = 8\n[template.app]\nmin_ready = 9\n"), 0);
-    char want[160];
-    snprintf(want, sizeof want, "%s[template.app] min_ready (9) must not exceed", at(fx, 4));
-    assert_invalid(&fx->cfg, want);
+    assert_invalid_at(fx, 4, "[template.app] min_ready (9) must not exceed");
 }
 
 static void test_metrics_listen_needs_an_address_and_a_port(void **state)
@@ -580,9 +584,7 @@ static void test_metrics_listen_needs_an_address_and_a_port(void **state)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_int_equal(config_parse_listen(bad[i], host, sizeof host, &port, err, sizeof err), -1);
     assert_int_equal(load(fx, "[daemon]\n\nmetrics_listen = 127.0.0.1\n"), 0);
-    char want[160];
-    snprintf(want, sizeof want, "%s[daemon] metrics_listen must be ADDRESS:PORT", at(fx, 3));
-    assert_invalid(&fx->cfg, want);
+    assert_invalid_at(fx, 3, "[daemon] metrics_listen must be ADDRESS:PORT");
 }
 
 static void test_dump_shows_no_url_password(void **state)
