@@ -570,7 +570,10 @@ static int check(rjob_t *j, bool block)
     int n = 0, rc;
     if (block)
         stmts[n++] = block_sql(j, blk, sizeof blk);
-    pgd_shared_sql(shared, sizeof shared, j->s->dbname, j->t->owner);
+    /* The shared query's text only where it is sent: a kept session has it
+     * prepared already. */
+    if (builtin(j->t) || j->prepare)
+        pgd_shared_sql(shared, sizeof shared, j->s->dbname, j->t->owner);
     if (builtin(j->t)) {
         stmts[n++] = shared;
     } else {
