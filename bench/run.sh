@@ -15,7 +15,9 @@
 # tables, bench/gen_template.sh): MIX_TESTS (200), MIX_WORKERS (4),
 # MIX_READY (the template pool's min_ready, 8), PREP_REPS (20), MIX_ROUNDS
 # (2: each mix runs dblease and clone-on-demand this many times, in turn,
-# the order swapped every round, and the ratio is taken round by round).
+# the order swapped every round, and the ratio is taken round by round;
+# read and ddl also run "alone", each worker on one database it holds and
+# every test rolled back: the ceiling a free release would reach).
 # PARTS picks sections on a loaded machine (default: all): any of lat
 # (warm lease latency and fill), refill, suite, redis, template, server, cold;
 # LAT_CLIENTS the latency points ("1 8 64"), MIXES the template suites
@@ -307,11 +309,20 @@ mix_clone() {
     bench "mix_${1}_clone_$2" "$suite_bench" clone -d "$admin" -H 127.0.0.1 -P "$cport" -t apptpl \
         -x "$1" -w "$MIX_WORKERS" -n "$MIX_TESTS"
 }
+# The ceiling: the same tests, each worker on one database it holds all
+# along, every test rolled back: what dblease would do if a release cost
+# nothing (not for mixed: a rollback does not undo its nextval).
+mix_alone() {
+    [ "$1" != mixed ] || return 0
+    bench "mix_${1}_alone_$2" "$suite_bench" alone -s "$sock" -t app -x "$1" \
+        -w "$MIX_WORKERS" -n "$MIX_TESTS"
+}
 for mix in ${MIXES:-mixed read ddl}; do
     echo "bench: $mix suite on the migrated template, dblease vs clone-on-demand" >&2
     for r in $(seq "$MIX_ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then mix_dblease "$mix" "$r"; mix_clone "$mix" "$r"
         else mix_clone "$mix" "$r"; mix_dblease "$mix" "$r"; fi
+        mix_alone "$mix" "$r"
     done
 done
 "$cli" --socket "$sock" status --json >"$work/app_status.json"
@@ -366,9 +377,13 @@ jq -s --argjson smoke "$smoke" --argjson server_tests "$SERVER_TESTS" --argjson 
   def rounds($m; $a): [.[] | select(.tag != null and (.tag | startswith("mix_\($m)_\($a)_")))
                              | {r: (.tag | split("_") | last), v: .tests_per_s}];
   def mixr($m): rounds($m; "dblease") as $d | rounds($m; "clone") as $c |
+    rounds($m; "alone") as $a |
     [$d[] as $x | $c[] | select(.r == $x.r) | ratio($x.v; .v)] as $rs |
+    [$a[] as $x | $c[] | select(.r == $x.r) | ratio($x.v; .v)] as $cs |
     {dblease_tests_per_s: ($d | map(.v) | mean), clone_tests_per_s: ($c | map(.v) | mean),
-     ratios: $rs, ratio: ($rs | map(select(. != null)) | mean)};
+     ratios: $rs, ratio: ($rs | map(select(. != null)) | mean),
+     ceiling_tests_per_s: ($a | map(.v) | mean),
+     ceiling_ratio: ($cs | map(select(. != null)) | mean)};
   {
     smoke: ($smoke == 1), cores: $cores, postgres_bin: $pgbin,
     date: (now | todate),
@@ -424,7 +439,7 @@ jq -r --argjson server_tests "$SERVER_TESTS" '
    "  preparing one database, one session, median ms: bare clone \($m.prep_steps_ms.bare.total_ms); before issue 12 \($m.prep_steps_ms.reassign.total_ms) (clone \($m.prep_steps_ms.reassign.clone_ms), session \($m.prep_steps_ms.reassign.connect_ms), REASSIGN+DROP OWNED \($m.prep_steps_ms.reassign.take_over_ms)); now \($m.prep_steps_ms.member.total_ms) (clone \($m.prep_steps_ms.member.clone_ms))",
    "  pool refill (drop + clone) \($m.refill_per_s)/s; raw clone \($m.raw_clone_per_s)/s, raw clone + drop \($m.raw_clone_drop_per_s)/s (one session)",
    "  suite          dblease tests/s   clone-on-demand tests/s   ratio",
-   ($m.suites | to_entries[] | "  \(.key|.+"             "|.[0:13])  \(.value.dblease_tests_per_s|r1|tostring|("               "+.)[-15:])   \(.value.clone_tests_per_s|r1|tostring|("                       "+.)[-23:])   \(.value.ratio|r2) (rounds: \(.value.ratios|map(r2|tostring)|join(", ")))")),
+   ($m.suites | to_entries[] | "  \(.key|.+"             "|.[0:13])  \(.value.dblease_tests_per_s|r1|tostring|("               "+.)[-15:])   \(.value.clone_tests_per_s|r1|tostring|("                       "+.)[-23:])   \(.value.ratio|r2) (rounds: \(.value.ratios|map(r2|tostring)|join(", ")))\(if .value.ceiling_tests_per_s then "; ceiling \(.value.ceiling_ratio|r2) (\(.value.ceiling_tests_per_s|r1) tests/s with releases free)" else "" end)")),
   "daemon: peak RSS \(.results|map(select(.bench=="daemon_total"))|first|(.rss_peak_kb // 0)/1024*10|round/10) MiB, CPU \(.results|map(select(.bench=="daemon_total"))|first|.cpu_s) s in all; cold start to first lease \(.results|map(select(.bench=="cold_start"))|first|.ms) ms",
   "",
   "targets: " + (.summary.targets | to_entries | map("\(.key)=\(if .value then "met" else "MISSED" end)") | join(", "))

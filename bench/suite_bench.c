@@ -12,6 +12,11 @@
  *                                                      (pg_tmp / Testcontainers without Docker)
  *   suite_bench server   -k redis -b REDIS_SERVER -T TMPDIR [-u USER]
  *                                                      a redis-server per test
+ *   suite_bench alone    -s SOCK                      each worker leases one database and runs
+ *                                                      all its tests there, each in a transaction
+ *                                                      rolled back: the test's own cost, what a
+ *                                                      suite would do if a release cost nothing
+ *                                                      (the ceiling of any ratio to the others)
  *   suite_bench rawclone -d CONNINFO [-n N]            N CREATE DATABASE … TEMPLATE template0
  *                                                      in a row on one session, then N DROPs:
  *                                                      the server's own clone rate (the floor)
@@ -34,6 +39,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +63,8 @@ static int clone_port = 5432;
  * absent); -x: the workload mix, for a template made by gen_template.sh. */
 static const char *template_name, *mix = "items";
 static int workers = 8, tests = 400, rows = 100;
+/* alone: every test runs in a transaction that is rolled back. */
+static bool in_rollback;
 static uid_t run_uid;
 static gid_t run_gid;
 static atomic_int next_test, failures;
@@ -171,8 +179,14 @@ static int pg_test(const char *conninfo, int t)
         PQfinish(c);
         return -1;
     }
+    if (in_rollback && exec_ok(c, "BEGIN", PGRES_COMMAND_OK) < 0) {
+        PQfinish(c);
+        return -1;
+    }
     if (strcmp(mix, "items") != 0) {
         int rc = test_of(t)(c);
+        if (rc == 0 && in_rollback)
+            rc = exec_ok(c, "ROLLBACK", PGRES_COMMAND_OK);
         PQfinish(c);
         return rc;
     }
@@ -194,6 +208,8 @@ static int pg_test(const char *conninfo, int t)
         }
         PQclear(r);
     }
+    if (rc == 0 && in_rollback)
+        rc = exec_ok(c, "ROLLBACK", PGRES_COMMAND_OK);
     PQfinish(c);
     return rc;
 }
@@ -367,13 +383,21 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     dbl_ctx_t *c = NULL;
     PGconn *admin = NULL;
+    dbl_lease_t *held = NULL; /* alone: the worker's one database */
     int is_redis = strcmp(kind, "redis") == 0;
-    if (strcmp(mode, "dblease") == 0) {
+    if (strcmp(mode, "dblease") == 0 || strcmp(mode, "alone") == 0) {
         char name[32];
         snprintf(name, sizeof name, "suite_bench %d", w->idx);
         c = dbl_connect(&(dbl_options_t){.socket_path = sock_path, .client_name = name});
         if (!c || c->err) {
             fprintf(stderr, "suite_bench: %s\n", c ? c->errstr : "oom");
+            atomic_fetch_add(&failures, 1);
+            dbl_free(c);
+            return NULL;
+        }
+        dbl_lease_opts_t o = {.kind = kind, .template_name = template_name, .wait_ms = 60000};
+        if (in_rollback && dbl_lease(c, &o, &held) < 0) {
+            fprintf(stderr, "suite_bench: lease: %s\n", c->errstr);
             atomic_fetch_add(&failures, 1);
             dbl_free(c);
             return NULL;
@@ -393,7 +417,9 @@ static void *worker_main(void *arg)
             break;
         double t0 = now_us();
         int rc = -1;
-        if (c) {
+        if (held) {
+            rc = pg_test(held->url, t);
+        } else if (c) {
             dbl_lease_t *l;
             dbl_lease_opts_t o = {.kind = kind, .template_name = template_name, .wait_ms = 60000};
             if (dbl_lease(c, &o, &l) < 0) {
@@ -425,6 +451,11 @@ static void *worker_main(void *arg)
             break;
         }
         w->lat[w->done++] = now_us() - t0;
+    }
+    if (held) {
+        if (dbl_release(c, held->id, false) < 0)
+            atomic_fetch_add(&failures, 1);
+        dbl_lease_free(held);
     }
     dbl_free(c);
     PQfinish(admin);
@@ -504,7 +535,7 @@ static int run_rawclone(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: suite_bench dblease|clone|server|rawclone [options]; see the source\n");
+        fprintf(stderr, "usage: suite_bench dblease|alone|clone|server|rawclone [options]; see the source\n");
         return 2;
     }
     mode = argv[1];
@@ -544,6 +575,17 @@ int main(int argc, char **argv)
     }
     if (strcmp(mode, "rawclone") == 0)
         return admin_conninfo ? run_rawclone() : 2;
+    if (strcmp(mode, "alone") == 0) {
+        /* A rollback undoes all but a sequence's nextval. */
+        if (!sock_path || strcmp(kind, "postgres") != 0 || strcmp(mix, "mixed") == 0) {
+            fprintf(stderr, "suite_bench: alone needs -s SOCK and PostgreSQL, and a mix without "
+                            "sequence tests (-x read, ddl or items): a rollback does not undo "
+                            "nextval\n");
+            return 2;
+        }
+        in_rollback = true;
+        return run_suite();
+    }
     if (strcmp(mode, "dblease") == 0 || strcmp(mode, "clone") == 0 ||
         strcmp(mode, "server") == 0) {
         if ((strcmp(mode, "clone") == 0 && !admin_conninfo) ||
