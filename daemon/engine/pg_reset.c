@@ -49,6 +49,7 @@ typedef enum rj_state {
     RJ_LOADING,   /* rows reset: seed rows, setval, new baseline */
     RJ_REOPENING, /* new password, login allowed again */
     RJ_RECLONING, /* unusable: the pool drops it */
+    RJ_ENDED,     /* pg_end_sessions: none left, the caller drops it */
     RJ__COUNT
 } rj_state_t;
 
@@ -56,16 +57,17 @@ static const char *const rj_names[RJ__COUNT] = {
     [RJ_STARTING] = "starting",   [RJ_LOOKING] = "looking",     [RJ_WAITING] = "waiting",
     [RJ_ENDING] = "ending",       [RJ_CHECKING] = "checking",   [RJ_DECIDING] = "deciding",
     [RJ_CLEARING] = "clearing",   [RJ_LOADING] = "loading",     [RJ_REOPENING] = "reopening",
-    [RJ_RECLONING] = "recloning",
+    [RJ_RECLONING] = "recloning", [RJ_ENDED] = "ended",
 };
 
 static const unsigned rj_allowed[RJ__COUNT] = {
     [RJ_STARTING] = FSM_TO(RJ_LOOKING) | FSM_TO(RJ_RECLONING),
     [RJ_LOOKING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_WAITING) | FSM_TO(RJ_REOPENING) |
-                   FSM_TO(RJ_RECLONING),
+                   FSM_TO(RJ_RECLONING) | FSM_TO(RJ_ENDED),
     [RJ_WAITING] = FSM_TO(RJ_ENDING) | FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) |
-                   FSM_TO(RJ_RECLONING),
-    [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
+                   FSM_TO(RJ_RECLONING) | FSM_TO(RJ_ENDED),
+    [RJ_ENDING] = FSM_TO(RJ_CHECKING) | FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING) |
+                  FSM_TO(RJ_ENDED),
     [RJ_CHECKING] = FSM_TO(RJ_DECIDING) | FSM_TO(RJ_RECLONING),
     [RJ_DECIDING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_CLEARING) | FSM_TO(RJ_LOADING) |
                     FSM_TO(RJ_RECLONING),
@@ -73,6 +75,7 @@ static const unsigned rj_allowed[RJ__COUNT] = {
     [RJ_LOADING] = FSM_TO(RJ_REOPENING) | FSM_TO(RJ_RECLONING),
     [RJ_REOPENING] = 0,
     [RJ_RECLONING] = 0,
+    [RJ_ENDED] = 0,
 };
 
 static const fsm_def_t rj_fsm = {"release", RJ__COUNT, rj_names, rj_allowed};
@@ -92,6 +95,8 @@ typedef struct rjob {
     unsigned *changed; /* tables to reload */
     int nchanged;
     char password[33];
+    pg_ended_cb ended; /* pg_end_sessions: called instead of the pool */
+    void *ended_ud;
 } rjob_t;
 
 /* Sessions of ours in lease databases, kept or in use (one server). */
@@ -207,6 +212,14 @@ static void finish(rjob_t *j, int err, const char *msg)
     uint64_t now = util_now_ms();
     char why[256]; /* msg may live in j */
     snprintf(why, sizeof why, "%s", msg ? msg : "");
+    if (j->ended) { /* only the sessions: the caller's drop goes on */
+        pg_ended_cb cb = j->ended;
+        void *ud = j->ended_ud;
+        conn_close(j->conn);
+        job_discard(j);
+        cb(ud, err == POOL_ERR_RECLONE ? -EIO : err, err ? why : NULL);
+        return;
+    }
     if (j->detect && (err == 0 || err == POOL_ERR_RECLONE)) {
         pool_note_reset(s->pool, j->action, now - j->t0);
         if (j->verdict != VERDICT__COUNT)
@@ -551,10 +564,17 @@ static void on_checked(void *ud, int err, const char *msg, const PGresult *res)
     decide_in_database(j, res);
 }
 
-/* A release's first statement: the lease role's logins blocked. */
+/* A release's first statement: the lease role's logins blocked. Before a
+ * drop the role may be missing (a create that failed half-way). */
 static const char *block_sql(const rjob_t *j, char *buf, size_t len)
 {
-    snprintf(buf, len, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
+    if (j->ended)
+        snprintf(buf, len,
+                 "DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '%s') THEN "
+                 "ALTER ROLE \"%s\" NOLOGIN; END IF; END$$",
+                 j->s->dbname, j->s->dbname);
+    else
+        snprintf(buf, len, "ALTER ROLE \"%s\" NOLOGIN", j->s->dbname);
     return buf;
 }
 
@@ -565,7 +585,7 @@ static const char *block_sql(const rjob_t *j, char *buf, size_t len)
  * With block, logins are blocked first, in the same round trip. */
 static int check(rjob_t *j, bool block)
 {
-    char shared[4096], blk[160], *prep = NULL, *indb = NULL;
+    char shared[4096], blk[320], *prep = NULL, *indb = NULL;
     const char *stmts[3];
     int n = 0, rc;
     if (block)
@@ -597,10 +617,16 @@ static int check(rjob_t *j, bool block)
 }
 
 /* The holder's sessions are gone: check (again), or without detection
- * give the database its new password. */
+ * give the database its new password (or, ending them for a drop, hand
+ * it back). */
 static void sessions_gone(rjob_t *j)
 {
     int rc;
+    if (j->ended) {
+        set_state(j, RJ_ENDED);
+        finish(j, 0, NULL);
+        return;
+    }
     if (!j->detect) {
         reopen(j);
         return;
@@ -684,7 +710,7 @@ static int look(rjob_t *j)
     set_state(j, RJ_LOOKING);
     if (j->detect)
         return check(j, true);
-    char block[160], count[512];
+    char block[320], count[512];
     pgd_sessions_sql(count, sizeof count, j->s->dbname, false, "count(*)::text");
     const char *sql[] = {block_sql(j, block, sizeof block), count};
     return run(j, sql, 2, on_counted);
@@ -755,6 +781,19 @@ int pg_release_db(slot_t *s, tpl_t *t, bool clean_hint)
 int pg_release_schema(slot_t *s, tpl_t *t)
 {
     return release(s, t, false, true);
+}
+
+int pg_end_sessions(slot_t *s, tpl_t *t, pg_ended_cb cb, void *ud)
+{
+    rjob_t *j = job_new(s, t, false);
+    if (!j)
+        return -ENOMEM;
+    j->ended = cb;
+    j->ended_ud = ud;
+    int rc = look(j);
+    if (rc < 0)
+        job_discard(j);
+    return rc;
 }
 
 void pg_reset_forget(slot_t *s, void *ud)

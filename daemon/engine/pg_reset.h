@@ -33,6 +33,15 @@ struct tpl;
 int pg_release_db(slot_t *s, struct tpl *t, bool clean_hint);
 int pg_release_schema(slot_t *s, struct tpl *t);
 
+/* Before a schema lease's drop: block the role's logins and end its
+ * sessions the way a release does (release_grace_ms to close, then
+ * pg_terminate_backend, polled from a loop timer until none is listed; no
+ * connection held while waiting). cb runs once: err 0 when none is left,
+ * < 0 when they could not be ended (the drop would wait on their locks).
+ * Returns 0, or < 0 (cb not called). */
+typedef void (*pg_ended_cb)(void *ud, int err, const char *msg);
+int pg_end_sessions(slot_t *s, struct tpl *t, pg_ended_cb cb, void *ud);
+
 /* The last step of a clone: take its baseline. conn: the superuser session
  * in the new database that finished it (NULL when none was needed: the
  * built-in template, whose fresh clones have no counters at all). cb runs

@@ -375,7 +375,9 @@ static void on_schema_dropped(void *ud, int err, const char *msg, const PGresult
         done(j, -ENOTCONN, "lost the admin connection");
 }
 
-static void on_schema_sessions_ended(void *ud, int err, const char *msg, const PGresult *res)
+/* The role's sessions are gone (pg_end_sessions): drop its schema, what
+ * it owns, and the role. */
+static void on_schema_sessions_ended(void *ud, int err, const char *msg)
 {
     slot_job_t *j = ud;
     tpl_t *t = j->t;
@@ -400,17 +402,18 @@ static void on_schema_sessions_ended(void *ud, int err, const char *msg, const P
         on_schema_dropped(j, 0, NULL, NULL);
 }
 
+/* A release without --clean drops the schema: its holder's sessions get
+ * the grace a release gives (a pool closing its sockets just after the
+ * release is not killed), and waiting for them holds no connection. */
 static int schema_drop(slot_t *s, void *ud)
 {
     slot_job_t *j = job_new(s, ud);
     if (!j)
         return -ENOMEM;
-    char term[512];
-    snprintf(term, sizeof term,
-             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE usename = '%s'",
-             s->dbname);
-    const char *sql[] = {term};
-    return start(j, sql, 1, on_schema_sessions_ended);
+    int rc = pg_end_sessions(s, j->t, on_schema_sessions_ended, j);
+    if (rc < 0)
+        free(j);
+    return rc;
 }
 
 static int schema_rotate(slot_t *s, void *ud)

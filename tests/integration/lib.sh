@@ -275,3 +275,27 @@ stalled_login_across_release() { # release flag, lease arguments
     *) fail "release $how: the stalled login ended oddly: $out" ;;
     esac
 }
+
+# A client whose last connection closes ~100 ms after it sent the release
+# (a pool.end() that resolves before its sockets close) must not be killed:
+# its last query runs during the grace (release_grace_ms well above 100 ms)
+# and succeeds. Release flags (--clean or none), then lease arguments.
+closing_session_survives_release() { # release flag, lease arguments
+    local how=$1 j pid pfd rc=0
+    shift
+    j=$("$DBLEASE" lease --json "$@")
+    rm -f "$T/probe.in" && mkfifo "$T/probe.in"
+    psql "$(jq -r .url <<<"$j")" -XAtq <"$T/probe.in" >"$T/probe.out" 2>&1 &
+    pid=$!
+    exec {pfd}>"$T/probe.in"
+    echo "SELECT 'connected';" >&"$pfd"
+    wait_until 10 grep -q connected "$T/probe.out" || fail "the probe never connected"
+    "$DBLEASE" release $how "$(jq -r .id <<<"$j")"
+    echo "SELECT pg_sleep(0.1), 'finished';" >&"$pfd"
+    exec {pfd}>&-
+    wait "$pid" || rc=$?
+    if [ "$rc" -ne 0 ] || ! grep -q finished "$T/probe.out"; then
+        cat "$T/probe.out" >&2
+        fail "release $how terminated a session that was about to close (rc $rc)"
+    fi
+}

@@ -21,6 +21,7 @@ MAXDB=20
 start_daemon "max_databases = $MAXDB" \
     "[template.app]" "sql_dir = $SQL" "min_ready = 2" "max_total = 6" \
     "[template.shared]" "sql_dir = $SQL" "isolation = schema" "min_ready = 2" "max_total = 6" \
+    "release_grace_ms = 1500" \
     "[template.sized]" "min_ready = 1" "max_total = 1"
 
 field() { jq -r ".$2" <<<"$1"; }
@@ -106,6 +107,14 @@ test_schema_leases_are_isolated() {
 # schema (test_release.sh has the database-lease version).
 test_a_login_stalled_across_a_schema_release_does_not_get_in() {
     stalled_login_across_release --clean --template shared
+}
+
+# A schema lease's sessions get the same grace at release as a database
+# lease's (a release without --clean drops the schema, and used to end
+# them at once).
+test_a_connection_closing_just_after_a_schema_release_is_not_terminated() {
+    closing_session_survives_release "" --template shared
+    closing_session_survives_release --clean --template shared
 }
 
 test_released_schema_lease_comes_back_fresh_with_new_credentials() {
