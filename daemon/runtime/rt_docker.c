@@ -137,22 +137,17 @@ static json_object *command(inst_t *i)
                                                                        : "postgres");
     for (char *save, *w = strtok_r(base, " ", &save); w; w = strtok_r(NULL, " ", &save))
         json_object_array_add(cmd, json_object_new_string(w));
-    char port[32], maxconn[48];
+    char port[32];
     bool publish = publishing(i->d);
     snprintf(port, sizeof port, "port=%d", publish ? PG_PORT : i->port);
-    snprintf(maxconn, sizeof maxconn, "max_connections=%d",
-             i->d->cfg.postgres.server_max_connections);
+    pg_settings_t set;
+    pg_settings_for(&i->d->cfg, &set);
     /* Host network: only loopback, at the port we picked. Published: the
      * container's own address, behind the engine's port mapping. */
-    const char *settings[] = {port, publish ? "listen_addresses=*" : "listen_addresses=127.0.0.1",
-                              maxconn, "fsync=off",
-                              "synchronous_commit=off", "full_page_writes=off",
-                              "log_min_error_statement=panic",
-                              "authentication_timeout=" PG_AUTH_TIMEOUT, PG_TITLES,
-                              PG_NO_CLUSTER_NAME};
-    for (size_t k = 0; k < sizeof settings / sizeof settings[0]; k++) {
+    const char *listen[] = {port, publish ? "listen_addresses=*" : "listen_addresses=127.0.0.1"};
+    for (int k = 0; k < 2 + set.n; k++) {
         json_object_array_add(cmd, json_object_new_string("-c"));
-        json_object_array_add(cmd, json_object_new_string(settings[k]));
+        json_object_array_add(cmd, json_object_new_string(k < 2 ? listen[k] : set.v[k - 2]));
     }
     return cmd;
 }

@@ -466,37 +466,23 @@ static void start_server(inst_t *i)
     i->port = port;
     snprintf(i->host, sizeof i->host, "127.0.0.1");
 
-    char postgres[CFG_PATH], portstr[16], maxconn[32], reserved[48];
+    char postgres[CFG_PATH], portstr[16];
     util_path(postgres, sizeof postgres, "%s/postgres", i->bindir);
     snprintf(portstr, sizeof portstr, "%d", port);
-    int maxc = i->d->cfg.postgres.server_max_connections;
-    snprintf(maxconn, sizeof maxconn, "max_connections=%d", maxc);
-    /* Slots no lease can take, for the daemon's superuser connections
-     * (admin, health probe, release checks): a tenth, from 3 to 10. */
-    snprintf(reserved, sizeof reserved, "superuser_reserved_connections=%d",
-             maxc / 10 < 3 ? 3 : maxc / 10 > 10 ? 10 : maxc / 10);
-    char tfl[48] = "";
-    if (i->d->cfg.postgres.temp_file_limit_mb >= 0)
-        snprintf(tfl, sizeof tfl, "temp_file_limit=%dMB", i->d->cfg.postgres.temp_file_limit_mb);
-    /* Test databases trade durability for speed: nothing here must survive
-     * a crash, and the daemon rebuilds everything at start. */
-    char *args[] = {postgres, "-D", i->datadir, "-k", i->sockdir,
-                    "-p", portstr, "-c", "listen_addresses=127.0.0.1",
-                    "-c", "unix_socket_permissions=0700", "-c", maxconn, "-c", reserved,
-                    "-c", "fsync=off", "-c", "synchronous_commit=off",
-                    "-c", "full_page_writes=off", "-c", "password_encryption=scram-sha-256",
-                    "-c", "log_min_messages=warning", "-c", "max_wal_size=1GB",
-                    /* shared memory in files inside the data dir, so a
-                     * killed server leaves nothing in /dev/shm */
-                    "-c", "dynamic_shared_memory_type=mmap",
-                    /* statements carry lease passwords: never log them */
-                    "-c", "log_min_error_statement=panic", "-c", "log_statement=none",
-                    /* see PG_AUTH_TIMEOUT; PG_TITLES */
-                    "-c", "authentication_timeout=" PG_AUTH_TIMEOUT, "-c", PG_TITLES,
-                    "-c", PG_NO_CLUSTER_NAME,
-                    /* a lease's sorts and hashes cannot fill the disk every
-                     * other lease shares (superuser-only: leases cannot lift it) */
-                    tfl[0] ? "-c" : NULL, tfl, NULL};
+    pg_settings_t set;
+    pg_settings_for(&i->d->cfg, &set);
+    char *args[16 + 2 * PG_SETTINGS_MAX] = {
+        postgres, "-D", i->datadir, "-k", i->sockdir, "-p", portstr,
+        "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_permissions=0700",
+        /* shared memory in files inside the data dir, so a killed server
+         * leaves nothing in /dev/shm */
+        "-c", "dynamic_shared_memory_type=mmap"};
+    int n = 13;
+    for (int k = 0; k < set.n; k++) {
+        args[n++] = "-c";
+        args[n++] = (char *)set.v[k];
+    }
+    args[n] = NULL;
     rc = spawn(i, &i->proc, args, on_server_exit);
     if (rc < 0) {
         clean_up(i);

@@ -7,18 +7,7 @@
 #include <stddef.h>
 
 #include "inst.h"
-
-/* authentication_timeout for the servers we run: a login left half-done
- * (a SCRAM challenge never answered) holds DROP DATABASE on a
- * ProcSignalBarrier until it times out, so a few seconds, not a minute. */
-#define PG_AUTH_TIMEOUT "5s"
-
-/* A release finds logins of its role still under way by their process
- * titles, "postgres: ROLE DB HOST state" (pg_reset.c, reopen): titles on
- * and no cluster name before the role, for the servers we run, whatever a
- * platform's or an image's defaults. */
-#define PG_TITLES "update_process_title=on"
-#define PG_NO_CLUSTER_NAME "cluster_name="
+#include "pg_settings.h"
 
 /* Find initdb and postgres: the configured dir, then `pg_config --bindir`,
  * then the newest /usr/lib/postgresql/N/bin, then PATH. */

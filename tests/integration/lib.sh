@@ -299,3 +299,20 @@ closing_session_survives_release() { # release flag, lease arguments
         fail "release $how terminated a session that was about to close (rc $rc)"
     fi
 }
+
+# The settings every PostgreSQL server we run gets, whatever runs it
+# (runtime/pg_settings.c), as a lease sees them: slots reserved for the
+# daemon's superuser sessions (a tenth of max_connections, 3 to 10), the
+# cap on a session's temporary files, statements never logged (they carry
+# passwords), process titles the release reads.
+assert_server_settings() { # lease url [temp_file_limit, default 4GB]
+    local url=$1 tfl=${2:-4GB} max want got
+    max=$(sql "$url" "SHOW max_connections")
+    want=$((max / 10 < 3 ? 3 : max / 10 > 10 ? 10 : max / 10))
+    got=$(sql "$url" "SELECT string_agg(current_setting(n), ' ' ORDER BY n) FROM unnest(ARRAY[
+        'superuser_reserved_connections', 'temp_file_limit', 'log_statement',
+        'log_min_error_statement', 'update_process_title', 'cluster_name', 'fsync',
+        'authentication_timeout']) n")
+    [ "$got" = "5s  off panic none $want $tfl on" ] ||
+        fail "server settings (authentication_timeout cluster_name fsync log_min_error_statement log_statement superuser_reserved_connections temp_file_limit update_process_title): '$got', want '5s  off panic none $want $tfl on'"
+}

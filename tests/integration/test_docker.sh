@@ -24,6 +24,7 @@ test_leases_come_from_a_container_and_are_isolated_and_reset() {
     [ -n "$(our_containers)" ] || fail "no labelled container"
     a=$("$DBLEASE" lease --json)
     b=$("$DBLEASE" lease --json)
+    assert_server_settings "$(field "$a" url)"
     sql "$(field "$a" url)" "CREATE TABLE mine (x int)"
     cross="postgresql://$(field "$a" user):$(field "$a" password)@127.0.0.1:$(field "$b" port)/$(field "$b" dbname)"
     if psql "$cross" -XAtqc 'SELECT 1' >/dev/null 2>&1; then fail "a opened b's database"; fi

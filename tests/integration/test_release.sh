@@ -11,6 +11,12 @@ url_dead() { ! psql "$1" -XAtqc 'SELECT 1' >/dev/null 2>&1; }
 # Sessions of the lease role that are running a given query.
 running() { [ "$(sql "$1" "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%$2%' AND pid <> pg_backend_pid()")" -ge 1 ]; }
 
+# The process runtime's servers get the common settings (the docker
+# runtime's test checks its own).
+test_servers_get_the_common_settings() {
+    assert_server_settings "$("$DBLEASE" lease)"
+}
+
 # A connection closing just after the release runs its last query in the
 # grace (lib.sh).
 test_a_connection_closing_just_after_release_is_not_terminated() {
