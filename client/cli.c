@@ -24,6 +24,7 @@ static const char usage_text[] =
     "                              [--ttl SEC] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template migrate NAME --hash HASH [--wait MS] [--] CMD [ARGS...]\n"
     "  dblease [--socket PATH] template ensure  NAME --hash HASH [--wait MS] [--json]\n"
+    "  dblease [--socket PATH] template drop    NAME\n"
     "  dblease [--socket PATH] stop [--now] [--timeout SEC]\n"
     "  dblease [--socket PATH] drain | reload\n"
     "  dblease --help | --version\n"
@@ -67,6 +68,11 @@ static const char usage_text[] =
     "           when nobody has built it (--json: as JSON). Read-only: it never\n"
     "           claims or builds it; use `template migrate`. While someone else\n"
     "           migrates it, waits up to --wait MS, default the daemon's (10000)\n"
+    "  template drop\n"
+    "           retire template NAME: no new leases from it, its databases dropped\n"
+    "           when their leases end. For a template you created with `template\n"
+    "           migrate` (each user may own max_templates_per_uid of them), or any\n"
+    "           as the daemon's user or root\n"
     "  stop     stop the daemon at the socket (not other users'): it takes no new\n"
     "           leases, lets attached ones finish (up to its drain_timeout_s), stops\n"
     "           its servers and exits; returns once it has exited, or exits 75\n"
@@ -199,6 +205,7 @@ static const struct {
     {"call template.ensure again", "run `dblease template migrate` again"},
     {"call template.ensure first", "run `dblease template migrate` first"},
     {"template.ensure", "`dblease template migrate`"},
+    {"template.drop", "`dblease template drop`"},
     {"raise wait_ms", "wait longer (--wait MS, up to 600000)"},
     {"pass wait_ms", "pass --wait MS"},
     {"omit template", "leave out --template"},

@@ -1,4 +1,4 @@
-/* dblease template migrate | ensure: client-driven template migrations.
+/* dblease template migrate | ensure | drop: client-driven template migrations.
  *
  * `migrate` asks the daemon to ensure a template at a hash. When it is ready
  * there is nothing to do. Otherwise this process holds the claim to build it:
@@ -9,7 +9,10 @@
  * gets SIGTERM (cli_child.c), so nothing depends on our cleanup running.
  *
  * `ensure` only reports the state ("ready", or "missing", exit 1): it asks
- * the daemon read-only (claim: false), so it never claims anything. */
+ * the daemon read-only (claim: false), so it never claims anything.
+ *
+ * `drop` retires a template (template.drop): its creator's, or any as the
+ * daemon's user or root. */
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,8 +63,24 @@ static int tmpl_opt(cli_global_t *g, int c, char **argv, tmpl_args_t *a)
     }
 }
 
-/* Checks what every template subcommand needs once the options are read. */
-static int check_args(const char *sub, const tmpl_args_t *a)
+/* Options, then NAME and nothing after it (ensure, drop). -1: go on;
+ * else the exit status. */
+static int read_name_args(cli_global_t *g, int argc, char **argv, const struct option *opts,
+                          tmpl_args_t *a)
+{
+    int c, rc;
+
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
+        if ((rc = tmpl_opt(g, c, argv, a)) >= 0)
+            return rc;
+    if (optind < argc)
+        a->name = argv[optind++];
+    if (optind < argc)
+        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+static int check_name(const char *sub, const tmpl_args_t *a)
 {
     if (!a->name)
         return cli_usage_error("template %s needs a template NAME", sub);
@@ -69,6 +88,16 @@ static int check_args(const char *sub, const tmpl_args_t *a)
         return cli_usage_error("a template name is 1 to %d characters of A-Z a-z 0-9 _ . -, "
                                "not '%s'",
                                NAME_MAX_LEN, a->name);
+    return 0;
+}
+
+/* Checks what every template subcommand needs once the options are read. */
+static int check_args(const char *sub, const tmpl_args_t *a)
+{
+    int rc = check_name(sub, a);
+
+    if (rc != 0)
+        return rc;
     if (!a->hash)
         return cli_usage_error("template %s needs --hash HASH, e.g. "
                                "--hash \"$(cat migrations/*.sql | sha256sum | cut -d' ' -f1)\"",
@@ -230,15 +259,10 @@ static int cmd_ensure(cli_global_t *g, int argc, char **argv)
     tmpl_args_t a = {.wait_ms = -1};
     dbl_template_t *t;
     dbl_ctx_t *ctx;
-    int c, rc;
+    int rc;
 
-    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1)
-        if ((rc = tmpl_opt(g, c, argv, &a)) >= 0)
-            return rc;
-    if (optind < argc)
-        a.name = argv[optind++];
-    if (optind < argc)
-        return cli_usage_error("unexpected argument '%s'", argv[optind]);
+    if ((rc = read_name_args(g, argc, argv, opts, &a)) >= 0)
+        return rc;
     if ((rc = check_args("ensure", &a)) != 0)
         return rc;
     if (!(ctx = cli_connect(g, "dblease template ensure", &rc)))
@@ -263,15 +287,47 @@ static int cmd_ensure(cli_global_t *g, int argc, char **argv)
     return rc;
 }
 
+static int cmd_drop(cli_global_t *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, CLI_OPT_SOCKET},
+        {"help", no_argument, NULL, CLI_OPT_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    tmpl_args_t a = {.wait_ms = -1};
+    dbl_ctx_t *ctx;
+    int rc;
+
+    if ((rc = read_name_args(g, argc, argv, opts, &a)) >= 0)
+        return rc;
+    if ((rc = check_name("drop", &a)) != 0)
+        return rc;
+    if (!(ctx = cli_connect(g, "dblease template drop", &rc)))
+        return rc;
+    if (dbl_template_drop(ctx, a.name) < 0) {
+        rc = cli_fail(ctx);
+    } else {
+        fprintf(stderr,
+                "dblease: template %s is dropped: no new leases from it; its databases go "
+                "when their leases end\n",
+                a.name);
+        rc = CLI_OK;
+    }
+    dbl_free(ctx);
+    return rc;
+}
+
 int cli_cmd_template(cli_global_t *g, int argc, char **argv)
 {
     if (argc < 2)
-        return cli_usage_error("template needs a subcommand: migrate or ensure");
+        return cli_usage_error("template needs a subcommand: migrate, ensure or drop");
     if (strcmp(argv[1], "migrate") == 0)
         return cmd_migrate(g, argc - 1, argv + 1);
     if (strcmp(argv[1], "ensure") == 0)
         return cmd_ensure(g, argc - 1, argv + 1);
+    if (strcmp(argv[1], "drop") == 0)
+        return cmd_drop(g, argc - 1, argv + 1);
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0)
         return cli_common_opt(g, CLI_OPT_HELP, argv);
-    return cli_usage_error("unknown template subcommand '%s': migrate or ensure", argv[1]);
+    return cli_usage_error("unknown template subcommand '%s': migrate, ensure or drop", argv[1]);
 }

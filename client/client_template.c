@@ -1,5 +1,5 @@
 /* libdblease: client-driven template migrations, template.ensure and
- * template.finalize (PROTOCOL.md). The claim that ensure may hand out
+ * template.finalize (PROTOCOL.md), and template.drop. The claim that ensure may hand out
  * belongs to this connection: finalize ends it, and so does closing the
  * connection, which the daemon treats as an abandoned migration. */
 #include <stdio.h>
@@ -221,4 +221,24 @@ int dbl_template_finalize(dbl_ctx_t *ctx, const char *name, const char *hash, bo
     }
     dbl_reply_free(&reply);
     return rc;
+}
+
+int dbl_template_drop(dbl_ctx_t *ctx, const char *name)
+{
+    dbl_reply_t reply;
+    json_object *req;
+    int64_t id;
+
+    if (!ctx || !ctx->priv)
+        return -1;
+    if (!name || !*name)
+        return usage(ctx, "dbl_template_drop() needs a template name");
+    req = dbl__request(ctx, "template.drop", &id);
+    if (!req)
+        return -1;
+    json_object_object_add(req, "template", json_object_new_string(name));
+    if (dbl__call(ctx, req, id, 0, &reply) < 0)
+        return -1;
+    dbl_reply_free(&reply);
+    return 0;
 }

@@ -124,6 +124,10 @@ int dbl_template_query(dbl_ctx_t *ctx, const char *name, const char *hash, int w
 int dbl_template_finalize(dbl_ctx_t *ctx, const char *name, const char *hash, bool ok,
                           dbl_template_t **out);
 void dbl_template_free(dbl_template_t *t);
+/* Retire template name (a client template you created; any, as root or
+ * the daemon's user): no new leases from it, its databases dropped once
+ * their leases end. Frees its place in max_templates_per_uid at once. */
+int dbl_template_drop(dbl_ctx_t *ctx, const char *name);
 
 /* The daemon's version string from hello ("0.1.0"). */
 const char *dbl_daemon_version(const dbl_ctx_t *ctx);

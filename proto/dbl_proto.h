@@ -37,6 +37,7 @@ typedef enum dbl_errcode {
     DBL_E_TOO_MANY_LEASES,  /* "too_many_leases": the caller's uid is at max_leases_per_uid */
     DBL_E_TOO_MANY_CLIENTS, /* "too_many_clients": max_clients_per_uid or max_clients reached */
     DBL_E_DISK_FULL,        /* "disk_full": the servers' disk is below its reserve */
+    DBL_E_TOO_MANY_TEMPLATES, /* "too_many_templates": the uid owns max_templates_per_uid */
     DBL_E__COUNT
 } dbl_errcode_t;
 

@@ -22,6 +22,7 @@ static const char *const names[] = {
     [DBL_E_TOO_MANY_LEASES] = "too_many_leases",
     [DBL_E_TOO_MANY_CLIENTS] = "too_many_clients",
     [DBL_E_DISK_FULL] = "disk_full",
+    [DBL_E_TOO_MANY_TEMPLATES] = "too_many_templates",
 };
 
 /* A code appended to the enum without a name here fails the build. */

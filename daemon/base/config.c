@@ -50,6 +50,7 @@ static const key_def_t keys[] = {
     /* tenants (server/caps.c): 0 = no cap; root and the daemon's uid are exempt */
     D("max_leases_per_uid", T_INT, max_leases_per_uid, 0, 100000, "16"),
     D("max_clients_per_uid", T_INT, max_clients_per_uid, 0, 100000, "64"),
+    D("max_templates_per_uid", T_INT, max_templates_per_uid, 0, 100000, "8"),
     D("dead_logs_kept", T_INT, dead_logs_kept, 0, 1000, "10"),
     D("disk_reserve_mb", T_INT, disk_reserve_mb, 0, 1048576, "64"),
     /* client templates nobody leased, migrated or ensured this long are

@@ -88,6 +88,7 @@ typedef struct config {
     int health_timeout_ms;  /* a probe unanswered this long: the server hangs */
     int max_leases_per_uid;  /* leases one non-admin uid may hold or wait for (0: no cap) */
     int max_clients_per_uid; /* connections one non-admin uid may have open (0: no cap) */
+    int max_templates_per_uid; /* client template names one non-admin uid may own (0: no cap) */
     int dead_logs_kept;     /* logs of servers that died, kept in <state>/logs */
     int disk_reserve_mb;    /* no new clone below this much free space */
     int client_template_idle_s; /* unused client templates retire after this; 0: never */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "caps.h"
 #include "inst.h"
 #include "log.h"
 #include "tpl.h"
@@ -285,6 +286,9 @@ void op_template_ensure(sess_t *s, dbl_request_t *req)
                          name, (unsigned)named->owner_uid, (unsigned)d->uid);
         return;
     }
+    /* A new name is one more template database, and a pool, for this uid. */
+    if (!t && !named && !caps_admit_template(s, req->id))
+        return;
     if (!t)
         t = tpl_client(d, name, hash, s->uid);
     tpl_req_t *r = t ? req_new(s, req->id) : NULL;

@@ -82,6 +82,7 @@ void reload_config(dbld_t *d)
     d->cfg.max_clients = nc->max_clients;
     d->cfg.max_leases_per_uid = nc->max_leases_per_uid;
     d->cfg.max_clients_per_uid = nc->max_clients_per_uid;
+    d->cfg.max_templates_per_uid = nc->max_templates_per_uid;
     d->cfg.postgres.lease_connection_limit = nc->postgres.lease_connection_limit;
     d->cfg.default_ttl_s = nc->default_ttl_s;
     d->cfg.max_ttl_s = nc->max_ttl_s;

@@ -2,8 +2,9 @@
 # Client templates on a shared daemon (issue 13 item 6): a template belongs
 # to the uid that created it. Another local user may lease it and ensure it
 # as it is, but not migrate a new version, finalize or drop it. A lease
-# waiting on a migration says so; claims count toward max_databases; unused
-# client templates are retired. The attacks run as a second local user
+# waiting on a migration says so; claims count toward max_databases; one
+# uid owns at most max_templates_per_uid names; unused client templates
+# are retired. The attacks run as a second local user
 # (created here, removed at exit), who reaches the socket through its group.
 source "$(dirname "$0")/lib.sh"
 
@@ -11,9 +12,11 @@ OTHER=
 if [ "$(id -u)" = 0 ]; then
     OTHER="dblto$$"
     add_local_user "$OTHER" # removed at exit (lib.sh)
-    start_daemon "socket_group = $OTHER" "max_databases = 12" "[postgres]" "min_ready = 1" "max_total = 4"
+    start_daemon "socket_group = $OTHER" "max_databases = 12" "max_templates_per_uid = 1" \
+        "[postgres]" "min_ready = 1" "max_total = 4"
 else
-    start_daemon "max_databases = 12" "[postgres]" "min_ready = 1" "max_total = 4"
+    start_daemon "max_databases = 12" "max_templates_per_uid = 1" "[postgres]" "min_ready = 1" \
+        "max_total = 4"
 fi
 
 code_of() { jq -r '.error.code // "ok"' <<<"$1"; }
@@ -96,6 +99,31 @@ test_claims_count_toward_max_databases() {
     close_conn c
     back() { [ "$(template_dbs)" = "$before" ]; }
     wait_until 10 back || fail "the abandoned claim is still counted: $(template_dbs)"
+}
+
+# Each template name is a database and a pool: one uid cannot fill
+# max_databases with names (max_templates_per_uid, 1 here). A new version
+# of its own is not a new name; dropping one makes room; root is exempt.
+test_one_user_cannot_take_the_databases_with_template_names() {
+    need_other || return 0
+    as_other "$DBLEASE" template migrate mine1 --hash h1 -- true 2>/dev/null || fail "first template"
+    set +e
+    out=$(as_other "$DBLEASE" template migrate mine2 --hash h1 -- true 2>&1)
+    rc=$?
+    set -e
+    [ "$rc" = 1 ] && grep -q too_many_templates <<<"$out" || fail "second name: exit $rc: $out"
+    grep -q "mine1" <<<"$out" && grep -q "dblease template drop NAME" <<<"$out" &&
+        grep -q "max_templates_per_uid" <<<"$out" || fail "the error does not say what to do: $out"
+    as_other "$DBLEASE" template migrate mine1 --hash h2 -- true 2>/dev/null ||
+        fail "a new version of its own template was refused"
+    as_other "$DBLEASE" template drop mine1 2>/dev/null || fail "the owner could not drop it"
+    as_other "$DBLEASE" template migrate mine2 --hash h1 -- true 2>/dev/null ||
+        fail "still refused after dropping one"
+    as_other "$DBLEASE" template drop mine2 2>/dev/null
+    for n in 1 2; do
+        migrate_as_root "rootown$n" h1 || fail "root was capped at template $n"
+    done
+    for n in 1 2; do "$DBLEASE" template drop "rootown$n" 2>/dev/null; done
 }
 
 test_unused_client_templates_are_retired() {

@@ -212,6 +212,59 @@ static void test_bad_names_and_hashes_are_usage_errors(void **state)
     fake_finish(&f);
 }
 
+/* ---- template drop ---------------------------------------------------------- */
+
+/* template.drop with the name; a refusal's message reaches the user in the
+ * CLI's words. */
+static void serve_drop(int fd)
+{
+    json_object *req, *v;
+    int64_t id;
+
+    srv_hello_from(fd, NULL);
+    id = srv_expect(fd, "template.drop", &req);
+    SRV_CHECK(json_object_object_get_ex(req, "template", &v) &&
+              strcmp(json_object_get_string(v), "app") == 0);
+    json_object_put(req);
+    srv_send(fd, "{\"id\":%lld,\"ok\":true}", (long long)id);
+    srv_drain(fd);
+}
+
+static void serve_drop_forbidden(int fd)
+{
+    int64_t id;
+
+    srv_hello_from(fd, NULL);
+    id = srv_expect(fd, "template.drop", NULL);
+    srv_error(fd, id, "forbidden",
+              "template.drop is for dbleased's user and root, and for the creator of a client "
+              "template; \"app\" is none of yours");
+    srv_drain(fd);
+}
+
+static void test_drop_sends_template_drop_and_words_a_refusal_for_the_cli(void **state)
+{
+    cli_out_t o;
+    fake_t f;
+
+    fake_start(&f, serve_drop);
+    assert_int_equal(run_cli(&f, &o, "template", "drop", "app", NULL), 0);
+    assert_non_null(strstr(o.err, "template app is dropped"));
+    fake_finish(&f);
+
+    fake_start(&f, serve_drop_forbidden);
+    assert_int_equal(run_cli(&f, &o, "template", "drop", "app", NULL), 1);
+    assert_non_null(strstr(o.err, "`dblease template drop` is for dbleased's user"));
+    assert_null(strstr(o.err, "template.drop"));
+    fake_finish(&f);
+
+    fake_start(&f, serve_nothing);
+    assert_int_equal(run_cli(&f, &o, "template", "drop", NULL), 2);
+    assert_int_equal(run_cli(&f, &o, "template", "drop", "no/slash", NULL), 2);
+    assert_int_equal(run_cli(&f, &o, "status", NULL), 1);
+    fake_finish(&f);
+}
+
 /* ---- template ensure -------------------------------------------------------- */
 
 /* ensure asks read-only (claim: false): it must never hold a claim. */
@@ -349,6 +402,7 @@ int main(void)
         cmocka_unit_test(test_migrate_errors_map_to_the_documented_exit_codes),
         cmocka_unit_test(test_migrate_prints_the_daemons_whole_message_and_code),
         cmocka_unit_test(test_bad_names_and_hashes_are_usage_errors),
+        cmocka_unit_test(test_drop_sends_template_drop_and_words_a_refusal_for_the_cli),
         cmocka_unit_test(test_ensure_is_read_only_and_fails_when_not_built),
         cmocka_unit_test(test_run_sets_the_search_path_of_a_schema_lease),
         cmocka_unit_test(test_status_shows_templates_with_short_hashes_and_errors),

@@ -319,6 +319,7 @@ static void test_errcode_wire_names_are_the_documented_ones(void **state)
         {DBL_E_TOO_MANY_LEASES, "too_many_leases"},
         {DBL_E_TOO_MANY_CLIENTS, "too_many_clients"},
         {DBL_E_DISK_FULL, "disk_full"},
+        {DBL_E_TOO_MANY_TEMPLATES, "too_many_templates"},
     };
 
     assert_int_equal(sizeof(want) / sizeof(want[0]), DBL_E__COUNT - 1);
