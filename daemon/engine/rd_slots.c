@@ -169,6 +169,8 @@ static void on_slot_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud
     rd_engine_t *e = engine_of(s);
     if (ev == RSRV_DIED)
         e->ev.server_died(e->ev.ud);
+    if (ev == RSRV_DIED && msg)
+        snprintf(s->lost_why, sizeof s->lost_why, "%s", msg);
     s->engine = NULL; /* the server is gone */
     switch (s->state) {
     case SLOT_CREATING:
@@ -439,7 +441,6 @@ static void restart_later(rd_engine_t *e)
 
 static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *ud)
 {
-    (void)msg;
     rd_engine_t *e = ud;
     tpl_t *t = e->t;
     if (ev == RSRV_UP) {
@@ -451,6 +452,14 @@ static void on_shared_server(rsrv_t *r, rsrv_event_t ev, const char *msg, void *
     /* Its pending commands have failed already (their slots moved on). */
     if (ev == RSRV_DIED)
         e->ev.server_died(e->ev.ud);
+    /* Every holder hears why (its instance_down message). */
+    list_node_t *it, *tmp;
+    list_for_each(&t->pool->slots[SLOT_LEASED], it, tmp)
+    {
+        slot_t *s = list_entry(it, slot_t, node);
+        if (ev == RSRV_DIED && msg)
+            snprintf(s->lost_why, sizeof s->lost_why, "%s", msg);
+    }
     e->srv = NULL;
     restart_later(e);
     if (t->state == TPL_READY)

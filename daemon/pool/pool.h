@@ -40,6 +40,8 @@ struct slot {
     int db;          /* redis database number */
     void *lease;     /* owner while LEASED */
     void *engine;    /* engine's per-slot data, if any */
+    char lost_why[512]; /* why its server went away, in the server's words if it said any
+                         * (the holder's instance_down message); "" if unknown */
 };
 
 /* Engine hooks. Each starts async work and returns 0, later calling

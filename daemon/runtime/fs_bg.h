@@ -9,5 +9,9 @@
  * path is copied. Callers must not reuse the path for something new
  * (server dirs carry a per-run serial, so none does). */
 void fs_bg_rm_rf(uv_loop_t *loop, const char *path);
+/* The same, after keeping path/server.log as logs/name (rt_keep_log: the
+ * newest keep of them stay): a server that died leaves its evidence. */
+void fs_bg_keep_log_rm_rf(uv_loop_t *loop, const char *path, const char *logs, const char *name,
+                          int keep);
 
 #endif

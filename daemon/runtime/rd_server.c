@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proc.h"
 #include "rt_docker.h"
+#include "rt_logs.h"
 #include "safefs.h"
 #include "util.h"
 
@@ -81,8 +82,13 @@ static void gone(rsrv_t *r, rsrv_event_t ev, const char *msg)
     rdc_t *admin = r->admin;
     r->admin = NULL;
     rdc_close(admin); /* pending commands fail now, before the owner hears */
-    if (r->dir[0])
+    if (r->dir[0] && ev == RSRV_DIED && r->kept_log[0]) {
+        char logs[CFG_PATH];
+        util_path(logs, sizeof logs, "%s/logs", r->d->cfg.state_dir);
+        fs_bg_keep_log_rm_rf(r->d->loop, r->dir, logs, r->kept_log, r->d->cfg.dead_logs_kept);
+    } else if (r->dir[0]) {
         fs_bg_rm_rf(r->d->loop, r->dir);
+    }
     rsrv_cb cb = r->cb;
     r->cb = NULL;
     if (cb)
@@ -90,13 +96,23 @@ static void gone(rsrv_t *r, rsrv_event_t ev, const char *msg)
     uv_close((uv_handle_t *)&r->timer, timer_closed);
 }
 
-/* The process or container is gone, asked to or not. */
+/* The process or container is gone, asked to or not. Unasked, a process
+ * server's last words (a small bounded read of what it just wrote, here
+ * so they go out with the news) and where its log is kept go with it, as
+ * a PostgreSQL server's do. */
 static void exited(rsrv_t *r, int64_t status, int sig)
 {
-    char msg[160];
-    snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)", r->name,
-             (long long)status, sig);
+    char msg[1024], said[512] = "";
     bool asked = r->state == RSRV_STOPPING;
+    bool keep = !asked && r->dir[0] && r->d->cfg.dead_logs_kept > 0;
+    if (!asked && r->dir[0])
+        rt_log_evidence(r->dir, said, sizeof said);
+    if (keep)
+        rt_log_name(r->kept_log, sizeof r->kept_log, r->name);
+    snprintf(msg, sizeof msg, "redis-server %s exited (status %lld, signal %d)%s%.400s%s%.200s%s%s",
+             r->name, (long long)status, sig, said[0] ? ": " : "", said,
+             keep ? "; see " : "", keep ? r->d->cfg.state_dir : "", keep ? "/logs/" : "",
+             keep ? r->kept_log : "");
     if (!asked)
         log_warn("redis", "%s", msg);
     gone(r, asked ? RSRV_GONE : RSRV_DIED, msg);

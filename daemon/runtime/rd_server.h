@@ -59,6 +59,7 @@ struct rsrv {
     /* The owner's note: rdb_changes_since_last_save when the server was
      * last left empty (rd_slots.c compares it at the next release). */
     long long changes_mark;
+    char kept_log[128]; /* died: its log's name in <state>/logs ("" if not kept) */
 };
 
 /* How to start one. */

@@ -40,6 +40,22 @@ static int open_log(const char *dir)
     return fd;
 }
 
+/* Redis's own account of its end, from a warning line ("PID:M date # …"):
+ * the crash report's first line, an allocation that failed, a failed
+ * assertion. The text after "# ", or NULL. */
+static const char *redis_last_words(const char *line)
+{
+    static const char *const marks[] = {"crashed by signal", "Out Of Memory",
+                                        "ASSERTION FAILED", "Guru Meditation"};
+    const char *w = strstr(line, " # ");
+    if (!w || line[strspn(line, "0123456789")] != ':')
+        return NULL;
+    for (size_t k = 0; k < sizeof marks / sizeof marks[0]; k++)
+        if (strstr(w, marks[k]))
+            return w + 3;
+    return NULL;
+}
+
 /* The line from its severity on ("PANIC:  could not write…"), or NULL
  * when it is not one that explains a death. */
 static const char *telling(const char *line)
@@ -50,6 +66,9 @@ static const char *telling(const char *line)
         if (m && !strstr(m, "the database system is") && !strstr(m, "administrator command"))
             return m;
     }
+    const char *r = redis_last_words(line);
+    if (r)
+        return r;
     const char *e = strstr(line, ENOSPC_TEXT);
     if (!e)
         return NULL;
@@ -147,6 +166,11 @@ static int move_log(const char *dir, int logs_fd, const char *name)
                                                                        : 0;
     close(dirfd);
     return rc;
+}
+
+void rt_log_name(char *out, size_t len, const char *server)
+{
+    snprintf(out, len, "%010lld-%s.log", (long long)util_unix_now(), server);
 }
 
 int rt_keep_log(const char *dir, const char *logs, const char *name, int keep)

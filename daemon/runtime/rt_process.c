@@ -257,8 +257,7 @@ static void start_server(inst_t *i);
 /* The name the log of this start keeps if it ends badly (rt_keep_log). */
 static void name_kept_log(inst_t *i)
 {
-    snprintf(i->kept_log, sizeof i->kept_log, "%010lld-%s.log", (long long)util_unix_now(),
-             i->name);
+    rt_log_name(i->kept_log, sizeof i->kept_log, i->name);
 }
 static void copy_cache(inst_t *i);
 

@@ -431,10 +431,16 @@ static void on_lease_end(lease_t *l, lease_end_reason_t why, void *ud)
     json_object_object_add(ev, "lease", json_object_new_string(l->id));
     if (why == LEASE_INSTANCE_DOWN)
         json_object_object_add(ev, "kind", json_object_new_string(l->slot->pool->kind));
-    /* Why, in the server's own words when it said any (a full disk). */
-    if (why == LEASE_INSTANCE_DOWN && strcmp(l->slot->pool->kind, "postgres") == 0 && s->d->pg &&
-        s->d->pg->last_error[0])
-        json_object_object_add(ev, "message", json_object_new_string(s->d->pg->last_error));
+    /* Why, in the server's own words when it said any (a full disk, a
+     * crash): its slot's own server (Redis), else the instance's. */
+    const char *msg = NULL;
+    if (why == LEASE_INSTANCE_DOWN && l->slot->lost_why[0])
+        msg = l->slot->lost_why;
+    else if (why == LEASE_INSTANCE_DOWN && strcmp(l->slot->pool->kind, "postgres") == 0 &&
+             s->d->pg && s->d->pg->last_error[0])
+        msg = s->d->pg->last_error;
+    if (msg)
+        json_object_object_add(ev, "message", json_object_new_string(msg));
     sess_send(s, ev);
 }
 

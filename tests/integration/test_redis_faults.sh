@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Redis servers that die or hang while the daemon talks to them: killed with
-# commands in flight, SIGSTOPped, killed mid-rotation, or stopped while a
-# reply is pending. Slots never wedge, holders are told, SIGTERM finishes.
+# commands in flight, SIGSTOPped, crashed, killed mid-rotation, or stopped
+# while a reply is pending. Slots never wedge, holders are told (a crash
+# with its last words), SIGTERM finishes.
 source "$(dirname "$0")/lib.sh"
 command -v redis-server >/dev/null || { echo "SKIP: no redis-server (apt-get install redis-server)"; exit 77; }
 
@@ -47,6 +48,27 @@ test_sigstopped_server_is_given_up_and_its_holder_told() {
     close_conn holder
     sigterm_exits_within 15
     start_daemon "${FAST[@]}" "[redis]" "min_ready = 1" "max_total = 8"
+}
+
+# A redis-server that crashes leaves its evidence, as a PostgreSQL server
+# does: its last words (the crash line of its bug report) in the holder's
+# instance_down and the daemon's log, and its log kept in <state>/logs.
+test_a_crashed_server_says_why_and_keeps_its_log() {
+    open_conn holder
+    send holder '{"id":1,"op":"lease","kind":"redis"}'
+    port=$(reply_of holder 1 | jq -r .lease.port)
+    pid=$(server_pid "$port")
+    kill -SEGV "$pid"
+    wait_until 10 grep -q '"event":"instance_down"' "$T/holder.out" || fail "no instance_down event"
+    ev=$(grep instance_down "$T/holder.out" | head -n1)
+    jq -e '.message | test("crashed by signal: 11")' <<<"$ev" >/dev/null ||
+        fail "the event does not say how it died: $ev"
+    jq -e '.message | test("/logs/")' <<<"$ev" >/dev/null || fail "the event does not say where its log is: $ev"
+    grep -q "crashed by signal: 11" "$STATE/dbleased.log" || fail "the daemon's log does not say how it died"
+    kept() { grep -ql "crashed by signal" "$STATE"/logs/*.log 2>/dev/null; }
+    wait_until 10 kept || fail "the crashed server's log is not kept: $(ls -la "$STATE/logs" 2>&1)"
+    close_conn holder
+    wait_until 15 settled 1 || fail "pool did not recover: $("$DBLEASE" status --json | jq -c .pools)"
 }
 
 # Commands queued on the admin connection and unread by a server that is then
@@ -98,6 +120,8 @@ test_shared_server_killed_mid_rotation_ends_leases_and_recovers() {
     for id in "${ids[@]}"; do "$DBLEASE" release "$id"; done # CLIENT LIST, unread
     kill -9 "$pid"
     wait_until 10 grep -q '"event":"instance_down"' "$T/holder.out" || fail "no instance_down event"
+    grep instance_down "$T/holder.out" | head -n1 | jq -e '.message | test("redis-server .* exited")' \
+        >/dev/null || fail "the holder is not told why: $(grep instance_down "$T/holder.out")"
     wait_until 20 settled 2 || fail "slots wedged: $("$DBLEASE" status --json | jq -c .pools)"
     [ "$(lease_json | jq -r .port)" != "$port" ] || fail "a lease on the dead server"
     close_conn holder
