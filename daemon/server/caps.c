@@ -10,11 +10,9 @@
 
 typedef struct usage {
     uid_t uid;
-    int leases;    /* held: attached or detached */
-    int waiting;   /* lease requests queued for a database */
-    int clients;   /* connections, closing ones too: each holds its buffers */
-    int templates; /* client template names it owns (each name once) */
-    char names[256]; /* the first of them, ", "-separated */
+    int leases;  /* held: attached or detached */
+    int waiting; /* lease requests queued for a database */
+    int clients; /* connections, closing ones too: each holds its buffers */
 } usage_t;
 
 /* A client template name uid owns, counted once whatever its versions. */
@@ -23,6 +21,26 @@ static bool owns_name(dbld_t *d, const tpl_t *t, uid_t uid)
     if (t->source != TPL_CLIENT || t->state == TPL_RETIRING || t->owner_uid != uid)
         return false;
     return tpl_newest(d, t->kind, t->name) == t;
+}
+
+/* The client template names uid owns; the first of them into names
+ * (", "-separated) when given. Not on the lease path: only a new name
+ * and an admin's status count them. */
+static int templates_of(dbld_t *d, uid_t uid, char *names, size_t len)
+{
+    int n = 0;
+    size_t off = 0;
+    list_node_t *it, *tmp;
+    list_for_each(&d->templates, it, tmp)
+    {
+        const tpl_t *t = list_entry(it, tpl_t, node);
+        if (!owns_name(d, t, uid))
+            continue;
+        n++;
+        if (names && off < len)
+            off += (size_t)snprintf(names + off, len - off, "%s%s", off ? ", " : "", t->name);
+    }
+    return n;
 }
 
 static void add_usage(dbld_t *d, uid_t uid, usage_t *u)
@@ -40,17 +58,6 @@ static void add_usage(dbld_t *d, uid_t uid, usage_t *u)
             continue;
         u->clients++;
         u->waiting += (int)s->pending.count;
-    }
-    size_t off = 0;
-    list_for_each(&d->templates, it, tmp)
-    {
-        const tpl_t *t = list_entry(it, tpl_t, node);
-        if (!owns_name(d, t, uid))
-            continue;
-        u->templates++;
-        if (off < sizeof u->names)
-            off += (size_t)snprintf(u->names + off, sizeof u->names - off, "%s%s",
-                                    off ? ", " : "", t->name);
     }
 }
 
@@ -111,16 +118,16 @@ bool caps_admit_template(sess_t *s, json_object *id)
     int cap = d->cfg.max_templates_per_uid;
     if (cap == 0 || dbld_is_admin(d, s->uid))
         return true;
-    usage_t u;
-    add_usage(d, s->uid, &u);
-    if (u.templates < cap)
+    char names[256] = "";
+    int n = templates_of(d, s->uid, names, sizeof names);
+    if (n < cap)
         return true;
     sess_reply_error(s, id, DBL_E_TOO_MANY_TEMPLATES,
                      "uid %d owns %d client templates (%s), the most max_templates_per_uid "
                      "(%d) allows; drop one you no longer need (dblease template drop NAME), "
                      "migrate a new version of one of them instead, or ask whoever runs "
                      "dbleased to raise [daemon] max_templates_per_uid",
-                     (int)s->uid, u.templates, u.names, cap);
+                     (int)s->uid, n, names, cap);
     return false;
 }
 
@@ -145,7 +152,7 @@ static void add_uid(dbld_t *d, json_object *arr, uid_t uid)
     json_object_object_add(o, "leases", json_object_new_int(u.leases));
     json_object_object_add(o, "waiting", json_object_new_int(u.waiting));
     json_object_object_add(o, "clients", json_object_new_int(u.clients));
-    json_object_object_add(o, "templates", json_object_new_int(u.templates));
+    json_object_object_add(o, "templates", json_object_new_int(templates_of(d, uid, NULL, 0)));
     json_object_array_add(arr, o);
 }
 
