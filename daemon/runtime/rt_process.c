@@ -476,7 +476,9 @@ static void start_server(inst_t *i)
         /* shared memory in files inside the data dir, so a killed server
          * leaves nothing in /dev/shm */
         "-c", "dynamic_shared_memory_type=mmap"};
-    int n = 13;
+    int n = 0;
+    while (args[n]) /* after the fixed part; the rest of args is NULL */
+        n++;
     for (int k = 0; k < set.n; k++) {
         args[n++] = "-c";
         args[n++] = (char *)set.v[k];
